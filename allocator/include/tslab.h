@@ -1,0 +1,261 @@
+/* temporal-slab: a lock-free slab allocator for many small fixed-size objects.
+ *
+ * Contract in one paragraph: an allocator instance owns one address-space reservation per size
+ * class. Objects never move and slab memory is never unmapped while the instance lives, so a stale
+ * handle or pointer can be *checked* without ever faulting. Every object slot carries a
+ * generation; a handle names (instance, class, slot, generation), so a free through a handle that
+ * is stale, double, foreign or garbage is rejected with `false` and counted, and nothing else
+ * changes. The pointer API finds the slot from the address alone (no per-object header).
+ *
+ * Error convention: calls that return memory return NULL and set errno (EINVAL for a bad size or
+ * argument, ENOMEM when the OS refuses memory or a class reached its ceiling). Control calls
+ * return 0 or a negative errno value; tslab_strerror() names it.
+ *
+ * Thread safety: every call except tslab_create/tslab_destroy may be made from any number of
+ * threads at once on one instance. tslab_destroy must not race with any other call on the same
+ * instance; after it returns, handles and pointers of that instance must not be used.
+ */
+#ifndef TSLAB_H
+#define TSLAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TSLAB_STATIC_DEFINE)
+#define TSLAB_API
+#elif defined(__GNUC__)
+#define TSLAB_API __attribute__((visibility("default")))
+#else
+#define TSLAB_API
+#endif
+
+#define TSLAB_VERSION_MAJOR 1
+#define TSLAB_VERSION_MINOR 0
+#define TSLAB_VERSION_PATCH 0
+#define TSLAB_VERSION_STRING "1.0.0"
+
+/* ---------------------------------------------------------------------------------------------
+ * Limits
+ * ------------------------------------------------------------------------------------------- */
+#define TSLAB_CLASSES_MAX 64          /* size classes per instance */
+#define TSLAB_INSTANCES_MAX 1023      /* instances alive at once in one process */
+#define TSLAB_NAME_MAX 64             /* instance name, including the terminating NUL */
+#define TSLAB_OBJECT_MAX (1u << 20)   /* largest class size accepted in a config */
+#define TSLAB_GENERATION_BITS 22      /* a slot is reused 2^22 times before its generation wraps */
+#define TSLAB_CLASS_SLOTS_MAX (1u << 26) /* objects one class can hold at once */
+
+/* ---------------------------------------------------------------------------------------------
+ * Types
+ * ------------------------------------------------------------------------------------------- */
+typedef struct tslab tslab; /* an allocator instance (opaque) */
+
+/* An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API. */
+typedef uint64_t tslab_handle;
+#define TSLAB_HANDLE_NONE ((tslab_handle)0)
+
+/* The OS layer, injectable for tests (fault injection). Each call receives `ctx`.
+ * reserve:  address space of `size` bytes, not accessible, no memory committed; NULL on failure.
+ * commit:   make [p, p+size) readable and writable (zero-filled on first touch); 0 or -errno.
+ * decommit: hand the pages of [p, p+size) back to the OS, keeping the mapping; the next touch
+ *           reads zeros; 0 or -errno.
+ * release:  unmap a whole reservation (only at tslab_destroy or a failed tslab_create).
+ * Every size and address is a multiple of the page size. */
+typedef struct tslab_os {
+    void *(*reserve)(void *ctx, size_t size);
+    int (*commit)(void *ctx, void *p, size_t size);
+    int (*decommit)(void *ctx, void *p, size_t size);
+    void (*release)(void *ctx, void *p, size_t size);
+    void *ctx;
+} tslab_os;
+
+/* The real OS layer (mmap, mprotect, madvise, munmap); wrap it to inject faults. */
+TSLAB_API const tslab_os *tslab_os_default(void);
+
+/* Keep no empty slab cached at all (every emptied slab goes back to the OS at once). */
+#define TSLAB_CACHE_NONE SIZE_MAX
+
+/* Instance configuration. A zero field means "the default", so `tslab_config c = {0};` works. */
+typedef struct tslab_config {
+    const char *name;         /* metric label, copied; default "default"; < TSLAB_NAME_MAX bytes */
+    const uint32_t *sizes;    /* strictly ascending object sizes in bytes; default 64 96 128 192
+                                 256 384 512 768. A size that is not a multiple of 8 is rounded
+                                 up to one. */
+    size_t size_count;        /* entries in `sizes`, 1..TSLAB_CLASSES_MAX */
+    size_t slab_bytes;        /* target slab size, a power of two in [4 KiB, 4 MiB]; default
+                                 64 KiB. A class of larger objects gets one object per slab. */
+    size_t cache_slabs;       /* empty slabs kept per class for reuse; default 4;
+                                 TSLAB_CACHE_NONE for none. Beyond it pages go back to the OS. */
+    size_t class_max_bytes;   /* address space reserved per class, the most one class can hold;
+                                 default 1 GiB. Reserved, not committed: it costs no memory. */
+    const tslab_os *os;       /* default tslab_os_default() */
+} tslab_config;
+
+/* ---------------------------------------------------------------------------------------------
+ * Instances
+ * ------------------------------------------------------------------------------------------- */
+
+/* NULL config = all defaults. Returns NULL with errno EINVAL (bad config), ENOMEM (no address
+ * space or memory) or EMFILE (TSLAB_INSTANCES_MAX instances alive). */
+TSLAB_API tslab *tslab_create(const tslab_config *cfg);
+
+/* Releases every slab and all metadata. NULL is a no-op. */
+TSLAB_API void tslab_destroy(tslab *a);
+
+TSLAB_API const char *tslab_name(const tslab *a);
+
+/* Number of classes and the object size of class i (0 when i is out of range). */
+TSLAB_API size_t tslab_class_count(const tslab *a);
+TSLAB_API size_t tslab_class_size(const tslab *a, size_t i);
+
+/* ---------------------------------------------------------------------------------------------
+ * Handle API
+ * ------------------------------------------------------------------------------------------- */
+
+/* Allocates an object of the smallest class that holds `size` bytes and stores its handle in
+ * *out. NULL with errno EINVAL (size 0, larger than the largest class, or out NULL) or ENOMEM.
+ * The object is 16-byte aligned when its class size is a multiple of 16, else 8-byte aligned.
+ * Its contents are unspecified. */
+TSLAB_API void *tslab_alloc(tslab *a, size_t size, tslab_handle *out);
+
+/* Frees the object `h` names. Returns false, changing nothing but a rejection counter, when h is
+ * not a live object of this instance: double free, stale (the slot was reused since), foreign
+ * (another instance's), or invalid (any other value). Of two threads freeing one handle at once,
+ * exactly one gets true.
+ * Generation wrap: a slot's generation has TSLAB_GENERATION_BITS bits, so a handle kept past
+ * 2^22 reuses of its own slot may name the slot's current object again; until then stale
+ * handles are rejected exactly. */
+TSLAB_API bool tslab_free(tslab *a, tslab_handle h);
+
+/* The object's address when h is live, else NULL. A check, not a lock: the caller must know no
+ * other thread frees h meanwhile. */
+TSLAB_API void *tslab_handle_ptr(tslab *a, tslab_handle h);
+
+/* The handle of a live object given its start address, or TSLAB_HANDLE_NONE. */
+TSLAB_API tslab_handle tslab_ptr_handle(tslab *a, const void *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * malloc-style API (no header: the slot is found from the address)
+ * ------------------------------------------------------------------------------------------- */
+
+/* As tslab_alloc without the handle. Size 0: NULL, errno EINVAL. */
+TSLAB_API void *tslab_malloc(tslab *a, size_t size);
+/* Zeroed; n*size overflow gives NULL, errno ENOMEM (as calloc). */
+TSLAB_API void *tslab_calloc(tslab *a, size_t n, size_t size);
+/* realloc(a, NULL, n) is tslab_malloc. Same class: returns p. Else moves. On failure returns NULL
+ * and p is untouched. Size 0 or a p that is not a live object: NULL, errno EINVAL, p untouched. */
+TSLAB_API void *tslab_realloc(tslab *a, void *p, size_t size);
+/* Frees a live object by address. NULL: no-op, returns true. A pointer that is not the start of a
+ * live object of this instance (foreign, interior, double) is counted and ignored: false. */
+TSLAB_API bool tslab_free_ptr(tslab *a, void *p);
+/* The class size of a live object, else 0. */
+TSLAB_API size_t tslab_usable_size(tslab *a, const void *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Maintenance
+ * ------------------------------------------------------------------------------------------- */
+
+/* Returns the free slots this thread holds in its cache for `a` to their slabs, so slabs that
+ * became empty can be cached or released. Threads flush automatically when they exit. */
+TSLAB_API void tslab_flush(tslab *a);
+/* tslab_flush, then hands every cached empty slab's pages back to the OS. 0 or -errno (the first
+ * failure of the OS layer; the remaining slabs are still tried). */
+TSLAB_API int tslab_purge(tslab *a);
+
+TSLAB_API const char *tslab_strerror(int err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Statistics
+ *
+ * TSLAB_CLASS_STATS is the one list of per-class counters and gauges. The struct below, the
+ * core's per-thread counters and their merge, and the Prometheus names, HELP text and JSON keys of
+ * the telemetry library are all generated from it.
+ *
+ *   X(field, source, type, metric, label_key, label_value, help)
+ *     field     struct member and JSON key
+ *     source    THREAD: per-thread counter summed on read; CLASS: kept by the class under its
+ *               slow-path lock; DERIVED: computed at read time
+ *     type      COUNTER (monotonic) or GAUGE
+ *     metric    Prometheus family name after the "tslab_" prefix (counters end in _total)
+ *     label_key, label_value  an extra label distinguishing members of one family, or "" ""
+ *     help      HELP text of the family (repeated on every member so none can drift)
+ * ------------------------------------------------------------------------------------------- */
+#define TSLAB_CLASS_STATS(X)                                                                        \
+    X(allocations, THREAD, COUNTER, "allocations_total", "", "",                                    \
+      "Objects handed out, through either API.")                                                    \
+    X(frees, THREAD, COUNTER, "frees_total", "", "", "Objects freed, through either API.")         \
+    X(rejected_invalid, THREAD, COUNTER, "free_rejections_total", "reason", "invalid",              \
+      "Frees rejected and ignored, by reason.")                                                     \
+    X(rejected_stale, THREAD, COUNTER, "free_rejections_total", "reason", "stale",                  \
+      "Frees rejected and ignored, by reason.")                                                     \
+    X(rejected_double, THREAD, COUNTER, "free_rejections_total", "reason", "double",                \
+      "Frees rejected and ignored, by reason.")                                                     \
+    X(rejected_foreign, THREAD, COUNTER, "free_rejections_total", "reason", "foreign",              \
+      "Frees rejected and ignored, by reason.")                                                     \
+    X(slow_path, THREAD, COUNTER, "slow_path_total", "", "",                                        \
+      "Allocations and frees that left the thread-local fast path.")                                \
+    X(cache_lookups, CLASS, COUNTER, "slab_cache_lookups_total", "", "",                            \
+      "Times a class needed another slab and looked in its empty-slab cache.")                      \
+    X(cache_hits, CLASS, COUNTER, "slab_cache_hits_total", "", "",                                  \
+      "Slab-cache lookups served by a cached empty slab.")                                          \
+    X(cache_misses, CLASS, COUNTER, "slab_cache_misses_total", "", "",                              \
+      "Slab-cache lookups that took pages from the OS.")                                            \
+    X(cache_inserts, CLASS, COUNTER, "slab_cache_inserts_total", "", "",                            \
+      "Empty slabs kept in the cache for reuse.")                                                   \
+    X(cache_overflows, CLASS, COUNTER, "slab_cache_overflows_total", "", "",                        \
+      "Empty slabs whose pages went back to the OS because the cache was full.")                    \
+    X(partial_to_full, CLASS, COUNTER, "slab_transitions_total", "transition", "partial_to_full",   \
+      "Slabs moved between lists.")                                                                 \
+    X(full_to_partial, CLASS, COUNTER, "slab_transitions_total", "transition", "full_to_partial",   \
+      "Slabs moved between lists.")                                                                 \
+    X(os_failures, CLASS, COUNTER, "os_failures_total", "", "",                                     \
+      "Calls to the OS layer that failed (commit or decommit).")                                    \
+    X(slabs_partial, CLASS, GAUGE, "slabs", "state", "partial", "Slabs by state.")                  \
+    X(slabs_full, CLASS, GAUGE, "slabs", "state", "full", "Slabs by state.")                        \
+    X(slabs_cached, CLASS, GAUGE, "slabs", "state", "cached", "Slabs by state.")                    \
+    X(slabs_released, CLASS, GAUGE, "slabs", "state", "released", "Slabs by state.")                \
+    X(live_objects, DERIVED, GAUGE, "live_objects", "", "",                                         \
+      "Objects allocated and not yet freed.")                                                       \
+    X(resident_bytes, CLASS, GAUGE, "resident_bytes", "", "",                                       \
+      "Bytes of slabs and metadata not handed back to the OS.")                                     \
+    X(mapped_bytes, CLASS, GAUGE, "mapped_bytes", "", "",                                           \
+      "Bytes of slabs and metadata mapped read-write, including released slabs.")
+
+typedef struct tslab_class_stats {
+    uint64_t object_size;      /* class size in bytes (the metric label "class") */
+    uint64_t slab_bytes;       /* bytes of one slab */
+    uint64_t objects_per_slab;
+#define TSLAB__STATS_FIELD(field, source, type, metric, lk, lv, help) uint64_t field;
+    TSLAB_CLASS_STATS(TSLAB__STATS_FIELD)
+#undef TSLAB__STATS_FIELD
+} tslab_class_stats;
+
+#define TSLAB_STATS_VERSION 1
+
+/* A snapshot of one instance, read while it runs without stopping its fast path.
+ * Consistency: every COUNTER is monotonic across snapshots of one instance. Frees are summed
+ * before allocations, so live_objects = allocations - frees is never negative and overstates the
+ * true count by at most the allocations made while the snapshot was being read. Gauges are read
+ * one by one without a lock; each is exact at some instant during the read. */
+typedef struct tslab_stats {
+    uint32_t version;          /* TSLAB_STATS_VERSION */
+    uint32_t class_count;
+    char name[TSLAB_NAME_MAX];
+    uint64_t reserved_bytes;   /* address space reserved by the instance */
+    tslab_class_stats classes[TSLAB_CLASSES_MAX];
+    /* Rejected frees that name no class of this instance (a pointer outside it, a handle whose
+     * class bits are out of range). Only the rejected_* fields are used. */
+    tslab_class_stats unattributed;
+} tslab_stats;
+
+/* Fills *out. 0, or -EINVAL when a or out is NULL. */
+TSLAB_API int tslab_stats_read(tslab *a, tslab_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TSLAB_H */
