@@ -1,0 +1,128 @@
+/* Allocation. The fast path pops a slot index from the calling thread's cache: no lock, no
+ * atomic read-modify-write (the slot is exclusively the thread's), one store to its state word.
+ * Everything else (first use, empty cache, size outside the table, bad arguments) leaves through
+ * one unlikely branch to alloc_slow. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Hands out the top slot of t; the caller checked t->count > 0. */
+static inline void *take(tslab *a, tslab__class *c, tslab__tclass *t, tslab_handle *out)
+{
+    uint32_t idx = t->slots[--t->count];
+    _Atomic uint32_t *st = &c->state[idx];
+    /* FREE words change only under their owner, which is us: a load and a store suffice.
+     * Release pairs with the acquire of tslab_handle_ptr and of a CAS in a concurrent free. */
+    uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
+    atomic_store_explicit(st, s | TSLAB__LIVE, memory_order_release);
+    tslab__bump(&t->tc.allocations);
+    char *p = tslab__slot_addr(c, idx);
+    if (tslab_config_sanitize)
+        tslab__san_alloc(c, p);
+    *out = tslab__handle_make(a->tag, c->index, idx, tslab__state_gen(s));
+    return p;
+}
+
+static TSLAB_NOINLINE void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
+{
+    if (a == NULL || out == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int ci = tslab__class_of_size(a, size);
+    if (ci < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    tslab__tcache *tc = tslab__tcache_get(a);
+    if (tc == NULL)
+        return NULL; /* errno set */
+    tslab__class *c = &a->cls[ci];
+    tslab__tclass *t = &tc->cls[ci];
+    tslab__bump(&t->tc.slow_path);
+    if (t->count == 0) {
+        uint32_t n = tslab__slab_refill(a, c, t->slots, c->batch);
+        if (n == 0)
+            return NULL; /* errno ENOMEM */
+        t->count = n;
+    }
+    return take(a, c, t, out);
+}
+
+static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
+{
+    size_t k = size - 1; /* size 0 wraps and takes the slow path */
+    tslab__tls_entry *m = tslab__tls;
+    if (tslab_likely(k < a->lut_limit && m != NULL && m[a->tag].uid == a->uid)) {
+        uint32_t ci = a->lut[k >> 3];
+        tslab__tclass *t = &m[a->tag].tc->cls[ci];
+        if (tslab_likely(t->count != 0))
+            return take(a, &a->cls[ci], t, out);
+    }
+    return alloc_slow(a, size, out);
+}
+
+void *tslab_alloc(tslab *a, size_t size, tslab_handle *out)
+{
+    if (tslab_unlikely(out == NULL))
+        return alloc_slow(a, size, out);
+    return alloc_fast(a, size, out);
+}
+
+void *tslab_malloc(tslab *a, size_t size)
+{
+    tslab_handle h;
+    return alloc_fast(a, size, &h);
+}
+
+void *tslab_calloc(tslab *a, size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = tslab_malloc(a, bytes);
+    if (p != NULL)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void *tslab_realloc(tslab *a, void *p, size_t size)
+{
+    if (p == NULL)
+        return tslab_malloc(a, size);
+    if (a == NULL || size == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t ci;
+    int reason;
+    int64_t idx = tslab__ptr_slot(a, p, &ci, &reason);
+    if (idx < 0) {
+        tslab__reject(a, ci, reason);
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t s = atomic_load_explicit(&a->cls[ci].state[idx], memory_order_acquire);
+    if (!(s & TSLAB__LIVE)) {
+        tslab__reject(a, ci, tslab__state_gen(s) == 0 ? TSLAB__REJ_INVALID : TSLAB__REJ_DOUBLE);
+        errno = EINVAL;
+        return NULL;
+    }
+    int want = tslab__class_of_size(a, size);
+    if (want < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((uint32_t)want == ci)
+        return p;
+    void *n = tslab_malloc(a, size);
+    if (n == NULL)
+        return NULL;
+    size_t old = a->cls[ci].size;
+    memcpy(n, p, old < size ? old : size);
+    tslab_free_ptr(a, p);
+    return n;
+}

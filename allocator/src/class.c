@@ -1,0 +1,81 @@
+/* Size-class geometry: how a class lays out its slabs, spans and metadata. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t log2_floor(uint64_t x) { return 63u - (uint32_t)__builtin_clzll(x); }
+static uint32_t log2_ceil(uint64_t x) { return x <= 1 ? 0 : log2_floor(x - 1) + 1; }
+
+int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, size_t slab_target,
+                      size_t class_max_bytes)
+{
+    memset(c, 0, sizeof *c);
+    c->index = index;
+    c->size = size;
+    c->slot_shift = size >= slab_target ? 0 : log2_floor(slab_target / size);
+    c->per_slab = 1u << c->slot_shift;
+    size_t slab_bytes = ((size_t)c->per_slab * size + a->page - 1) / a->page * a->page;
+    c->slab_bytes = (uint32_t)slab_bytes;
+    c->span_shift = log2_ceil(slab_bytes);
+    /* Objects start at 0, size, 2*size... within a span; the reciprocal turns the offset into a
+     * slot with one multiply. It is exact for every multiple of size below 2^24 (spans are at
+     * most 4 MiB); for other offsets the caller's q * size == off check fails either way. */
+    c->div_magic = ((uint64_t)1 << 40) / size + 1;
+    c->bitmap_words = (c->per_slab + 63) / 64;
+
+    uint64_t by_bytes = class_max_bytes >> c->span_shift;
+    uint64_t by_index = (uint64_t)TSLAB_CLASS_SLOTS_MAX >> c->slot_shift;
+    uint64_t max_slabs = by_bytes < by_index ? by_bytes : by_index;
+    if (max_slabs == 0)
+        return -EINVAL;
+    c->max_slabs = (uint32_t)max_slabs;
+
+    /* A thread keeps about 256 KiB of a class, between 4 and 64 slots, moved in half-batches. */
+    uint32_t cap = (uint32_t)((256u * 1024u) / size);
+    c->tcache_cap = cap < 4 ? 4 : cap > 64 ? 64 : cap;
+    c->batch = c->tcache_cap / 2;
+
+    c->partial.head = c->cached.head = c->released.head = TSLAB__NIL;
+    if (pthread_mutex_init(&c->lock, NULL) != 0)
+        return -ENOMEM;
+    int r;
+    /* The object region is carved out of the instance's single reservation by tslab_create. */
+    c->objects.reserved = (size_t)max_slabs << c->span_shift;
+    if ((r = tslab__area_reserve(a, &c->meta_state, max_slabs * c->per_slab * 4)) != 0 ||
+        (r = tslab__area_reserve(a, &c->meta_slab, max_slabs * sizeof(tslab__slab))) != 0 ||
+        (r = tslab__area_reserve(a, &c->meta_bits, max_slabs * c->bitmap_words * 8)) != 0)
+        return r;
+    c->state = (_Atomic uint32_t *)(void *)c->meta_state.base;
+    c->slabs = (tslab__slab *)(void *)c->meta_slab.base;
+    c->bits = (uint64_t *)(void *)c->meta_bits.base;
+    if (tslab_config_quarantine) {
+        c->quarantine = calloc(TSLAB_QUARANTINE_SLOTS, sizeof(uint32_t));
+        if (c->quarantine == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void tslab__class_fini(tslab *a, tslab__class *c)
+{
+    tslab__area_release(a, &c->meta_state);
+    tslab__area_release(a, &c->meta_slab);
+    tslab__area_release(a, &c->meta_bits);
+    free(c->quarantine);
+    c->quarantine = NULL;
+    pthread_mutex_destroy(&c->lock);
+}
+
+int tslab__class_of_size(const tslab *a, size_t size)
+{
+    if (size - 1 < a->lut_limit)
+        return a->lut[(size - 1) >> 3];
+    if (size == 0 || size > a->max_size)
+        return -1;
+    for (uint32_t i = 0; i < a->nclasses; i++)
+        if (a->cls[i].size >= size)
+            return (int)i;
+    return -1;
+}

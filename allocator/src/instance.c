@@ -1,0 +1,243 @@
+/* Instances: configuration, the process-wide registry of live instances, fork safety. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint32_t default_sizes[] = {64, 96, 128, 192, 256, 384, 512, 768};
+#define DEFAULT_SLAB_BYTES ((size_t)64 * 1024)
+#define DEFAULT_CACHE_SLABS 4
+#define DEFAULT_CLASS_MAX_BYTES ((size_t)1 << 30)
+
+/* The registry maps tag -> live instance. Entries are written under `registry_lock` and read
+ * with acquire loads by rejection paths that only need to know whether a tag is live. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(tslab *) registry[TSLAB_INSTANCES_MAX + 1];
+static uint32_t registry_cursor; /* next tag to try: ids are reused round-robin, as late as possible */
+static uint64_t registry_uid;    /* guarded by registry_lock */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+void tslab__registry_lock(void) { pthread_mutex_lock(&registry_lock); }
+void tslab__registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
+
+tslab *tslab__registry_get(uint32_t tag)
+{
+    if (tag == 0 || tag > TSLAB_INSTANCES_MAX)
+        return NULL;
+    return atomic_load_explicit(&registry[tag], memory_order_acquire);
+}
+
+bool tslab__tag_is_live(uint32_t tag, const tslab *self)
+{
+    tslab *o = tslab__registry_get(tag);
+    return o != NULL && o != self;
+}
+
+/* fork(): take every lock in the global order so the child inherits none held by a thread that
+ * does not exist there. Caches of the parent's other threads stay attached to their instances in
+ * the child; their slots are simply never used there. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
+        tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
+        if (a == NULL)
+            continue;
+        pthread_mutex_lock(&a->tc_lock);
+        for (uint32_t i = 0; i < a->nclasses; i++)
+            pthread_mutex_lock(&a->cls[i].lock);
+    }
+}
+
+static void fork_release(void)
+{
+    for (uint32_t t = TSLAB_INSTANCES_MAX; t >= 1; t--) {
+        tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
+        if (a == NULL)
+            continue;
+        for (uint32_t i = a->nclasses; i-- > 0;)
+            pthread_mutex_unlock(&a->cls[i].lock);
+        pthread_mutex_unlock(&a->tc_lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_install(void) { pthread_atfork(fork_prepare, fork_release, fork_release); }
+
+static int validate(const tslab_config *cfg, const uint32_t **sizes, size_t *n)
+{
+    *sizes = cfg->sizes ? cfg->sizes : default_sizes;
+    *n = cfg->sizes ? cfg->size_count : sizeof default_sizes / sizeof default_sizes[0];
+    if (*n == 0 || *n > TSLAB_CLASSES_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < *n; i++) {
+        uint32_t s = (*sizes)[i];
+        if (s == 0 || s > TSLAB_OBJECT_MAX || (i > 0 && s <= (*sizes)[i - 1]))
+            return -EINVAL;
+        /* Rounding to 8 must not make two classes equal. */
+        if (i > 0 && ((s + 7) & ~7u) == (((*sizes)[i - 1] + 7) & ~7u))
+            return -EINVAL;
+    }
+    size_t sb = cfg->slab_bytes;
+    if (sb != 0 && (sb < 4096 || sb > ((size_t)4 << 20) || (sb & (sb - 1)) != 0))
+        return -EINVAL;
+    if (cfg->name != NULL && strlen(cfg->name) >= TSLAB_NAME_MAX)
+        return -EINVAL;
+    return 0;
+}
+
+static void destroy_classes(tslab *a, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        tslab__class_fini(a, &a->cls[i]);
+    tslab__area_release(a, &a->region);
+}
+
+tslab *tslab_create(const tslab_config *cfg)
+{
+    static const tslab_config defaults;
+    if (cfg == NULL)
+        cfg = &defaults;
+    const uint32_t *sizes;
+    size_t n;
+    int r = validate(cfg, &sizes, &n);
+    if (r != 0) {
+        errno = -r;
+        return NULL;
+    }
+    pthread_once(&atfork_once, atfork_install);
+
+    tslab *a = calloc(1, sizeof *a + n * sizeof(tslab__class));
+    if (a == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    a->retired = calloc(n + 1, sizeof(tslab__tcounters));
+    if (a->retired == NULL || pthread_mutex_init(&a->tc_lock, NULL) != 0) {
+        free(a->retired);
+        free(a);
+        errno = ENOMEM;
+        return NULL;
+    }
+    a->os = cfg->os ? cfg->os : tslab_os_default();
+    a->page = tslab__os_page_size();
+    a->nclasses = (uint32_t)n;
+    a->cache_slabs = cfg->cache_slabs == 0                  ? DEFAULT_CACHE_SLABS
+                     : cfg->cache_slabs == TSLAB_CACHE_NONE ? 0
+                                                            : cfg->cache_slabs;
+    strcpy(a->name, cfg->name ? cfg->name : "default");
+    size_t slab_target = cfg->slab_bytes ? cfg->slab_bytes : DEFAULT_SLAB_BYTES;
+    size_t class_max = cfg->class_max_bytes ? cfg->class_max_bytes : DEFAULT_CLASS_MAX_BYTES;
+
+    uint32_t done = 0;
+    for (; done < n; done++) {
+        uint32_t size = (sizes[done] + 7) & ~7u;
+        r = tslab__class_init(a, &a->cls[done], done, size, slab_target, class_max);
+        if (r != 0) {
+            done++; /* the failed class holds a lock and maybe reservations: finish it too */
+            break;
+        }
+    }
+    if (r != 0) {
+        destroy_classes(a, done);
+        pthread_mutex_destroy(&a->tc_lock);
+        free(a->retired);
+        free(a);
+        errno = -r;
+        return NULL;
+    }
+    size_t stride = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (a->cls[i].objects.reserved > stride)
+            stride = a->cls[i].objects.reserved;
+    a->region_shift = 63u - (uint32_t)__builtin_clzll(stride);
+    if (((size_t)1 << a->region_shift) < stride)
+        a->region_shift++;
+    if (n << a->region_shift >> a->region_shift != n ||
+        (r = tslab__area_reserve(a, &a->region, n << a->region_shift)) != 0) {
+        destroy_classes(a, n);
+        pthread_mutex_destroy(&a->tc_lock);
+        free(a->retired);
+        free(a);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        a->cls[i].objects.base = a->region.base + ((size_t)i << a->region_shift);
+        a->cls[i].base = a->cls[i].objects.base;
+    }
+    a->max_size = a->cls[n - 1].size;
+    a->lut_limit = a->max_size < sizeof a->lut * 8 ? a->max_size : sizeof a->lut * 8;
+    for (size_t s = 1, c = 0; s <= a->lut_limit; s += 8) {
+        while (a->cls[c].size < s)
+            c++;
+        a->lut[(s - 1) >> 3] = (uint8_t)c;
+    }
+
+    pthread_mutex_lock(&registry_lock);
+    uint32_t tag = 0;
+    for (uint32_t k = 0; k < TSLAB_INSTANCES_MAX; k++) {
+        uint32_t t = (registry_cursor + k) % TSLAB_INSTANCES_MAX + 1;
+        if (atomic_load_explicit(&registry[t], memory_order_relaxed) == NULL) {
+            tag = t;
+            break;
+        }
+    }
+    if (tag != 0) {
+        registry_cursor = tag % TSLAB_INSTANCES_MAX;
+        a->tag = tag;
+        a->uid = ++registry_uid;
+        atomic_store_explicit(&registry[tag], a, memory_order_release);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (tag == 0) {
+        destroy_classes(a, a->nclasses);
+        pthread_mutex_destroy(&a->tc_lock);
+        free(a->retired);
+        free(a);
+        errno = EMFILE;
+        return NULL;
+    }
+    return a;
+}
+
+void tslab_destroy(tslab *a)
+{
+    if (a == NULL)
+        return;
+    /* Unregistering under the registry lock orders us after any exiting thread that is still
+     * flushing into `a` (it holds the lock) and before any that would start (it checks first). */
+    pthread_mutex_lock(&registry_lock);
+    atomic_store_explicit(&registry[a->tag], NULL, memory_order_release);
+    tslab__tcache_destroy_all(a);
+    pthread_mutex_unlock(&registry_lock);
+    destroy_classes(a, a->nclasses);
+    pthread_mutex_destroy(&a->tc_lock);
+    free(a->retired);
+    free(a);
+}
+
+const char *tslab_name(const tslab *a) { return a ? a->name : NULL; }
+size_t tslab_class_count(const tslab *a) { return a ? a->nclasses : 0; }
+size_t tslab_class_size(const tslab *a, size_t i)
+{
+    return a && i < a->nclasses ? a->cls[i].size : 0;
+}
+
+const char *tslab_strerror(int err)
+{
+    if (err < 0)
+        err = -err;
+    switch (err) {
+    case 0: return "success";
+    case EINVAL: return "invalid argument or configuration";
+    case ENOMEM: return "out of memory or address space";
+    case EMFILE: return "too many allocator instances";
+    case EADDRINUSE: return "address already in use";
+    case EALREADY: return "already started";
+    case EACCES: return "permission denied";
+    case EIO: return "I/O error";
+    default: return strerror(err);
+    }
+}

@@ -1,0 +1,314 @@
+/* The map of the core: shared structures, the handle layout, and the prototypes of every
+ * internal function, grouped under the file that defines it.
+ *
+ * Design in brief (README.md "Design" has the long form):
+ * - Each class owns one address-space reservation, cut into power-of-two "spans"; slab i lives at
+ *   the start of span i. A pointer maps to (class, slab, slot) by arithmetic alone, and a slot
+ *   index maps to an address the same way, so no lookup ever dereferences caller-supplied memory.
+ * - Metadata (per-slot state words, slab descriptors, free bitmaps) lives in separate reservations
+ *   that are committed as the class grows and never decommitted, so madvise cannot zero it and an
+ *   overflowing object cannot reach it.
+ * - A slot is owned by exactly one of: its slab (bit set in the slab's free bitmap, under the
+ *   class lock), one thread's cache (an index in that thread's stack), or the user (state word
+ *   LIVE). Ownership moves slab -> thread cache in batches under the class lock, thread cache ->
+ *   user on alloc (no atomic RMW: the slot is exclusively the thread's), user -> thread cache on
+ *   free (one CAS on the state word, which is what makes double and racing frees exact), and
+ *   thread cache -> slab in batches under the class lock.
+ * - A slab is recycled only when its bitmap is full, i.e. every slot is owned by the slab: no
+ *   thread can be allocating from it, so there is no "stale current slab" to race with.
+ */
+#ifndef TSLAB_INTERNAL_H
+#define TSLAB_INTERNAL_H
+
+#include "tslab.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define tslab_likely(x) __builtin_expect(!!(x), 1)
+#define tslab_unlikely(x) __builtin_expect(!!(x), 0)
+#define TSLAB_NOINLINE __attribute__((noinline))
+#define TSLAB_COLD __attribute__((cold, noinline))
+
+/* ---- Compile-time knobs: defaulted here, tested as constants so every variant compiles ---- */
+#ifndef TSLAB_COUNTERS
+#define TSLAB_COUNTERS 1 /* per-thread counters on the fast path; 0 only to measure their cost */
+#endif
+#ifndef TSLAB_VALGRIND
+#define TSLAB_VALGRIND 0 /* memcheck client requests describing objects as heap blocks */
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TSLAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TSLAB_ASAN 1
+#endif
+#endif
+#ifndef TSLAB_ASAN
+#define TSLAB_ASAN 0
+#endif
+static const bool tslab_config_counters = TSLAB_COUNTERS;
+/* Freed slots wait in a per-class FIFO before reuse so that a use-after-free hits poisoned
+ * memory rather than the next owner's object. */
+static const bool tslab_config_quarantine = TSLAB_ASAN || TSLAB_VALGRIND;
+/* Describe objects to ASan or memcheck (poison free slots, heap blocks). */
+static const bool tslab_config_sanitize = TSLAB_ASAN || TSLAB_VALGRIND;
+#define TSLAB_QUARANTINE_SLOTS 256
+
+/* ---- Handle layout (internal; the public contract is only "opaque, 0 invalid") ----
+ *   bits  0..21  generation of the slot when it was handed out
+ *   bits 22..47  slot index within the class (slab << slot_shift | slot)
+ *   bits 48..53  class index
+ *   bits 54..63  instance tag, 1..TSLAB_INSTANCES_MAX (0 never used, so handle 0 is invalid) */
+#define TSLAB__GEN_BITS TSLAB_GENERATION_BITS
+#define TSLAB__IDX_BITS 26
+#define TSLAB__CLS_BITS 6
+#define TSLAB__TAG_BITS 10
+#define TSLAB__GEN_MASK ((UINT32_C(1) << TSLAB__GEN_BITS) - 1)
+#define TSLAB__IDX_MASK ((UINT32_C(1) << TSLAB__IDX_BITS) - 1)
+#define TSLAB__CLS_SHIFT (TSLAB__GEN_BITS + TSLAB__IDX_BITS)
+#define TSLAB__TAG_SHIFT (TSLAB__CLS_SHIFT + TSLAB__CLS_BITS)
+
+_Static_assert(TSLAB__GEN_BITS + TSLAB__IDX_BITS + TSLAB__CLS_BITS + TSLAB__TAG_BITS == 64,
+               "handle layout must fill 64 bits");
+_Static_assert((1u << TSLAB__CLS_BITS) >= TSLAB_CLASSES_MAX, "class bits");
+_Static_assert((1u << TSLAB__TAG_BITS) > TSLAB_INSTANCES_MAX, "tag bits");
+_Static_assert((UINT32_C(1) << TSLAB__IDX_BITS) == TSLAB_CLASS_SLOTS_MAX, "index bits");
+
+/* Slot state word: bit 0 LIVE, bits 1..22 generation. Only a CAS from a LIVE value may change a
+ * word that is not yours; a FREE word is changed only by the thread that owns the slot. */
+#define TSLAB__LIVE 1u
+static inline uint32_t tslab__state_gen(uint32_t s) { return s >> 1; }
+static inline uint32_t tslab__state_freed(uint32_t gen)
+{
+    return ((gen + 1) & TSLAB__GEN_MASK) << 1;
+}
+
+static inline tslab_handle tslab__handle_make(uint32_t tag, uint32_t cls, uint32_t idx,
+                                              uint32_t gen)
+{
+    return ((uint64_t)tag << TSLAB__TAG_SHIFT) | ((uint64_t)cls << TSLAB__CLS_SHIFT) |
+           ((uint64_t)idx << TSLAB__GEN_BITS) | gen;
+}
+
+/* ---- Per-thread counters: generated from the public list (THREAD rows only) ---- */
+#define TSLAB__SRC_THREAD(x) x
+#define TSLAB__SRC_CLASS(x)
+#define TSLAB__SRC_DERIVED(x)
+#define TSLAB__ONLY_CLASS_THREAD(x)
+#define TSLAB__ONLY_CLASS_CLASS(x) x
+#define TSLAB__ONLY_CLASS_DERIVED(x)
+
+typedef struct tslab__tcounters {
+#define TSLAB__TFIELD(f, src, ...) TSLAB__SRC_##src(_Atomic uint64_t f;)
+    TSLAB_CLASS_STATS(TSLAB__TFIELD)
+#undef TSLAB__TFIELD
+} tslab__tcounters;
+
+/* Class-kept counters and gauges: written under the class lock, read without it. */
+typedef struct tslab__ccounters {
+#define TSLAB__CFIELD(f, src, ...) TSLAB__ONLY_CLASS_##src(_Atomic uint64_t f;)
+    TSLAB_CLASS_STATS(TSLAB__CFIELD)
+#undef TSLAB__CFIELD
+} tslab__ccounters;
+
+/* Single-writer increment: the owning thread is the only writer, so a load and a store suffice
+ * (no lock prefix). Release so that a reader that sees a later free count also sees the
+ * allocation count that happened before it on another thread (see tslab_stats_read). */
+static inline void tslab__bump(_Atomic uint64_t *c)
+{
+    if (tslab_config_counters)
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                              memory_order_release);
+}
+/* Increment of a class-kept counter; the caller holds the class lock (single writer). */
+static inline void tslab__cadd(_Atomic uint64_t *c, int64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)d,
+                          memory_order_relaxed);
+}
+
+/* ---- Slabs ---- */
+enum { TSLAB__SLAB_FRESH, TSLAB__SLAB_PARTIAL, TSLAB__SLAB_FULL, TSLAB__SLAB_CACHED,
+       TSLAB__SLAB_RELEASING, TSLAB__SLAB_RELEASED, TSLAB__SLAB_EMPTY };
+#define TSLAB__NIL UINT32_MAX
+
+/* Slab descriptor; every field is guarded by the class lock. */
+typedef struct tslab__slab {
+    uint32_t nfree;       /* bits set in the free bitmap (slots owned by the slab) */
+    uint32_t prev, next;  /* list links (slab indices) */
+    uint16_t state;
+    uint16_t hint;        /* first bitmap word that may have a set bit */
+} tslab__slab;
+
+/* A reservation whose prefix is committed as it grows. */
+typedef struct tslab__area {
+    char *base;
+    size_t reserved;
+    size_t committed;
+} tslab__area;
+
+typedef struct tslab__list {
+    uint32_t head;
+    uint32_t count;
+} tslab__list;
+
+/* One size class. The first block is read-only after create and read by the fast paths. */
+typedef struct tslab__class {
+    char *base;                   /* object region: span i at base + (i << span_shift) */
+    _Atomic uint32_t *state;      /* one word per slot index */
+    uint32_t size;                /* object size (multiple of 8) */
+    uint32_t slot_shift;          /* log2(objects per slab) */
+    uint32_t span_shift;          /* log2(bytes between slab starts) */
+    uint32_t index;               /* class index in the instance */
+    uint64_t div_magic;           /* offset-in-slab / size == (off * div_magic) >> 32 */
+    uint32_t per_slab;            /* objects per slab, 1 << slot_shift */
+    uint32_t slab_bytes;          /* committed bytes per slab (page multiple <= span) */
+    uint32_t tcache_cap;          /* slots a thread cache holds for this class */
+    uint32_t batch;               /* slots moved per refill / drain */
+    uint32_t bitmap_words;        /* 64-bit words of free bitmap per slab */
+    uint32_t max_slabs;
+
+    /* Published slot count: slot indices below it have committed metadata. Release-stored
+     * after the metadata is committed, acquire-loaded before any state word is read. */
+    _Alignas(64) _Atomic uint32_t nslots;
+
+    _Alignas(64) pthread_mutex_t lock; /* guards everything below */
+    tslab__area objects;               /* the object region */
+    tslab__area meta_state, meta_slab, meta_bits;
+    tslab__slab *slabs;
+    uint64_t *bits;
+    uint32_t nslabs;                   /* slabs ever committed */
+    tslab__list partial, cached, released;
+    uint32_t *quarantine;              /* ring of TSLAB_QUARANTINE_SLOTS (sanitizer builds) */
+    uint32_t q_head, q_count;
+    tslab__ccounters cc;
+} tslab__class;
+
+/* ---- Thread caches ---- */
+typedef struct tslab__tclass {
+    uint32_t count;
+    uint32_t cap;
+    uint32_t *slots; /* cap entries, LIFO */
+    tslab__tcounters tc;
+} tslab__tclass;
+
+/* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the
+ * thread's exit); used only by its thread, except for counter reads by tslab_stats_read. */
+typedef struct tslab__tcache {
+    struct tslab__tcache *prev, *next; /* the instance's list, guarded by tslab.tc_lock */
+    tslab *owner;
+    uint64_t uid;
+    tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
+} tslab__tcache;
+
+/* Per-thread map from instance id to that thread's cache; uid detects a reused id. */
+typedef struct tslab__tls_entry {
+    uint64_t uid;
+    tslab__tcache *tc;
+} tslab__tls_entry;
+
+extern __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
+
+/* ---- The instance ---- */
+struct tslab {
+    /* read-only after create */
+    uint32_t tag;           /* 1..TSLAB_INSTANCES_MAX; also index + 1 into the tls map */
+    uint32_t nclasses;
+    uint64_t uid;           /* never reused within the process */
+    size_t lut_limit;       /* sizes 1..lut_limit are looked up in lut */
+    size_t max_size;
+    const tslab_os *os;
+    size_t page;
+    uint8_t lut[512];       /* class of size s is lut[(s - 1) >> 3] */
+    char name[TSLAB_NAME_MAX];
+    size_t cache_slabs;
+    size_t reserved_bytes;
+    /* Object regions: class i at region.base + (i << region_shift), so a pointer's class is one
+     * shift away and a pointer outside [base, base + reserved) is not ours. */
+    tslab__area region;
+    uint32_t region_shift;
+
+    pthread_mutex_t tc_lock; /* guards the tcache list and `retired` */
+    tslab__tcache *tcaches;
+    tslab__tcounters *retired; /* counters of exited threads, class_count + 1 entries */
+
+    tslab__class cls[];
+};
+
+/* ---- os.c: the only file that calls mmap/mprotect/madvise/munmap ---- */
+size_t tslab__os_page_size(void);
+/* Commit [area.committed, need) rounded up to pages; 0 or -errno. Caller holds the class lock. */
+int tslab__area_grow(tslab *a, tslab__area *ar, size_t need);
+int tslab__area_reserve(tslab *a, tslab__area *ar, size_t bytes);
+void tslab__area_release(tslab *a, tslab__area *ar);
+/* Hands pages back to the OS, keeping the mapping; 0 or -errno. */
+int tslab__area_decommit(tslab *a, void *p, size_t size);
+
+/* ---- class.c: size-class geometry ---- */
+int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, size_t slab_bytes,
+                      size_t class_max_bytes);
+void tslab__class_fini(tslab *a, tslab__class *c);
+/* Smallest class holding `size`, or -1. */
+int tslab__class_of_size(const tslab *a, size_t size);
+
+/* ---- slab.c: slab lists, refill and drain (the slow path) ---- */
+/* Moves up to c->batch free slots into `out`; returns how many (0 with errno ENOMEM). */
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint32_t *out, uint32_t want);
+/* Returns n slot indices to their slabs; empty slabs are cached or released. */
+void tslab__slab_drain(tslab *a, tslab__class *c, const uint32_t *idx, uint32_t n);
+/* Sanitizer builds: parks a freed slot; returns the slot it evicts, or TSLAB__NIL. */
+uint32_t tslab__quarantine_push(tslab__class *c, uint32_t idx);
+int tslab__slab_purge(tslab *a, tslab__class *c);
+
+/* ---- tcache.c: thread caches ---- */
+/* The calling thread's cache for `a`, created on first use; NULL (errno ENOMEM) if it cannot be. */
+tslab__tcache *tslab__tcache_bind(tslab *a);
+void tslab__tcache_flush(tslab *a, tslab__tcache *tc);
+/* Frees every cache of `a` (tslab_destroy). */
+void tslab__tcache_destroy_all(tslab *a);
+
+static inline tslab__tcache *tslab__tcache_get(tslab *a)
+{
+    tslab__tls_entry *m = tslab__tls;
+    if (tslab_likely(m != NULL)) {
+        tslab__tls_entry *e = &m[a->tag];
+        if (tslab_likely(e->uid == a->uid))
+            return e->tc;
+    }
+    return tslab__tcache_bind(a);
+}
+
+/* ---- instance.c: instances, registry, fork safety ---- */
+/* True when `tag` names a live instance other than `self`. */
+bool tslab__tag_is_live(uint32_t tag, const tslab *self);
+/* Global lock ordering: registry lock, then tc_lock, then class locks. */
+void tslab__registry_lock(void);
+void tslab__registry_unlock(void);
+tslab *tslab__registry_get(uint32_t tag);
+
+/* ---- free.c ---- */
+/* Counts a rejection on class `cls` (class_count = unattributed); always returns false. */
+bool tslab__reject(tslab *a, uint32_t cls, int reason);
+enum { TSLAB__REJ_INVALID, TSLAB__REJ_STALE, TSLAB__REJ_DOUBLE, TSLAB__REJ_FOREIGN };
+/* Classifies a failed free of handle generation `gen` given the slot's current state word. */
+int tslab__reject_reason(uint32_t gen, uint32_t state);
+/* Slot index of a live-or-free object start address in class *cls_out, or -1 if `p` is not an
+ * object start of `a` (sets *reason). */
+int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *reason);
+
+/* ---- sanitizer/valgrind hooks (no-ops unless configured) ---- */
+void tslab__san_alloc(const tslab__class *c, void *p);
+void tslab__san_free(const tslab__class *c, void *p);
+void tslab__san_slab_fresh(const tslab__class *c, void *slab, size_t bytes);
+
+static inline char *tslab__slot_addr(const tslab__class *c, uint32_t idx)
+{
+    return c->base + ((size_t)(idx >> c->slot_shift) << c->span_shift) +
+           (size_t)(idx & (c->per_slab - 1)) * c->size;
+}
+
+#endif /* TSLAB_INTERNAL_H */

@@ -1,0 +1,299 @@
+/* Slabs: the shared, locked side of the allocator. Refill moves free slots from slabs to a
+ * thread cache in a batch; drain moves them back. A slab is cached or released only when its
+ * bitmap holds every slot, i.e. no thread owns any of them and none can allocate from it.
+ *
+ * Every function here takes the class lock itself, except the static helpers, whose callers
+ * hold it. Pages are handed back to the OS outside the lock and only while the slab is on no list
+ * (state RELEASING), so no other thread can take it before the pages are gone ("release first,
+ * publish after"); metadata is never in those pages. */
+#include "internal.h"
+
+#include <errno.h>
+
+static _Atomic uint64_t *state_gauge(tslab__class *c, uint16_t st)
+{
+    switch (st) {
+    case TSLAB__SLAB_PARTIAL: return &c->cc.slabs_partial;
+    case TSLAB__SLAB_FULL: return &c->cc.slabs_full;
+    case TSLAB__SLAB_CACHED: return &c->cc.slabs_cached;
+    case TSLAB__SLAB_RELEASED: return &c->cc.slabs_released;
+    default: return NULL;
+    }
+}
+
+static void set_state(tslab__class *c, uint32_t s, uint16_t st)
+{
+    _Atomic uint64_t *g = state_gauge(c, c->slabs[s].state);
+    if (g)
+        tslab__cadd(g, -1);
+    c->slabs[s].state = st;
+    if ((g = state_gauge(c, st)) != NULL)
+        tslab__cadd(g, 1);
+}
+
+static void list_push(tslab__class *c, tslab__list *l, uint32_t s)
+{
+    tslab__slab *sl = &c->slabs[s];
+    sl->prev = TSLAB__NIL;
+    sl->next = l->head;
+    if (l->head != TSLAB__NIL)
+        c->slabs[l->head].prev = s;
+    l->head = s;
+    l->count++;
+}
+
+static void list_remove(tslab__class *c, tslab__list *l, uint32_t s)
+{
+    tslab__slab *sl = &c->slabs[s];
+    if (sl->prev != TSLAB__NIL)
+        c->slabs[sl->prev].next = sl->next;
+    else
+        l->head = sl->next;
+    if (sl->next != TSLAB__NIL)
+        c->slabs[sl->next].prev = sl->prev;
+    l->count--;
+}
+
+/* resident: slabs not handed back plus the metadata pages in use (committed metadata beyond
+ * that is untouched, so it is mapped but not resident). */
+static void update_bytes(tslab *a, tslab__class *c)
+{
+    uint64_t meta_committed = c->meta_state.committed + c->meta_slab.committed +
+                              c->meta_bits.committed;
+    uint64_t per_slab_meta = (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) + c->bitmap_words * 8;
+    uint64_t meta_used = (c->nslabs * per_slab_meta + a->page - 1) / a->page * a->page;
+    uint64_t released = atomic_load_explicit(&c->cc.slabs_released, memory_order_relaxed);
+    atomic_store_explicit(&c->cc.mapped_bytes, c->objects.committed + meta_committed,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->cc.resident_bytes,
+                          (c->nslabs - released) * c->slab_bytes + meta_used,
+                          memory_order_relaxed);
+}
+
+static void fill_bitmap(tslab__class *c, uint32_t s)
+{
+    uint64_t *w = &c->bits[(size_t)s * c->bitmap_words];
+    for (uint32_t i = 0; i < c->bitmap_words; i++) {
+        uint32_t left = c->per_slab - i * 64;
+        w[i] = left >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << left) - 1; /* left < 64 here */
+    }
+    c->slabs[s].nfree = c->per_slab;
+    c->slabs[s].hint = 0;
+}
+
+/* Commits one more slab and its metadata; TSLAB__NIL when the class is at its ceiling or the OS
+ * refuses (counted). The slot count is published only after the metadata exists. */
+static uint32_t grow(tslab *a, tslab__class *c)
+{
+    uint32_t s = c->nslabs;
+    if (s >= c->max_slabs)
+        return TSLAB__NIL;
+    size_t n = (size_t)s + 1;
+    if (tslab__area_grow(a, &c->meta_state, n * c->per_slab * 4) != 0 ||
+        tslab__area_grow(a, &c->meta_slab, n * sizeof(tslab__slab)) != 0 ||
+        tslab__area_grow(a, &c->meta_bits, n * c->bitmap_words * 8) != 0 ||
+        tslab__area_grow(a, &c->objects, ((size_t)s << c->span_shift) + c->slab_bytes) != 0) {
+        tslab__cadd(&c->cc.os_failures, 1);
+        return TSLAB__NIL;
+    }
+    c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0};
+    fill_bitmap(c, s);
+    c->nslabs = (uint32_t)n;
+    atomic_store_explicit(&c->nslots, (uint32_t)(n << c->slot_shift), memory_order_release);
+    tslab__san_slab_fresh(c, tslab__slot_addr(c, s << c->slot_shift), c->slab_bytes);
+    return s;
+}
+
+static uint32_t pop(tslab__class *c, tslab__list *l)
+{
+    uint32_t s = l->head;
+    if (s != TSLAB__NIL)
+        list_remove(c, l, s);
+    return s;
+}
+
+/* Another slab for a class with no partial slab: cache hit, else pages from the OS (a released
+ * slab's mapping, which refaults zeroed pages, or a fresh one). */
+static uint32_t acquire(tslab *a, tslab__class *c)
+{
+    tslab__cadd(&c->cc.cache_lookups, 1);
+    uint32_t s = pop(c, &c->cached);
+    if (s != TSLAB__NIL) {
+        tslab__cadd(&c->cc.cache_hits, 1);
+        return s;
+    }
+    tslab__cadd(&c->cc.cache_misses, 1);
+    s = pop(c, &c->released);
+    if (s == TSLAB__NIL)
+        s = grow(a, c);
+    return s;
+}
+
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint32_t *out, uint32_t want)
+{
+    uint32_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    while (n < want) {
+        uint32_t s = c->partial.head;
+        if (s == TSLAB__NIL) {
+            s = acquire(a, c);
+            if (s == TSLAB__NIL)
+                break;
+            set_state(c, s, TSLAB__SLAB_PARTIAL);
+            list_push(c, &c->partial, s);
+        }
+        tslab__slab *sl = &c->slabs[s];
+        uint64_t *words = &c->bits[(size_t)s * c->bitmap_words];
+        uint32_t base = s << c->slot_shift;
+        for (uint32_t w = sl->hint; w < c->bitmap_words && n < want; w++) {
+            uint64_t bits = words[w];
+            while (bits != 0 && n < want) {
+                out[n++] = base + w * 64 + (uint32_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                sl->nfree--;
+            }
+            words[w] = bits;
+            sl->hint = (uint16_t)w;
+        }
+        if (sl->nfree == 0) {
+            list_remove(c, &c->partial, s);
+            set_state(c, s, TSLAB__SLAB_FULL);
+            tslab__cadd(&c->cc.partial_to_full, 1);
+        }
+    }
+    update_bytes(a, c);
+    pthread_mutex_unlock(&c->lock);
+    if (n == 0)
+        errno = ENOMEM;
+    return n;
+}
+
+/* Hands the pages of RELEASING slabs back to the OS, then publishes them as released. A failed
+ * decommit is counted and the slab stays resident in the cache, beyond its bound. */
+static void release_slabs(tslab *a, tslab__class *c, const uint32_t *s, uint32_t n, int *first_err)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        int r = tslab__area_decommit(a, tslab__slot_addr(c, s[i] << c->slot_shift), c->slab_bytes);
+        pthread_mutex_lock(&c->lock);
+        if (r == 0) {
+            set_state(c, s[i], TSLAB__SLAB_RELEASED);
+            list_push(c, &c->released, s[i]);
+        } else {
+            tslab__cadd(&c->cc.os_failures, 1);
+            set_state(c, s[i], TSLAB__SLAB_CACHED);
+            list_push(c, &c->cached, s[i]);
+            if (first_err && *first_err == 0)
+                *first_err = r;
+        }
+        update_bytes(a, c);
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+void tslab__slab_drain(tslab *a, tslab__class *c, const uint32_t *idx, uint32_t n)
+{
+    uint32_t rel[64];
+    uint32_t nrel = 0;
+    uint32_t mask = c->per_slab - 1;
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t s = idx[i] >> c->slot_shift, slot = idx[i] & mask;
+        tslab__slab *sl = &c->slabs[s];
+        c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);
+        if (slot / 64 < sl->hint)
+            sl->hint = (uint16_t)(slot / 64);
+        uint32_t was = sl->nfree++;
+        if (sl->nfree == c->per_slab) {
+            if (was > 0)
+                list_remove(c, &c->partial, s);
+            if (c->cached.count < a->cache_slabs) {
+                set_state(c, s, TSLAB__SLAB_CACHED);
+                list_push(c, &c->cached, s);
+                tslab__cadd(&c->cc.cache_inserts, 1);
+            } else {
+                set_state(c, s, TSLAB__SLAB_RELEASING);
+                tslab__cadd(&c->cc.cache_overflows, 1);
+                rel[nrel++] = s;
+            }
+        } else if (was == 0) {
+            set_state(c, s, TSLAB__SLAB_PARTIAL);
+            list_push(c, &c->partial, s);
+            tslab__cadd(&c->cc.full_to_partial, 1);
+        }
+        if (nrel == sizeof rel / sizeof rel[0]) {
+            pthread_mutex_unlock(&c->lock);
+            release_slabs(a, c, rel, nrel, NULL);
+            nrel = 0;
+            pthread_mutex_lock(&c->lock);
+        }
+    }
+    update_bytes(a, c);
+    pthread_mutex_unlock(&c->lock);
+    release_slabs(a, c, rel, nrel, NULL);
+}
+
+uint32_t tslab__quarantine_push(tslab__class *c, uint32_t idx)
+{
+    uint32_t evicted = TSLAB__NIL;
+    pthread_mutex_lock(&c->lock);
+    if (c->q_count < TSLAB_QUARANTINE_SLOTS) {
+        c->quarantine[(c->q_head + c->q_count++) % TSLAB_QUARANTINE_SLOTS] = idx;
+    } else {
+        evicted = c->quarantine[c->q_head];
+        c->quarantine[c->q_head] = idx;
+        c->q_head = (c->q_head + 1) % TSLAB_QUARANTINE_SLOTS;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return evicted;
+}
+
+int tslab__slab_purge(tslab *a, tslab__class *c)
+{
+    int err = 0;
+    if (tslab_config_quarantine) {
+        uint32_t q[TSLAB_QUARANTINE_SLOTS], nq;
+        pthread_mutex_lock(&c->lock);
+        for (nq = 0; nq < c->q_count; nq++)
+            q[nq] = c->quarantine[(c->q_head + nq) % TSLAB_QUARANTINE_SLOTS];
+        c->q_count = c->q_head = 0;
+        pthread_mutex_unlock(&c->lock);
+        for (uint32_t i = 0; i < nq; i += 64)
+            tslab__slab_drain(a, c, q + i, nq - i < 64 ? nq - i : 64);
+    }
+    /* Only the slabs cached now: those whose release fails go back to the cache and must not be
+     * tried again in this call. */
+    pthread_mutex_lock(&c->lock);
+    uint32_t todo = c->cached.count;
+    pthread_mutex_unlock(&c->lock);
+    while (todo > 0) {
+        uint32_t rel[64], n = 0;
+        pthread_mutex_lock(&c->lock);
+        while (n < 64 && n < todo) {
+            uint32_t s = pop(c, &c->cached);
+            if (s == TSLAB__NIL)
+                break;
+            set_state(c, s, TSLAB__SLAB_RELEASING);
+            rel[n++] = s;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (n == 0)
+            break;
+        todo -= n;
+        release_slabs(a, c, rel, n, &err);
+    }
+    return err;
+}
+
+int tslab_purge(tslab *a)
+{
+    if (a == NULL)
+        return -EINVAL;
+    tslab_flush(a);
+    int err = 0;
+    for (uint32_t i = 0; i < a->nclasses; i++) {
+        int r = tslab__slab_purge(a, &a->cls[i]);
+        if (err == 0)
+            err = r;
+    }
+    return err;
+}

@@ -1,0 +1,142 @@
+/* Thread caches: each thread keeps, per instance and class, a small LIFO stack of free slot
+ * indices that only it touches. They are created on first use, flushed when the thread exits
+ * (pthread key destructor) and freed by whichever comes first: thread exit or tslab_destroy. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+__thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int tls_key_ok;
+
+static void merge_counters(tslab__tcounters *dst, const tslab__tcounters *src)
+{
+#define MERGE(f, src_kind, ...)                                                                  \
+    TSLAB__SRC_##src_kind(atomic_store_explicit(                                                 \
+        &dst->f,                                                                                 \
+        atomic_load_explicit(&dst->f, memory_order_relaxed) +                                    \
+            atomic_load_explicit(&src->f, memory_order_relaxed),                                 \
+        memory_order_release);)
+    TSLAB_CLASS_STATS(MERGE)
+#undef MERGE
+}
+
+void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
+{
+    for (uint32_t i = 0; i < a->nclasses; i++) {
+        tslab__tclass *t = &tc->cls[i];
+        if (t->count > 0)
+            tslab__slab_drain(a, &a->cls[i], t->slots, t->count);
+        t->count = 0;
+    }
+}
+
+/* Unlinks tc from its instance and folds its counters into `retired`, so that counts stay
+ * monotonic. Caller holds the registry lock (the instance is alive). */
+static void retire(tslab *a, tslab__tcache *tc)
+{
+    pthread_mutex_lock(&a->tc_lock);
+    for (uint32_t i = 0; i <= a->nclasses; i++)
+        merge_counters(&a->retired[i], &tc->cls[i].tc);
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        a->tcaches = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    pthread_mutex_unlock(&a->tc_lock);
+}
+
+static void thread_exit(void *arg)
+{
+    tslab__tls_entry *m = arg;
+    tslab__tls = NULL;
+    tslab__registry_lock();
+    for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
+        if (m[t].uid == 0)
+            continue;
+        tslab *a = tslab__registry_get(t);
+        /* A destroyed instance already freed this cache; a reused tag has another uid. */
+        if (a != NULL && a->uid == m[t].uid) {
+            tslab__tcache_flush(a, m[t].tc);
+            retire(a, m[t].tc);
+            free(m[t].tc);
+        }
+    }
+    tslab__registry_unlock();
+    free(m);
+}
+
+static void tls_init(void) { tls_key_ok = pthread_key_create(&tls_key, thread_exit) == 0; }
+
+TSLAB_NOINLINE tslab__tcache *tslab__tcache_bind(tslab *a)
+{
+    tslab__tls_entry *m = tslab__tls;
+    if (m == NULL) {
+        pthread_once(&tls_once, tls_init);
+        m = calloc(TSLAB_INSTANCES_MAX + 1, sizeof *m);
+        if (m == NULL || !tls_key_ok || pthread_setspecific(tls_key, m) != 0) {
+            free(m);
+            errno = ENOMEM;
+            return NULL;
+        }
+        tslab__tls = m;
+    }
+    size_t slots = 0;
+    for (uint32_t i = 0; i < a->nclasses; i++)
+        slots += a->cls[i].tcache_cap;
+    size_t head = sizeof(tslab__tcache) + (a->nclasses + 1) * sizeof(tslab__tclass);
+    tslab__tcache *tc = calloc(1, head + slots * sizeof(uint32_t));
+    if (tc == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint32_t *s = (uint32_t *)(void *)((char *)tc + head);
+    for (uint32_t i = 0; i < a->nclasses; i++) {
+        tc->cls[i].cap = a->cls[i].tcache_cap;
+        tc->cls[i].slots = s;
+        s += a->cls[i].tcache_cap;
+    }
+    tc->owner = a;
+    tc->uid = a->uid;
+    pthread_mutex_lock(&a->tc_lock);
+    tc->next = a->tcaches;
+    if (tc->next)
+        tc->next->prev = tc;
+    a->tcaches = tc;
+    pthread_mutex_unlock(&a->tc_lock);
+    /* An older entry for this tag belonged to a destroyed instance, which freed its cache. */
+    m[a->tag].tc = tc;
+    m[a->tag].uid = a->uid;
+    return tc;
+}
+
+void tslab__tcache_destroy_all(tslab *a)
+{
+    pthread_mutex_lock(&a->tc_lock);
+    tslab__tcache *tc = a->tcaches;
+    a->tcaches = NULL;
+    pthread_mutex_unlock(&a->tc_lock);
+    while (tc) {
+        tslab__tcache *next = tc->next;
+        free(tc);
+        tc = next;
+    }
+    /* The calling thread's own entry would otherwise keep a dangling pointer until the tag's
+     * uid check rejects it; clear it now so nothing can ever read it. */
+    if (tslab__tls != NULL && tslab__tls[a->tag].uid == a->uid)
+        tslab__tls[a->tag] = (tslab__tls_entry){0, NULL};
+}
+
+void tslab_flush(tslab *a)
+{
+    if (a == NULL)
+        return;
+    tslab__tls_entry *m = tslab__tls;
+    if (m != NULL && m[a->tag].uid == a->uid)
+        tslab__tcache_flush(a, m[a->tag].tc);
+}
