@@ -112,6 +112,10 @@ TSLAB_API const char *tslab_name(const tslab *a);
 TSLAB_API size_t tslab_class_count(const tslab *a);
 TSLAB_API size_t tslab_class_size(const tslab *a, size_t i);
 
+/* Objects per slab for a class of `object_size` bytes with target slab size `slab_bytes`
+ * (0 = the default): the largest power of two that fits, at least 1. */
+TSLAB_API size_t tslab_slab_capacity(size_t object_size, size_t slab_bytes);
+
 /* ---------------------------------------------------------------------------------------------
  * Handle API
  * ------------------------------------------------------------------------------------------- */
@@ -167,6 +171,11 @@ TSLAB_API void tslab_flush(tslab *a);
 TSLAB_API int tslab_purge(tslab *a);
 
 TSLAB_API const char *tslab_strerror(int err);
+
+/* The process's resident set size in bytes (Linux /proc/self/statm), 0 if unknown. */
+TSLAB_API uint64_t tslab_process_rss(void);
+/* CLOCK_MONOTONIC in nanoseconds. */
+TSLAB_API uint64_t tslab_clock_ns(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics

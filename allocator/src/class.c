@@ -8,14 +8,24 @@
 static uint32_t log2_floor(uint64_t x) { return 63u - (uint32_t)__builtin_clzll(x); }
 static uint32_t log2_ceil(uint64_t x) { return x <= 1 ? 0 : log2_floor(x - 1) + 1; }
 
+size_t tslab_slab_capacity(size_t object_size, size_t slab_bytes)
+{
+    if (slab_bytes == 0)
+        slab_bytes = TSLAB__DEFAULT_SLAB_BYTES;
+    object_size = (object_size + 7) & ~(size_t)7;
+    if (object_size == 0 || object_size >= slab_bytes)
+        return 1;
+    return (size_t)1 << log2_floor(slab_bytes / object_size);
+}
+
 int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, size_t slab_target,
                       size_t class_max_bytes)
 {
     memset(c, 0, sizeof *c);
     c->index = index;
     c->size = size;
-    c->slot_shift = size >= slab_target ? 0 : log2_floor(slab_target / size);
-    c->per_slab = 1u << c->slot_shift;
+    c->per_slab = (uint32_t)tslab_slab_capacity(size, slab_target);
+    c->slot_shift = log2_floor(c->per_slab);
     size_t slab_bytes = ((size_t)c->per_slab * size + a->page - 1) / a->page * a->page;
     c->slab_bytes = (uint32_t)slab_bytes;
     c->span_shift = log2_ceil(slab_bytes);

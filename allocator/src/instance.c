@@ -6,7 +6,6 @@
 #include <string.h>
 
 static const uint32_t default_sizes[] = {64, 96, 128, 192, 256, 384, 512, 768};
-#define DEFAULT_SLAB_BYTES ((size_t)64 * 1024)
 #define DEFAULT_CACHE_SLABS 4
 #define DEFAULT_CLASS_MAX_BYTES ((size_t)1 << 30)
 
@@ -127,7 +126,7 @@ tslab *tslab_create(const tslab_config *cfg)
                      : cfg->cache_slabs == TSLAB_CACHE_NONE ? 0
                                                             : cfg->cache_slabs;
     strcpy(a->name, cfg->name ? cfg->name : "default");
-    size_t slab_target = cfg->slab_bytes ? cfg->slab_bytes : DEFAULT_SLAB_BYTES;
+    size_t slab_target = cfg->slab_bytes ? cfg->slab_bytes : TSLAB__DEFAULT_SLAB_BYTES;
     size_t class_max = cfg->class_max_bytes ? cfg->class_max_bytes : DEFAULT_CLASS_MAX_BYTES;
 
     uint32_t done = 0;

@@ -57,6 +57,7 @@ static const bool tslab_config_quarantine = TSLAB_ASAN || TSLAB_VALGRIND;
 /* Describe objects to ASan or memcheck (poison free slots, heap blocks). */
 static const bool tslab_config_sanitize = TSLAB_ASAN || TSLAB_VALGRIND;
 #define TSLAB_QUARANTINE_SLOTS 256
+#define TSLAB__DEFAULT_SLAB_BYTES ((size_t)64 * 1024)
 
 /* ---- Handle layout (internal; the public contract is only "opaque, 0 invalid") ----
  *   bits  0..21  generation of the slot when it was handed out

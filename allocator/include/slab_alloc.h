@@ -1,0 +1,85 @@
+/* Compatibility with the original temporal-slab API. Programs written against the original
+ * `slab_alloc.h` compile unchanged against this header and get temporal-slab's semantics: opaque
+ * 64-bit handles, rejected (not crashing) stale and double frees, header-free slab_malloc.
+ * Everything here is a static inline wrapper over the tslab_ API: the library exports no
+ * unprefixed symbol. */
+#ifndef SLAB_ALLOC_H
+#define SLAB_ALLOC_H
+
+#include "tslab.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLAB_PAGE_SIZE 4096u
+
+typedef struct tslab SlabAllocator;
+typedef uint64_t SlabHandle;
+
+/* The original's counters, mapped onto temporal-slab's (per size class index):
+ *   slow_path_hits            tslab_slow_path_total
+ *   new_slab_count            slab-cache misses (a slab taken from the OS)
+ *   list_move_partial_to_full / list_move_full_to_partial  slab transitions
+ *   current_partial_null      slab-cache lookups (a class had no partial slab to refill from)
+ *   current_partial_full      always 0: there is no shared "current slab" that can be seen full
+ *   empty_slab_recycled       empty slabs kept in the cache
+ *   empty_slab_overflowed     empty slabs released to the OS because the cache was full */
+typedef struct PerfCounters {
+    uint64_t slow_path_hits;
+    uint64_t new_slab_count;
+    uint64_t list_move_partial_to_full;
+    uint64_t list_move_full_to_partial;
+    uint64_t current_partial_null;
+    uint64_t current_partial_full;
+    uint64_t empty_slab_recycled;
+    uint64_t empty_slab_overflowed;
+} PerfCounters;
+
+static inline SlabAllocator *slab_allocator_create(void) { return tslab_create(NULL); }
+static inline void slab_allocator_free(SlabAllocator *alloc) { tslab_destroy(alloc); }
+
+static inline void *alloc_obj(SlabAllocator *alloc, uint32_t size, SlabHandle *out_handle)
+{
+    return tslab_alloc(alloc, size, out_handle);
+}
+static inline bool free_obj(SlabAllocator *alloc, SlabHandle handle)
+{
+    return tslab_free(alloc, handle);
+}
+
+/* No header: slab_malloc(a, 128) uses the 128-byte class. */
+static inline void *slab_malloc(SlabAllocator *alloc, size_t size)
+{
+    return tslab_malloc(alloc, size);
+}
+static inline void slab_free(SlabAllocator *alloc, void *ptr) { (void)tslab_free_ptr(alloc, ptr); }
+
+static inline void get_perf_counters(SlabAllocator *alloc, uint32_t size_class, PerfCounters *out)
+{
+    static const PerfCounters zero;
+    tslab_stats st;
+    *out = zero;
+    if (tslab_stats_read(alloc, &st) != 0 || size_class >= st.class_count)
+        return;
+    const tslab_class_stats *c = &st.classes[size_class];
+    out->slow_path_hits = c->slow_path;
+    out->new_slab_count = c->cache_misses;
+    out->list_move_partial_to_full = c->partial_to_full;
+    out->list_move_full_to_partial = c->full_to_partial;
+    out->current_partial_null = c->cache_lookups;
+    out->current_partial_full = 0;
+    out->empty_slab_recycled = c->cache_inserts;
+    out->empty_slab_overflowed = c->cache_overflows;
+}
+
+/* Objects per slab for obj_size under the default configuration. */
+static inline uint32_t slab_object_count(uint32_t obj_size)
+{
+    return (uint32_t)tslab_slab_capacity(obj_size, 0);
+}
+
+static inline uint64_t read_rss_bytes_linux(void) { return tslab_process_rss(); }
+static inline uint64_t now_ns(void) { return tslab_clock_ns(); }
+
+#endif /* SLAB_ALLOC_H */
