@@ -291,3 +291,95 @@ def skip_or_fail(msg):
         sys.exit(1)
     print("SKIP: " + msg, file=sys.stderr)
     sys.exit(77)
+
+
+# ---- processes ----------------------------------------------------------------------------------
+import select
+import signal
+import subprocess
+import time
+
+_children = []
+
+
+def _kill_children(*_):
+    """Stops every process group this test started (by id), newest first."""
+    while _children:
+        p = _children.pop()
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+
+
+def install_cleanup():
+    import atexit
+
+    atexit.register(_kill_children)
+
+    def on_signal(signum, _frame):
+        _kill_children()
+        os._exit(128 + signum)
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+
+def spawn(argv, **kw):
+    """Starts argv in its own process group (so the whole tree can be stopped) and tracks it."""
+    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    _children.append(p)
+    return p
+
+
+def start_demo(demo, *extra, timeout=30):
+    """Starts tslab-demo on an ephemeral loopback port; returns (process, base URL)."""
+    argv = [demo, "--listen", "127.0.0.1:0", "--quiet"] + list(extra)
+    p = spawn(argv, stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1)
+    deadline = time.monotonic() + timeout
+    buf = ""
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise SystemExit("demo exited with %s before listening: %s" % (p.returncode, " ".join(argv)))
+        r, _, _ = select.select([p.stdout], [], [], 0.5)
+        if r:
+            line = p.stdout.readline()
+            buf += line
+            m = re.match(r"listening on (http://[^/\s]+/)\s*$", line)
+            if m:
+                return p, m.group(1)
+    raise SystemExit("demo printed no `listening on` line in %d s (got %r)" % (timeout, buf))
+
+
+def http_get(url, timeout=10, headers=None):
+    import urllib.request
+
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def find_tool(explicit, name):
+    import shutil
+
+    if explicit and os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+        return explicit
+    return shutil.which(name) if not explicit else None
+
+
+def free_port():
+    """A loopback port that was free a moment ago (for programs that cannot take port 0)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
