@@ -43,7 +43,7 @@ extern "C" {
  * Limits
  * ------------------------------------------------------------------------------------------- */
 #define TSLAB_CLASSES_MAX 64          /* size classes per instance */
-#define TSLAB_INSTANCES_MAX 1023      /* instances alive at once in one process */
+#define TSLAB_INSTANCES_MAX 511       /* instances alive at once in one process */
 #define TSLAB_NAME_MAX 64             /* instance name, including the terminating NUL */
 #define TSLAB_OBJECT_MAX (1u << 20)   /* largest class size accepted in a config */
 #define TSLAB_GENERATION_BITS 22      /* a slot is reused 2^22 times before its generation wraps */
@@ -54,7 +54,10 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 typedef struct tslab tslab; /* an allocator instance (opaque) */
 
-/* An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API. */
+/* An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API, but two
+ * properties are: a handle whose single bit is flipped is always rejected (the handle carries a
+ * parity bit), and slots start at scattered generations, so a handle corrupted in more bits
+ * names a live object only by a 2^-22 chance. */
 typedef uint64_t tslab_handle;
 #define TSLAB_HANDLE_NONE ((tslab_handle)0)
 

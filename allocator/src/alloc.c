@@ -107,7 +107,7 @@ void *tslab_realloc(tslab *a, void *p, size_t size)
     }
     uint32_t s = atomic_load_explicit(&a->cls[ci].state[idx], memory_order_acquire);
     if (!(s & TSLAB__LIVE)) {
-        tslab__reject(a, ci, tslab__state_gen(s) == 0 ? TSLAB__REJ_INVALID : TSLAB__REJ_DOUBLE);
+        tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
         errno = EINVAL;
         return NULL;
     }

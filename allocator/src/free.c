@@ -95,8 +95,10 @@ static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
 {
     if (a == NULL)
         return false;
-    uint32_t tag = (uint32_t)(h >> TSLAB__TAG_SHIFT);
+    uint32_t tag = (uint32_t)(h >> TSLAB__TAG_SHIFT) & TSLAB__TAG_MASK;
     uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
+    if (__builtin_parityll(h))
+        return tslab__reject(a, a->nclasses, TSLAB__REJ_INVALID);
     if (tag != a->tag)
         return tslab__reject(a, a->nclasses,
                              tslab__tag_is_live(tag, a) ? TSLAB__REJ_FOREIGN : TSLAB__REJ_INVALID);
@@ -105,10 +107,9 @@ static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
 
 bool tslab_free(tslab *a, tslab_handle h)
 {
-    uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
-    if (tslab_unlikely(a == NULL || (uint32_t)(h >> TSLAB__TAG_SHIFT) != a->tag ||
-                       ci >= a->nclasses))
+    if (tslab_unlikely(a == NULL || tslab__handle_bad(h, a->tag, a->nclasses)))
         return reject_handle(a, h);
+    uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
     tslab__class *c = &a->cls[ci];
     uint32_t idx = (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
     uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
@@ -166,8 +167,7 @@ bool tslab_free_ptr(tslab *a, void *p)
     uint32_t s = atomic_load_explicit(st, memory_order_acquire);
     do {
         if (tslab_unlikely(!(s & TSLAB__LIVE)))
-            return tslab__reject(a, ci, tslab__state_gen(s) == 0 ? TSLAB__REJ_INVALID
-                                                                 : TSLAB__REJ_DOUBLE);
+            return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
     } while (!atomic_compare_exchange_weak_explicit(st, &s, tslab__state_freed(tslab__state_gen(s)),
                                                     memory_order_acq_rel, memory_order_acquire));
     return release(a, c, (uint32_t)idx);
@@ -176,9 +176,9 @@ bool tslab_free_ptr(tslab *a, void *p)
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */
 static uint32_t live_state(tslab *a, tslab_handle h, tslab__class **c_out, uint32_t *idx_out)
 {
-    uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
-    if (a == NULL || (uint32_t)(h >> TSLAB__TAG_SHIFT) != a->tag || ci >= a->nclasses)
+    if (a == NULL || tslab__handle_bad(h, a->tag, a->nclasses))
         return 0;
+    uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
     tslab__class *c = &a->cls[ci];
     uint32_t idx = (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
     if (idx >= atomic_load_explicit(&c->nslots, memory_order_acquire))

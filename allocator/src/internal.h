@@ -63,17 +63,20 @@ static const bool tslab_config_sanitize = TSLAB_ASAN || TSLAB_VALGRIND;
  *   bits  0..21  generation of the slot when it was handed out
  *   bits 22..47  slot index within the class (slab << slot_shift | slot)
  *   bits 48..53  class index
- *   bits 54..63  instance tag, 1..TSLAB_INSTANCES_MAX (0 never used, so handle 0 is invalid) */
+ *   bits 54..62  instance tag, 1..TSLAB_INSTANCES_MAX (0 never used, so handle 0 is invalid)
+ *   bit  63      parity: every valid handle has an even number of set bits, so any single-bit
+ *                corruption is rejected before a slot is even looked at */
 #define TSLAB__GEN_BITS TSLAB_GENERATION_BITS
 #define TSLAB__IDX_BITS 26
 #define TSLAB__CLS_BITS 6
-#define TSLAB__TAG_BITS 10
+#define TSLAB__TAG_BITS 9
 #define TSLAB__GEN_MASK ((UINT32_C(1) << TSLAB__GEN_BITS) - 1)
 #define TSLAB__IDX_MASK ((UINT32_C(1) << TSLAB__IDX_BITS) - 1)
 #define TSLAB__CLS_SHIFT (TSLAB__GEN_BITS + TSLAB__IDX_BITS)
 #define TSLAB__TAG_SHIFT (TSLAB__CLS_SHIFT + TSLAB__CLS_BITS)
+#define TSLAB__TAG_MASK ((1u << TSLAB__TAG_BITS) - 1)
 
-_Static_assert(TSLAB__GEN_BITS + TSLAB__IDX_BITS + TSLAB__CLS_BITS + TSLAB__TAG_BITS == 64,
+_Static_assert(TSLAB__GEN_BITS + TSLAB__IDX_BITS + TSLAB__CLS_BITS + TSLAB__TAG_BITS == 63,
                "handle layout must fill 64 bits");
 _Static_assert((1u << TSLAB__CLS_BITS) >= TSLAB_CLASSES_MAX, "class bits");
 _Static_assert((1u << TSLAB__TAG_BITS) > TSLAB_INSTANCES_MAX, "tag bits");
@@ -91,8 +94,27 @@ static inline uint32_t tslab__state_freed(uint32_t gen)
 static inline tslab_handle tslab__handle_make(uint32_t tag, uint32_t cls, uint32_t idx,
                                               uint32_t gen)
 {
-    return ((uint64_t)tag << TSLAB__TAG_SHIFT) | ((uint64_t)cls << TSLAB__CLS_SHIFT) |
-           ((uint64_t)idx << TSLAB__GEN_BITS) | gen;
+    uint64_t h = ((uint64_t)tag << TSLAB__TAG_SHIFT) | ((uint64_t)cls << TSLAB__CLS_SHIFT) |
+                 ((uint64_t)idx << TSLAB__GEN_BITS) | gen;
+    return h | (uint64_t)__builtin_parityll(h) << 63;
+}
+
+/* True when h cannot be one of a's handles for a class below nclasses (wrong tag, class out of
+ * range, or odd parity). One test on the free fast path. */
+static inline bool tslab__handle_bad(uint64_t h, uint32_t tag, uint32_t nclasses)
+{
+    uint32_t hi = (uint32_t)(h >> TSLAB__CLS_SHIFT); /* parity:1 tag:9 class:6 */
+    uint32_t want = tag << TSLAB__CLS_BITS;
+    return (hi & ~((1u << TSLAB__CLS_BITS) - 1) & 0x7FFFu) != want ||
+           (hi & ((1u << TSLAB__CLS_BITS) - 1)) >= nclasses || __builtin_parityll(h);
+}
+
+/* Scattered first generation of a slot, so neighbouring slots never share generations and a
+ * handle corrupted in its index bits names a live object only by chance. */
+static inline uint32_t tslab__initial_gen(uint32_t cls, uint32_t idx)
+{
+    return (uint32_t)(((uint64_t)idx * 0x9E3779B97F4A7C15ull + cls * 0xBF58476D1CE4E5B9ull) >> 42) &
+           TSLAB__GEN_MASK;
 }
 
 /* ---- Per-thread counters: generated from the public list (THREAD rows only) ---- */
