@@ -43,6 +43,7 @@ typedef struct run {
     obj live[MAXOBJ];
     size_t n;
     uint64_t allocs, frees, enomem;
+    uint64_t workload_calls[FOS_KINDS]; /* OS calls made by create + workload (faults armed) */
     unsigned seq;
 } run;
 
@@ -97,28 +98,28 @@ static void free_all(run *r)
         free_at(r, r->n - 1);
 }
 
-/* The workload: ~2600 allocations over four classes, 4 KiB slabs, a cache of two empty slabs per
+/* The workload: ~1400 allocations over four classes, 4 KiB slabs, a cache of two empty slabs per
  * class, so it commits new slabs, fills and empties them, hits and overflows the cache (decommit)
  * and purges. */
 static void workload(run *r)
 {
-    for (int i = 0; i < 900; i++)
+    for (int i = 0; i < 480; i++)
         alloc_one(r, (size_t)i % NCLASS, false);
     for (size_t i = r->n; i-- > 0;)
         if (i % 2)
             free_at(r, i);
-    for (int i = 0; i < 600; i++)
-        alloc_one(r, (size_t)(i / 150) % NCLASS, false);
+    for (int i = 0; i < 320; i++)
+        alloc_one(r, (size_t)(i / 80) % NCLASS, false);
     free_all(r);
     tslab_flush(r->a);
     int rc = tslab_purge(r->a);
     SAN_CHECK(rc == 0 || rc < 0, "purge");
-    for (int i = 0; i < 600; i++)
+    for (int i = 0; i < 320; i++)
         alloc_one(r, (size_t)(i * 7) % NCLASS, false);
     for (size_t i = r->n; i-- > 0;)
         if (i % 3)
             free_at(r, i);
-    for (int i = 0; i < 500; i++)
+    for (int i = 0; i < 260; i++)
         alloc_one(r, (size_t)i % NCLASS, false);
     free_all(r);
     tslab_flush(r->a);
@@ -144,6 +145,8 @@ static bool run_once(run *r, bool expect_create)
     workload(r);
     /* Work resumes: faults off, every class serves 64 objects again. */
     fos_disarm(&r->fos);
+    for (int k = 0; k < FOS_KINDS; k++)
+        r->workload_calls[k] = fos_calls(&r->fos, k);
     for (int i = 0; i < 64 * (int)NCLASS; i++)
         alloc_one(r, (size_t)i % NCLASS, true);
     free_all(r);
@@ -193,6 +196,8 @@ static void churn(tharg *t, unsigned iters, bool faults_on)
     void *p[LIVE] = {0};
     uint32_t sz[LIVE] = {0};
     for (unsigned i = 0; i < iters; i++) {
+        if (i % 512 == 511)
+            tslab_flush(t->a); /* empties slabs now and then: decommits under faults */
         unsigned k = (unsigned)(san_rng_next(&t->rng) % LIVE);
         if (p[k]) {
             unsigned char *b = p[k];
@@ -240,7 +245,7 @@ static void threaded(unsigned iters, uint64_t *fault_points)
     fos.fail_one_in[FOS_COMMIT] = 6;
     fos.fail_one_in[FOS_DECOMMIT] = 6;
     tslab_config cfg = config(&fos);
-    cfg.cache_slabs = 1;
+    cfg.cache_slabs = TSLAB_CACHE_NONE;
     tslab *a = tslab_create(&cfg);
     SAN_CHECK(a != NULL, "tslab_create");
     pthread_barrier_t phase;
@@ -300,6 +305,17 @@ int main(int argc, char **argv)
     }
     if (stride == 0)
         stride = 1;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (getenv("FAULT_BASELINE_ONLY")) {
+        static run b;
+        for (int i = 0; i < 5; i++) {
+            fos_init(&b.fos);
+            run_once(&b, true);
+            printf("baseline %d: reserve %" PRIu64 " commit %" PRIu64 " decommit %" PRIu64 "\n", i,
+                   fos_calls(&b.fos, 0), fos_calls(&b.fos, 1), fos_calls(&b.fos, 2));
+        }
+        return 0;
+    }
     double t0 = san_now();
     static run r;
 
@@ -308,7 +324,7 @@ int main(int argc, char **argv)
     SAN_CHECK(run_once(&r, true), "baseline run failed");
     uint64_t base[FOS_KINDS];
     for (int k = 0; k < FOS_KINDS; k++)
-        base[k] = fos_calls(&r.fos, k);
+        base[k] = r.workload_calls[k];
     printf("baseline workload: %" PRIu64 " allocations; OS calls: %" PRIu64 " reserve, %" PRIu64
            " commit, %" PRIu64 " decommit\n",
            r.allocs, base[FOS_RESERVE], base[FOS_COMMIT], base[FOS_DECOMMIT]);
@@ -325,7 +341,8 @@ int main(int argc, char **argv)
                  {FOS_RESERVE, 1, "k-th reserve fails"}};
     for (size_t pl = 0; pl < sizeof plans / sizeof plans[0]; pl++) {
         uint64_t tried = 0, refused = 0, failed_allocs = 0;
-        for (uint64_t k = 1; k <= base[plans[pl].kind]; k += stride) {
+        uint64_t k0 = getenv("FAULT_K0") ? strtoull(getenv("FAULT_K0"), NULL, 10) : 1;
+        for (uint64_t k = k0; k <= base[plans[pl].kind]; k += stride) {
             fos_init(&r.fos);
             r.fos.fail_from[plans[pl].kind] = k;
             r.fos.fail_len[plans[pl].kind] = plans[pl].len;
