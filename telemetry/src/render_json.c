@@ -1,0 +1,148 @@
+/* The JSON document (schema_version 1, documented field by field in telemetry/README.md).
+ *
+ * cJSON keeps numbers as doubles and would print 2^53+1 as 9.00719925474099e+15, so every
+ * number is formatted here and inserted raw: integers exactly, doubles in their shortest
+ * round-trip form. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "telemetry.h"
+
+#define JSON_SCHEMA_VERSION 1
+
+typedef struct json {
+    bool ok; /* false after any allocation failure */
+} json;
+
+static cJSON *check(json *j, cJSON *item)
+{
+    if (item == NULL)
+        j->ok = false;
+    return item;
+}
+
+static void add_u64(json *j, cJSON *obj, const char *key, uint64_t v)
+{
+    char tmp[24];
+    snprintf(tmp, sizeof tmp, "%" PRIu64, v);
+    check(j, cJSON_AddRawToObject(obj, key, tmp));
+}
+
+static void add_double(json *j, cJSON *obj, const char *key, double v)
+{
+    if (!isfinite(v)) { /* JSON has no NaN or infinity */
+        check(j, cJSON_AddNullToObject(obj, key));
+        return;
+    }
+    tslab__buf b;
+    tslab__buf_init(&b, 48);
+    tslab__buf_double(&b, v);
+    if (b.failed)
+        j->ok = false;
+    else
+        check(j, cJSON_AddRawToObject(obj, key, b.data));
+    tslab__buf_free(&b);
+}
+
+static void emit_plain(tslab__buf *b, const char *cp, size_t n) { tslab__buf_put(b, cp, n); }
+
+/* A string value made valid UTF-8 first (cJSON copies bytes as they are). */
+static void add_string(json *j, cJSON *obj, const char *key, const char *s, size_t n)
+{
+    tslab__buf b;
+    tslab__buf_init(&b, n + 8);
+    tslab__buf_utf8(&b, s, n, emit_plain);
+    if (b.failed)
+        j->ok = false;
+    else
+        check(j, cJSON_AddStringToObject(obj, key, b.data));
+    tslab__buf_free(&b);
+}
+
+static void add_scalars(json *j, cJSON *root, const tslab__snapshot *snap, const char *section)
+{
+    cJSON *obj = check(j, cJSON_AddObjectToObject(root, section));
+    if (obj == NULL)
+        return;
+    for (size_t i = 0; i < tslab__scalar_count; i++) {
+        const tslab__scalar *sc = &tslab__scalars[i];
+        if (strcmp(sc->section, section) != 0)
+            continue;
+        const char *p = (const char *)snap + sc->offset;
+        if (sc->is_double)
+            add_double(j, obj, sc->key, *(const double *)(const void *)p);
+        else
+            add_u64(j, obj, sc->key, *(const uint64_t *)(const void *)p);
+    }
+}
+
+static void add_allocator(json *j, cJSON *list, const tslab_stats *s)
+{
+    cJSON *obj = check(j, cJSON_CreateObject());
+    if (obj == NULL)
+        return;
+    if (!cJSON_AddItemToArray(list, obj)) {
+        cJSON_Delete(obj);
+        j->ok = false;
+        return;
+    }
+    add_string(j, obj, "name", s->name, strnlen(s->name, sizeof s->name));
+    add_u64(j, obj, "reserved_bytes", s->reserved_bytes);
+    cJSON *classes = check(j, cJSON_AddArrayToObject(obj, "classes"));
+    for (uint32_t ci = 0; classes != NULL && ci < s->class_count && ci < TSLAB_CLASSES_MAX;
+         ci++) {
+        const tslab_class_stats *c = &s->classes[ci];
+        cJSON *co = check(j, cJSON_CreateObject());
+        if (co == NULL)
+            break;
+        if (!cJSON_AddItemToArray(classes, co)) {
+            cJSON_Delete(co);
+            j->ok = false;
+            break;
+        }
+        add_u64(j, co, "object_size", c->object_size);
+        add_u64(j, co, "slab_bytes", c->slab_bytes);
+        add_u64(j, co, "objects_per_slab", c->objects_per_slab);
+        for (size_t i = 0; i < tslab__field_count; i++)
+            add_u64(j, co, tslab__fields[i].key, tslab__field_get(c, &tslab__fields[i]));
+    }
+    cJSON *un = check(j, cJSON_AddObjectToObject(obj, "unattributed"));
+    for (size_t i = 0; un != NULL && i < tslab__field_count; i++) {
+        const tslab__field *f = &tslab__fields[i];
+        if (tslab__field_unattributed(f))
+            add_u64(j, un, f->key, tslab__field_get(&s->unattributed, f));
+    }
+}
+
+int tslab__render_json(const tslab__snapshot *snap, tslab__buf *b)
+{
+    json j = {true};
+    cJSON *root = check(&j, cJSON_CreateObject());
+    if (root == NULL)
+        return -ENOMEM;
+    add_u64(&j, root, "schema_version", JSON_SCHEMA_VERSION);
+    char ts[24];
+    snprintf(ts, sizeof ts, "%" PRId64, snap->timestamp_ms);
+    check(&j, cJSON_AddRawToObject(root, "timestamp_ms", ts));
+    check(&j, cJSON_AddStringToObject(root, "version", TSLAB_VERSION_STRING));
+    add_scalars(&j, root, snap, "process");
+    add_scalars(&j, root, snap, "exporter");
+    cJSON *list = check(&j, cJSON_AddArrayToObject(root, "allocators"));
+    for (size_t a = 0; list != NULL && a < snap->alloc_count; a++)
+        add_allocator(&j, list, &snap->allocs[a]);
+
+    char *text = j.ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (text == NULL)
+        return -ENOMEM;
+    /* Copied so the caller frees with free() even if the application installed cJSON hooks. */
+    tslab__buf_puts(b, text);
+    tslab__buf_putc(b, '\n');
+    cJSON_free(text);
+    return b->failed ? -ENOMEM : 0;
+}

@@ -1,0 +1,257 @@
+/* Golden outputs of the three renderers for a fixed snapshot, plus assertions that hold whatever
+ * the golden files say (so regenerating them blindly cannot hide an escaping or precision bug).
+ *
+ * usage: test_render GOLDEN_DIR
+ * TSLAB_UPDATE_GOLDEN=1 rewrites the golden files instead of comparing (review the diff!). */
+#include <cJSON.h>
+#include <errno.h>
+#include <locale.h>
+#include <stdint.h>
+
+#include "telemetry.h"
+#include "testhelper.h"
+
+/* Quote, backslash and newline: each must be escaped in label values and JSON strings. */
+static const char weird_name[] = "ses\"sions\\east\nprod";
+static const char weird_escaped[] = "ses\\\"sions\\\\east\\nprod";
+
+static tslab_stats stats[3];
+
+static void fill_class(tslab_class_stats *c, uint64_t size, uint64_t base)
+{
+    c->object_size = size;
+    c->slab_bytes = 65536;
+    c->objects_per_slab = 65536 / size;
+    for (size_t i = 0; i < tslab__field_count; i++) {
+        uint64_t *p = (uint64_t *)(void *)((char *)c + tslab__fields[i].offset);
+        *p = base + i;
+    }
+}
+
+static tslab__snapshot fixed_snapshot(void)
+{
+    memset(stats, 0, sizeof stats);
+    /* sessions-like allocator with awkward name and values beyond 2^53 */
+    stats[0].version = TSLAB_STATS_VERSION;
+    stats[0].class_count = 2;
+    memcpy(stats[0].name, weird_name, sizeof weird_name);
+    stats[0].reserved_bytes = 2147483648u;
+    fill_class(&stats[0].classes[0], 64, 1000);
+    fill_class(&stats[0].classes[1], 128, 2000);
+    stats[0].classes[0].allocations = UINT64_MAX;
+    stats[0].classes[0].frees = 9007199254740993u; /* 2^53 + 1: a double cannot hold it */
+    stats[0].unattributed.rejected_invalid = 1;
+    stats[0].unattributed.rejected_stale = 2;
+    stats[0].unattributed.rejected_double = 3;
+    stats[0].unattributed.rejected_foreign = 4;
+    /* an untouched allocator: every series must still be there, at 0 */
+    stats[1].version = TSLAB_STATS_VERSION;
+    stats[1].class_count = 1;
+    strcpy(stats[1].name, "buffers");
+    stats[1].reserved_bytes = 1073741824u;
+    stats[1].classes[0].object_size = 4096;
+    stats[1].classes[0].slab_bytes = 65536;
+    stats[1].classes[0].objects_per_slab = 16;
+    /* invalid UTF-8 in a name is replaced, never copied */
+    stats[2].version = TSLAB_STATS_VERSION;
+    stats[2].class_count = 0;
+    strcpy(stats[2].name, "bad\xff" "utf8");
+
+    tslab__snapshot s = {0};
+    s.version = TSLAB__SNAPSHOT_VERSION;
+    s.timestamp_ms = 1700000000123;
+    s.allocs = stats;
+    s.alloc_count = 3;
+    s.process = (tslab__process){.resident_bytes = 1048576,
+                                 .virtual_bytes = 1099511627776u,
+                                 .open_fds = 12,
+                                 .max_fds = 1024,
+                                 .threads = 3,
+                                 .start_time_seconds = 1700000000.25,
+                                 .cpu_seconds_total = 1.5};
+    s.scrapes_total = 7;
+    s.render_seconds = 0.000125;
+    return s;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf != NULL && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    if (buf != NULL)
+        buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void write_all(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f != NULL);
+    REQUIRE(fwrite(data, 1, len, f) == len);
+    fclose(f);
+}
+
+/* Compares `out` with GOLDEN_DIR/name (or rewrites it). */
+static void golden(const char *dir, const char *name, const char *out, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (getenv("TSLAB_UPDATE_GOLDEN") != NULL) {
+        write_all(path, out, len);
+        printf("rewrote %s\n", path);
+        return;
+    }
+    size_t glen;
+    char *g = read_all(path, &glen);
+    if (g == NULL) {
+        fprintf(stderr, "cannot read %s\n", path);
+        test_failures++;
+        return;
+    }
+    if (glen != len || memcmp(g, out, len) != 0) {
+        size_t line = 1, i = 0;
+        while (i < len && i < glen && g[i] == out[i])
+            line += out[i++] == '\n';
+        char actual[4200];
+        snprintf(actual, sizeof actual, "%s.actual", name);
+        write_all(actual, out, len);
+        fprintf(stderr, "%s differs from the golden file at line %zu (actual output in %s)\n",
+                name, line, actual);
+        test_failures++;
+    }
+    free(g);
+}
+
+static void check_prom(const char *out, bool om)
+{
+    char line[512];
+    /* escaping */
+    snprintf(line, sizeof line, "tslab_frees_total{allocator=\"%s\",class=\"64\"} 9007199254740993\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    snprintf(line, sizeof line,
+             "tslab_allocations_total{allocator=\"%s\",class=\"64\"} 18446744073709551615\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    CHECK(strstr(out, "ses\"sions") == NULL); /* never unescaped */
+    CHECK_CONTAINS(out, "allocator=\"bad\xef\xbf\xbdutf8\"");
+    CHECK(strchr(out, '\xff') == NULL);
+    /* every row of TSLAB_CLASS_STATS, for the untouched allocator too, with its extra label */
+#define ROW(field, source, type, metric, lk, lv, help)                                             \
+    snprintf(line, sizeof line, "tslab_%s{allocator=\"buffers\",class=\"4096\"%s%s%s%s%s} 0\n",    \
+             metric, lk[0] ? "," : "", lk, lk[0] ? "=\"" : "", lv, lk[0] ? "\"" : "");            \
+    CHECK_CONTAINS(out, line);                                                                     \
+    snprintf(line, sizeof line, "# TYPE tslab_%.*s %s\n",                                          \
+             (int)(strlen(metric) - (om && strcmp(#type, "COUNTER") == 0 ? 6 : 0)), metric,       \
+             strcmp(#type, "COUNTER") == 0 ? "counter" : "gauge");                                 \
+    CHECK_CONTAINS(out, line);
+    TSLAB_CLASS_STATS(ROW)
+#undef ROW
+    const char *reasons[] = {"invalid", "stale", "double", "foreign"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(line, sizeof line,
+                 "tslab_free_rejections_total{allocator=\"buffers\",class=\"none\",reason=\"%s\"} 0\n",
+                 reasons[i]);
+        CHECK_CONTAINS(out, line);
+        snprintf(line, sizeof line,
+                 "tslab_free_rejections_total{allocator=\"%s\",class=\"none\",reason=\"%s\"} %d\n",
+                 weird_escaped, reasons[i], i + 1);
+        CHECK_CONTAINS(out, line);
+    }
+    CHECK_CONTAINS(out, "tslab_build_info{version=\"" TSLAB_VERSION_STRING "\"} 1\n");
+    CHECK_CONTAINS(out, "tslab_reserved_bytes{allocator=\"buffers\"} 1073741824\n");
+    CHECK_CONTAINS(out, "tslab_exporter_scrapes_total 7\n");
+    CHECK_CONTAINS(out, "tslab_exporter_render_seconds 0.000125\n");
+    CHECK_CONTAINS(out, "process_start_time_seconds 1700000000.25\n");
+    CHECK_CONTAINS(out, "process_cpu_seconds_total 1.5\n");
+    CHECK_CONTAINS(out, "process_virtual_memory_bytes 1099511627776\n");
+    CHECK_CONTAINS(out, om ? "# TYPE process_cpu_seconds counter\n"
+                           : "# TYPE process_cpu_seconds_total counter\n");
+    size_t len = strlen(out);
+    if (om)
+        CHECK(len > 6 && strcmp(out + len - 6, "# EOF\n") == 0);
+    else
+        CHECK(strstr(out, "# EOF") == NULL && out[len - 1] == '\n');
+}
+
+static void check_json(const char *out)
+{
+    CHECK_CONTAINS(out, "\"allocations\":18446744073709551615,");
+    CHECK_CONTAINS(out, "\"frees\":9007199254740993,");
+    CHECK_CONTAINS(out, "\"start_time_seconds\":1700000000.25");
+    cJSON *root = cJSON_Parse(out);
+    REQUIRE(root != NULL);
+    CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(root, "schema_version")->valueint, 1);
+    cJSON *allocs = cJSON_GetObjectItemCaseSensitive(root, "allocators");
+    REQUIRE(cJSON_GetArraySize(allocs) == 3);
+    cJSON *a0 = cJSON_GetArrayItem(allocs, 0);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a0, "name"));
+    CHECK(name != NULL && strcmp(name, weird_name) == 0);
+    cJSON *classes = cJSON_GetObjectItemCaseSensitive(a0, "classes");
+    CHECK_EQ_INT(cJSON_GetArraySize(classes), 2);
+    cJSON *c1 = cJSON_GetArrayItem(classes, 1);
+    CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(c1, "object_size")->valuedouble, 128);
+#define ROW(field, source, type, metric, lk, lv, help)                                             \
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c1, #field)));
+    TSLAB_CLASS_STATS(ROW)
+#undef ROW
+    CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(c1, "live_objects")->valuedouble,
+                 stats[0].classes[1].live_objects);
+    cJSON *un = cJSON_GetObjectItemCaseSensitive(a0, "unattributed");
+    CHECK_EQ_INT(cJSON_GetArraySize(un), 4);
+    CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(un, "rejected_foreign")->valuedouble, 4);
+    cJSON *proc = cJSON_GetObjectItemCaseSensitive(root, "process");
+    CHECK_EQ_INT(cJSON_GetArraySize(proc), 7);
+    cJSON *exp = cJSON_GetObjectItemCaseSensitive(root, "exporter");
+    CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(exp, "scrapes_total")->valuedouble, 7);
+    cJSON_Delete(root);
+}
+
+int main(int argc, char **argv)
+{
+    REQUIRE(argc == 2);
+    tslab__snapshot snap = fixed_snapshot();
+    static const struct {
+        tslab_format fmt;
+        const char *file;
+    } outputs[] = {{TSLAB_FORMAT_PROMETHEUS, "metrics.prom"},
+                   {TSLAB_FORMAT_OPENMETRICS, "metrics.om"},
+                   {TSLAB_FORMAT_JSON, "metrics.json"}};
+    for (int pass = 0; pass < 2; pass++) {
+        /* Second pass: a decimal-comma locale must not change a byte. */
+        if (pass == 1 && setlocale(LC_ALL, "de_DE.UTF-8") == NULL &&
+            setlocale(LC_ALL, "fr_FR.UTF-8") == NULL) {
+            printf("no decimal-comma locale installed: locale pass skipped\n");
+            break;
+        }
+        for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++) {
+            char *out = NULL;
+            size_t len = 0;
+            REQUIRE(tslab__render(&snap, outputs[i].fmt, &out, &len) == 0);
+            CHECK_EQ_INT(strlen(out), len);
+            if (outputs[i].fmt == TSLAB_FORMAT_JSON)
+                check_json(out);
+            else
+                check_prom(out, outputs[i].fmt == TSLAB_FORMAT_OPENMETRICS);
+            golden(argv[1], outputs[i].file, out, len);
+            free(out);
+        }
+    }
+    char *out;
+    size_t len;
+    CHECK_EQ_INT(tslab__render(&snap, (tslab_format)3, &out, &len), -EINVAL);
+    return test_result("test_render");
+}
