@@ -10,6 +10,7 @@
 #define CHECK(cond)                                                                              \
     do {                                                                                         \
         if (!(cond)) {                                                                           \
+            fflush(stdout);                                                                      \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
             fflush(stderr);                                                                      \
             abort();                                                                             \
@@ -20,6 +21,7 @@
     do {                                                                                         \
         unsigned long long va_ = (unsigned long long)(a), vb_ = (unsigned long long)(b);         \
         if (va_ != vb_) {                                                                        \
+            fflush(stdout);                                                                      \
             fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%llu != %llu)\n", __FILE__,         \
                     __LINE__, #a, #b, va_, vb_);                                                 \
             fflush(stderr);                                                                      \
