@@ -141,6 +141,7 @@ def run(args, prometheus, tmp):
     clean = urllib.parse.urlparse(clean_url).netloc
     inject = urllib.parse.urlparse(inject_url).netloc
     print("demos: clean %s, injecting %s" % (clean, inject))
+    t_start = time.monotonic()
     _p, base = start_prometheus(prometheus, tmp, clean, inject)
     prom = Prom(base)
     print("prometheus at", base)
@@ -221,15 +222,16 @@ def run(args, prometheus, tmp):
                 failures.append("Prometheus series %s missing for the tslab targets" % name)
             continue
         want = cat.get(name)
-        types = set()
+        types, family = set(), name
         if name in have:
             types = have[name]
         elif name.endswith("_total") and "counter" in have.get(name[:-6], set()):
-            types = {"counter"}   # OpenMetrics names the counter family without _total
+            types, family = {"counter"}, name[:-6]   # OpenMetrics: counter family without _total
         elif name.endswith("_info") and "info" in have.get(name[:-5], set()):
-            types = {"info"}
+            types, family = {"info"}, name[:-5]
         ok = bool(types) and (want in types or (name == "tslab_build_info" and "info" in types))
-        print("  %s  %-40s metadata %s, expected %s" % ("ok" if ok else "--", name, sorted(types) or "absent", want))
+        print("  %s  %-40s metadata %s %s, expected %s" %
+              ("ok" if ok else "--", name, family, sorted(types) or "absent", want))
         if not types:
             failures.append("metric %s is not in /api/v1/targets/metadata" % name)
         elif not ok:
@@ -267,8 +269,8 @@ def run(args, prometheus, tmp):
         stale = prom.query('tslab_free_rejections_total{reason="stale",instance="%s"}' % inject)["result"]
         failures.append("TslabStaleOrDoubleFree not firing for %s after 60 s (stale counters: %s; alerts: %s)" %
                         (inject, [s["value"][1] for s in stale], alerts))
-    print("TslabStaleOrDoubleFree firing for %s after %.1f s: reasons %s" %
-          (inject, time.monotonic() - t0, sorted({a["labels"].get("reason") for a in firing})))
+    print("TslabStaleOrDoubleFree firing for %s %.1f s after Prometheus started: reasons %s" %
+          (inject, time.monotonic() - t_start, sorted({a["labels"].get("reason") for a in firing})))
     for a in prom.api("/api/v1/alerts")["alerts"]:
         n, inst = a["labels"].get("alertname"), a["labels"].get("instance")
         print("  alert %s %s %s" % (n, a["state"], json.dumps(a["labels"], sort_keys=True)))
