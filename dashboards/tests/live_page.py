@@ -69,7 +69,7 @@ def main():
             os.unlink(os.path.join(args.artifacts, f))
     td.install_cleanup()
 
-    _demo, url = td.start_demo(args.demo, "--threads", "2")
+    _demo, url = td.start_demo(args.demo, "--threads", "2", "--inject-bad-frees", "2")
     origin = url.rstrip("/")
     print("demo at", url)
 
