@@ -1,0 +1,534 @@
+/* The exporter through the public API only: errors, endpoints, headers, authentication,
+ * connection limits and timeout, signal mask of the HTTP thread, and a clean stop.
+ *
+ * usage: test_exporter PATH/TO/index.html */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "tslab.h"
+#include "tslab_telemetry.h"
+#include "testhelper.h"
+#include "testhttp.h"
+
+static tslab *alloc_a, *alloc_b;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    REQUIRE(d != NULL);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - (strcmp(path, "/proc/self/fd") == 0); /* the directory's own descriptor */
+}
+
+static tslab_exporter *start(tslab_exporter_config cfg)
+{
+    tslab_exporter *e = NULL;
+    int err = tslab_exporter_start(&cfg, &e);
+    if (err != 0)
+        fprintf(stderr, "tslab_exporter_start: %s\n", tslab_strerror(err));
+    REQUIRE(err == 0 && e != NULL && tslab_exporter_port(e) != 0);
+    return e;
+}
+
+static tslab_exporter_config config(void)
+{
+    static tslab *list[2];
+    list[0] = alloc_a;
+    list[1] = alloc_b;
+    return (tslab_exporter_config){.allocators = list, .allocator_count = 2};
+}
+
+/* ---- Errors ------------------------------------------------------------------------------- */
+
+static void test_errors(void)
+{
+    tslab_exporter *e = (tslab_exporter *)(uintptr_t)1;
+    CHECK_EQ_INT(tslab_exporter_start(NULL, &e), -EINVAL);
+    tslab_exporter_config c = config();
+    CHECK_EQ_INT(tslab_exporter_start(&c, NULL), -EINVAL);
+    const char *bad[] = {"localhost", "256.1.1.1", "1.2.3", "", "::1::", "127.0.0.1:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c.address = bad[i];
+        CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+        CHECK(e == NULL);
+    }
+    c = config();
+    c.allocators = NULL;
+    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+    tslab *dup[2] = {alloc_a, alloc_a};
+    c.allocators = dup;
+    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL); /* duplicate names: colliding series */
+    c = config();
+    c.address = "192.0.2.1"; /* TEST-NET-1: not an address of this host */
+    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EADDRNOTAVAIL);
+
+    /* A port held by someone else. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t len = sizeof a;
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0);
+    REQUIRE(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    c = config();
+    c.port = ntohs(a.sin_port);
+    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EADDRINUSE);
+    close(fd);
+
+    /* A second start on the port an exporter of this process already has. */
+    tslab_exporter *first = start(config());
+    c = config();
+    c.port = tslab_exporter_port(first);
+    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EALREADY);
+    c.address = "0.0.0.0";
+    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EALREADY);
+    tslab_exporter *second = start(config()); /* port 0 never conflicts */
+    CHECK(tslab_exporter_port(second) != tslab_exporter_port(first));
+    tslab_exporter_stop(second);
+    /* after stop the port is free again, for this process too */
+    c = config();
+    c.port = tslab_exporter_port(first);
+    tslab_exporter_stop(first);
+    tslab_exporter *again = start(c);
+    CHECK_EQ_INT(tslab_exporter_port(again), c.port);
+    tslab_exporter_stop(again);
+
+    CHECK_EQ_INT(tslab_exporter_port(NULL), 0);
+    tslab_exporter_stop(NULL);
+}
+
+/* ---- Endpoints ---------------------------------------------------------------------------- */
+
+static void test_endpoints(const char *index_path)
+{
+    tslab_exporter *e = start(config());
+    uint16_t port = tslab_exporter_port(e);
+    http_reply r;
+    char v[256];
+
+    REQUIRE(http_get(port, "/metrics", &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
+          strcmp(v, "text/plain; version=0.0.4; charset=utf-8") == 0);
+    CHECK(http_header(&r, "Content-Encoding", v, sizeof v) == NULL);
+    CHECK_CONTAINS(r.body, "# TYPE tslab_allocations_total counter\n");
+    CHECK_CONTAINS(r.body, "tslab_allocations_total{allocator=\"alpha\",class=\"64\"} ");
+    CHECK_CONTAINS(r.body, "tslab_slabs{allocator=\"beta\",class=\"4096\",state=\"cached\"} ");
+    uint64_t scrapes1 = 0, scrapes2 = 0;
+    CHECK(prom_u64(r.body, "tslab_exporter_scrapes_total", &scrapes1));
+    http_free(&r);
+
+    REQUIRE(http_request(port, "GET", "/metrics",
+                         "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n",
+                         &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
+          strcmp(v, "application/openmetrics-text; version=1.0.0; charset=utf-8") == 0);
+    CHECK(r.body_len > 6 && strcmp(r.body + r.body_len - 6, "# EOF\n") == 0);
+    CHECK_CONTAINS(r.body, "# TYPE tslab_allocations counter\n");
+    CHECK(prom_u64(r.body, "tslab_exporter_scrapes_total", &scrapes2));
+    CHECK_EQ_INT(scrapes2, scrapes1 + 1); /* one client: every render counted once */
+    CHECK(http_header(&r, "Vary", v, sizeof v) && strstr(v, "Accept") != NULL);
+    http_free(&r);
+
+    REQUIRE(http_request(port, "GET", "/metrics", "Accept-Encoding: gzip\r\n", &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(http_header(&r, "Content-Encoding", v, sizeof v) && strcmp(v, "gzip") == 0);
+    CHECK(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f &&
+          (unsigned char)r.body[1] == 0x8b);
+    http_free(&r);
+
+    REQUIRE(http_get(port, "/metrics.json", &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(http_header(&r, "Content-Type", v, sizeof v) && strcmp(v, "application/json") == 0);
+    CHECK(r.body[0] == '{');
+    CHECK_CONTAINS(r.body, "\"schema_version\":1,");
+    CHECK_CONTAINS(r.body, "\"name\":\"alpha\"");
+    http_free(&r);
+
+    REQUIRE(http_get(port, "/healthz", &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strcmp(r.body, "ok\n") == 0);
+    http_free(&r);
+
+    REQUIRE(http_get(port, "/", &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
+          strcmp(v, "text/html; charset=utf-8") == 0);
+    FILE *f = fopen(index_path, "rb");
+    REQUIRE(f != NULL);
+    static char page[1 << 20];
+    size_t page_len = fread(page, 1, sizeof page, f);
+    fclose(f);
+    CHECK_EQ_INT(r.body_len, page_len);
+    CHECK(memcmp(r.body, page, page_len) == 0); /* served byte for byte */
+    http_free(&r);
+
+    REQUIRE(http_request(port, "HEAD", "/", NULL, &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(r.body_len, 0);
+    CHECK(http_header(&r, "Content-Length", v, sizeof v) && strtoul(v, NULL, 10) == page_len);
+    http_free(&r);
+
+    REQUIRE(http_request(port, "HEAD", "/metrics", NULL, &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(r.body_len, 0);
+    http_free(&r);
+
+    const char *paths404[] = {"/metrics/", "/metric", "/favicon.ico", "/healthz/x", "//"};
+    for (size_t i = 0; i < sizeof paths404 / sizeof paths404[0]; i++) {
+        REQUIRE(http_get(port, paths404[i], &r) == 0);
+        CHECK_EQ_INT(r.status, 404);
+        http_free(&r);
+    }
+    const char *methods[] = {"POST", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW", "TRACE"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        REQUIRE(http_request(port, methods[i], "/metrics", NULL, &r) == 0);
+        CHECK_EQ_INT(r.status, 405);
+        CHECK(http_header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, HEAD") == 0);
+        http_free(&r);
+    }
+    /* a POST with a body is read and refused, never processed */
+    REQUIRE(http_raw(NULL, port,
+                     "POST /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\n"
+                     "a=1&b=2&c=3",
+                     &r) == 0);
+    CHECK_EQ_INT(r.status, 405);
+    http_free(&r);
+    /* a query string does not change the route */
+    REQUIRE(http_get(port, "/metrics?x=1", &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    http_free(&r);
+    tslab_exporter_stop(e);
+}
+
+static void test_token(void)
+{
+    tslab_exporter_config c = config();
+    c.bearer_token = "s3cret";
+    tslab_exporter *e = start(c);
+    uint16_t port = tslab_exporter_port(e);
+    http_reply r;
+    char v[128];
+    const char *paths[] = {"/metrics", "/metrics.json", "/"};
+    for (size_t i = 0; i < 3; i++) {
+        REQUIRE(http_get(port, paths[i], &r) == 0);
+        CHECK_EQ_INT(r.status, 401);
+        CHECK(http_header(&r, "WWW-Authenticate", v, sizeof v) && strncmp(v, "Bearer", 6) == 0);
+        CHECK(strstr(r.body, "tslab_") == NULL);
+        http_free(&r);
+        REQUIRE(http_request(port, "GET", paths[i], "Authorization: Bearer s3cret\r\n", &r) == 0);
+        CHECK_EQ_INT(r.status, 200);
+        http_free(&r);
+    }
+    const char *wrong[] = {"Authorization: Bearer s3cre\r\n", "Authorization: Bearer s3cret2\r\n",
+                           "Authorization: Basic s3cret\r\n", "Authorization: s3cret\r\n",
+                           "Authorization: Bearer \r\n"};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        REQUIRE(http_request(port, "GET", "/metrics", wrong[i], &r) == 0);
+        CHECK_EQ_INT(r.status, 401);
+        http_free(&r);
+    }
+    REQUIRE(http_get(port, "/healthz", &r) == 0); /* liveness probes need no token */
+    CHECK_EQ_INT(r.status, 200);
+    http_free(&r);
+    tslab_exporter_stop(e);
+}
+
+/* ---- Limits ------------------------------------------------------------------------------- */
+
+/* Seconds until the server closes fd (recv returns 0), or -1 when it answers data or the 10 s
+ * receive timeout passes. */
+static double until_closed(int fd)
+{
+    double t0 = now_s();
+    char c;
+    ssize_t n = recv(fd, &c, 1, 0);
+    return n == 0 ? now_s() - t0 : -1;
+}
+
+static void test_limits(void)
+{
+    http_reply r;
+    /* per-IP limit 2: a third connection from the same address is closed at once, while another
+     * address is still served */
+    tslab_exporter_config c = config();
+    c.per_ip_connections = 2;
+    c.timeout_seconds = 30;
+    tslab_exporter *e = start(c);
+    uint16_t port = tslab_exporter_port(e);
+    int idle1 = http_connect("127.0.0.1", port), idle2 = http_connect("127.0.0.1", port);
+    REQUIRE(idle1 >= 0 && idle2 >= 0);
+    /* the exporter has accepted both once a request on a third one is refused */
+    int third = http_connect("127.0.0.1", port);
+    REQUIRE(third >= 0);
+    double t = until_closed(third);
+    CHECK(t >= 0 && t < 5);
+    close(third);
+    REQUIRE(http_raw("127.0.0.2", port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    http_free(&r);
+    close(idle1);
+    close(idle2);
+    tslab_exporter_stop(e);
+
+    /* connection limit 3 over all addresses: libmicrohttpd stops accepting at the limit, so a
+     * fourth connection waits in the kernel's backlog unanswered until a slot frees */
+    c = config();
+    c.max_connections = 3;
+    c.timeout_seconds = 30;
+    e = start(c);
+    port = tslab_exporter_port(e);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        char src[16];
+        snprintf(src, sizeof src, "127.0.0.%d", i + 1);
+        fds[i] = http_connect(src, port);
+        REQUIRE(fds[i] >= 0);
+    }
+    int fourth = http_connect("127.0.0.9", port);
+    REQUIRE(fourth >= 0);
+    const char *hz = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    REQUIRE(http_send_all(fourth, hz, strlen(hz)) == 0);
+    struct pollfd pfd = {.fd = fourth, .events = POLLIN};
+    CHECK_EQ_INT(poll(&pfd, 1, 1000), 0); /* not served while three are open */
+    close(fds[0]);
+    REQUIRE(http_read_reply(fourth, &r) == 0); /* served once one closes */
+    CHECK_EQ_INT(r.status, 200);
+    http_free(&r);
+    close(fourth);
+    for (int i = 1; i < 3; i++)
+        close(fds[i]);
+    tslab_exporter_stop(e);
+
+    /* timeout 1 s: an idle connection is closed after about that */
+    c = config();
+    c.timeout_seconds = 1;
+    e = start(c);
+    port = tslab_exporter_port(e);
+    int idle = http_connect(NULL, port);
+    REQUIRE(idle >= 0);
+    t = until_closed(idle);
+    CHECK(t >= 0.5 && t < 5);
+    close(idle);
+    /* and a request sent half-way is closed the same way */
+    idle = http_connect(NULL, port);
+    REQUIRE(http_send_all(idle, "GET /metr", 9) == 0);
+    t = until_closed(idle);
+    CHECK(t >= 0.5 && t < 5);
+    close(idle);
+    tslab_exporter_stop(e);
+
+    /* memory limit: headers beyond it are refused; the same request fits the default */
+    char req[16384];
+    int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ");
+    memset(req + n, 'a', 8000);
+    strcpy(req + n + 8000, "\r\n\r\n");
+    c = config();
+    c.memory_limit = 4096;
+    e = start(c);
+    int status = http_raw(NULL, tslab_exporter_port(e), req, &r) == 0 ? r.status : 0;
+    CHECK(status == 431 || status == 413 || status == 0); /* refused or closed */
+    if (status != 0)
+        http_free(&r);
+    REQUIRE(http_get(tslab_exporter_port(e), "/healthz", &r) == 0); /* still serving */
+    CHECK_EQ_INT(r.status, 200);
+    http_free(&r);
+    tslab_exporter_stop(e);
+    e = start(config());
+    REQUIRE(http_raw(NULL, tslab_exporter_port(e), req, &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    http_free(&r);
+    tslab_exporter_stop(e);
+}
+
+/* ---- Threads, signals, descriptors -------------------------------------------------------- */
+
+static int task_ids(int *ids, int max)
+{
+    DIR *d = opendir("/proc/self/task");
+    REQUIRE(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        if (e->d_name[0] != '.')
+            ids[n++] = atoi(e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+static unsigned long long sigblk(int tid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long mask = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+            break;
+    }
+    fclose(f);
+    return mask;
+}
+
+static void test_signals_and_cleanup(void)
+{
+    sigset_t before, after;
+    pthread_sigmask(SIG_BLOCK, NULL, &before);
+    int tids_before[256], tids_after[256];
+    int nb = task_ids(tids_before, 256);
+    tslab_exporter *e = start(config());
+    int na = task_ids(tids_after, 256);
+    CHECK(na > nb);
+    int checked = 0;
+    for (int i = 0; i < na; i++) {
+        bool old = false;
+        for (int j = 0; j < nb; j++)
+            old = old || tids_after[i] == tids_before[j];
+        if (old)
+            continue;
+        unsigned long long m = sigblk(tids_after[i]);
+        int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGCHLD};
+        for (size_t k = 0; k < sizeof sigs / sizeof sigs[0]; k++) {
+            if (!(m & (1ull << (sigs[k] - 1)))) {
+                fprintf(stderr, "HTTP thread %d does not block signal %d (SigBlk %llx)\n",
+                        tids_after[i], sigs[k], m);
+                test_failures++;
+            }
+        }
+        checked++;
+    }
+    CHECK(checked >= 1);
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    for (int s = 1; s < 32; s++)
+        CHECK_EQ_INT(sigismember(&before, s), sigismember(&after, s)); /* caller's mask kept */
+    tslab_exporter_stop(e);
+
+    /* Start/stop leaves no thread and no descriptor behind, even with a client connected. */
+    size_t fds0 = count_dir("/proc/self/fd"), threads0 = count_dir("/proc/self/task");
+    for (int i = 0; i < 20; i++) {
+        e = start(config());
+        int fd = http_connect(NULL, tslab_exporter_port(e));
+        REQUIRE(fd >= 0);
+        if (i % 2 == 0) {
+            http_reply r;
+            REQUIRE(http_get(tslab_exporter_port(e), "/metrics", &r) == 0);
+            http_free(&r);
+        }
+        tslab_exporter_stop(e);
+        close(fd);
+    }
+    CHECK_EQ_INT(count_dir("/proc/self/fd"), fds0);
+    CHECK_EQ_INT(count_dir("/proc/self/task"), threads0);
+}
+
+/* ---- tslab_metrics_render ----------------------------------------------------------------- */
+
+static void test_render_public(void)
+{
+    tslab_handle h[1000];
+    for (int i = 0; i < 1000; i++)
+        REQUIRE(tslab_alloc(alloc_a, 64, &h[i]) != NULL);
+    for (int i = 0; i < 400; i++)
+        CHECK(tslab_free(alloc_a, h[i]));
+    CHECK(!tslab_free(alloc_a, h[0])); /* double */
+    char *out;
+    size_t len;
+    tslab *list[2] = {alloc_a, alloc_b};
+    REQUIRE(tslab_metrics_render(list, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len) == 0);
+    CHECK_EQ_INT(strlen(out), len);
+    uint64_t v = 0;
+    CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"alpha\",class=\"64\"}", &v) && v == 1000);
+    CHECK(prom_u64(out, "tslab_frees_total{allocator=\"alpha\",class=\"64\"}", &v) && v == 400);
+    CHECK(prom_u64(out, "tslab_live_objects{allocator=\"alpha\",class=\"64\"}", &v) && v == 600);
+    CHECK(prom_u64(out, "tslab_free_rejections_total{allocator=\"alpha\",class=\"64\",reason=\"double\"}",
+                   &v) && v == 1);
+    CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"beta\",class=\"4096\"}", &v) && v == 0);
+    CHECK(prom_u64(out, "process_threads", &v) && v >= 1);
+    CHECK(prom_u64(out, "process_open_fds", &v) && v >= 3);
+    CHECK(prom_u64(out, "process_resident_memory_bytes", &v) && v > 0);
+    free(out);
+    REQUIRE(tslab_metrics_render(list, 2, TSLAB_FORMAT_JSON, &out, &len) == 0);
+    CHECK_CONTAINS(out, "\"allocations\":1000,\"frees\":400,");
+    free(out);
+    for (int i = 400; i < 1000; i++)
+        CHECK(tslab_free(alloc_a, h[i]));
+
+    CHECK_EQ_INT(tslab_metrics_render(NULL, 1, TSLAB_FORMAT_JSON, &out, &len), -EINVAL);
+    CHECK_EQ_INT(tslab_metrics_render(list, 2, (tslab_format)7, &out, &len), -EINVAL);
+    CHECK_EQ_INT(tslab_metrics_render(list, 2, TSLAB_FORMAT_JSON, NULL, &len), -EINVAL);
+    tslab *dup[2] = {alloc_a, alloc_a};
+    CHECK_EQ_INT(tslab_metrics_render(dup, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len), -EINVAL);
+    REQUIRE(tslab_metrics_render(NULL, 0, TSLAB_FORMAT_OPENMETRICS, &out, &len) == 0);
+    CHECK_CONTAINS(out, "tslab_build_info{version=\"" TSLAB_VERSION_STRING "\"} 1\n");
+    free(out);
+}
+
+static void test_ipv6(void)
+{
+    tslab_exporter_config c = config();
+    c.address = "::1";
+    tslab_exporter *e = NULL;
+    int err = tslab_exporter_start(&c, &e);
+    if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
+        printf("no IPv6 loopback here: IPv6 case skipped\n");
+        return;
+    }
+    CHECK_EQ_INT(err, 0);
+    if (err != 0)
+        return;
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(tslab_exporter_port(e))};
+    inet_pton(AF_INET6, "::1", &a.sin6_addr);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    REQUIRE(http_send_all(fd, req, strlen(req)) == 0);
+    http_reply r;
+    REQUIRE(http_read_reply(fd, &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    http_free(&r);
+    close(fd);
+    tslab_exporter_stop(e);
+}
+
+int main(int argc, char **argv)
+{
+    REQUIRE(argc == 2);
+    static const uint32_t sizes_a[] = {64, 128};
+    static const uint32_t sizes_b[] = {4096};
+    alloc_a = tslab_create(&(tslab_config){.name = "alpha", .sizes = sizes_a, .size_count = 2});
+    alloc_b = tslab_create(&(tslab_config){.name = "beta", .sizes = sizes_b, .size_count = 1});
+    REQUIRE(alloc_a != NULL && alloc_b != NULL);
+    test_errors();
+    test_endpoints(argv[1]);
+    test_token();
+    test_limits();
+    test_signals_and_cleanup();
+    test_render_public();
+    test_ipv6();
+    tslab_destroy(alloc_a);
+    tslab_destroy(alloc_b);
+    return test_result("test_exporter");
+}
