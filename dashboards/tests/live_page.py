@@ -75,7 +75,7 @@ def main():
 
     profile = tempfile.mkdtemp(prefix="tslab-chromium-")
     try:
-        td.spawn([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+        chrome = td.spawn([chromium, "--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--no-first-run", "--no-default-browser-check", "--disable-extensions",
                   "--mute-audio", "--hide-scrollbars", "--user-data-dir=" + profile,
@@ -188,6 +188,16 @@ def main():
         requests = [ev for ev in page.events if ev["method"] == "Network.requestWillBeSent"]
         print("%d requests, %d DevTools events; screenshots in %s" % (len(requests), len(page.events), args.artifacts))
         page.close()
+        # Close the browser cleanly so it reaps its own helpers; the finally block kills the rest.
+        try:
+            with open(port_file) as f:
+                browser_path = f.read().split("\n")[1].strip()
+            browser = Page("ws://127.0.0.1:%d%s" % (port, browser_path))
+            browser.call("Browser.close", timeout=10)
+            browser.close()
+            chrome.wait(timeout=10)
+        except (CDPError, OSError, IndexError, td.subprocess.TimeoutExpired) as e:
+            print("note: Browser.close: %s" % e)
     except CDPError as e:
         failures = ["DevTools: %s" % e]
     finally:

@@ -319,11 +319,32 @@ def _kill_children(*_):
                 except ProcessLookupError:
                     pass
                 p.wait()
+    _reap_orphans()
+
+
+def _reap_orphans():
+    """Waits for descendants that were re-parented to us (see install_cleanup)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def install_cleanup():
+    """Kills every started process group at exit or on a signal. The test also becomes a child
+    subreaper (Linux), so helpers that daemonise (Chromium's zygote) are re-parented to it and
+    reaped here instead of lingering as zombies under a PID 1 that may not reap."""
     import atexit
+    import ctypes
 
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+    atexit.register(_reap_orphans)
     atexit.register(_kill_children)
 
     def on_signal(signum, _frame):
@@ -334,16 +355,27 @@ def install_cleanup():
         signal.signal(s, on_signal)
 
 
+def _die_with_parent():
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def spawn(argv, **kw):
-    """Starts argv in its own process group (so the whole tree can be stopped) and tracks it."""
-    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    """Starts argv in its own process group (so the whole tree can be stopped) and tracks it. The
+    child also gets SIGTERM if this test dies without cleaning up (SIGKILL from a timeout)."""
+    p = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, **kw)
     _children.append(p)
     return p
 
 
 def start_demo(demo, *extra, timeout=30):
     """Starts tslab-demo on an ephemeral loopback port; returns (process, base URL)."""
-    argv = [demo, "--listen", "127.0.0.1:0", "--quiet"] + list(extra)
+    # --duration: a demo outlives a killed test by a few minutes at most.
+    argv = [demo, "--listen", "127.0.0.1:0", "--quiet", "--duration", "600"] + list(extra)
     p = spawn(argv, stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1)
     deadline = time.monotonic() + timeout
     buf = ""
