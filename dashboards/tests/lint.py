@@ -194,7 +194,7 @@ def main():
     if [(s.name, s.range, s.func) for s in probe] != [("x_total", "5m", "rate"), ("y", None, None), ("z", None, None)]:
         err("scanner self-test failed: %r" % probe)
     for e in errors:
-        print("lint: " + e, file=sys.stderr)
+        print("lint: " + e)
     print("lint: %d panels, %d alerts, %d promtool cases, %d problems" % (npanels, nrules, ncases, len(errors)))
     return 1 if errors else 0
 
