@@ -1,9 +1,9 @@
 /* Single-threaded behaviour of the core through the public API. */
-#include "testhelper.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <tslab.h>
+
+#include "testhelper.h"
 
 static void fill(void *p, size_t n, unsigned v) { memset(p, (int)(v & 0xff), n); }
 static int holds(const void *p, size_t n, unsigned v)

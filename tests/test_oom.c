@@ -1,11 +1,11 @@
 /* Out of memory through the injectable OS layer: a refused commit gives NULL with ENOMEM and
  * loses nothing; once memory is back the allocator works again. A refused reservation makes
  * tslab_create fail cleanly. */
-#include "testhelper.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <tslab.h>
+
+#include "testhelper.h"
 
 static int fail_commits;   /* refuse commits while set */
 static int fail_reserves;
@@ -68,7 +68,7 @@ static void commit_refused_then_recovered(void)
     tslab_stats_read(a, &st);
     printf("commit refused: NULL/ENOMEM after %u more objects; os_failures %llu\n", extra,
            (unsigned long long)st.classes[2].os_failures);
-    CHECK(st.classes[2].os_failures >= 1 && st.classes[7].os_failures == 1);
+    CHECK(st.classes[2].os_failures >= 1 && st.classes[7].os_failures >= 1);
     for (unsigned i = 0; i < N; i++)
         CHECK(*(uint32_t *)tslab_handle_ptr(a, h[i]) == i);
     /* frees still work while memory is short, and their slots are reused */

@@ -1,9 +1,9 @@
 /* RSS under sustained churn stays flat, and falls back to the cache bound once everything is
  * freed. Figures are printed; the bounds are asserted. */
-#include "testhelper.h"
-
 #include <stdint.h>
 #include <tslab.h>
+
+#include "testhelper.h"
 
 /* Anonymous resident memory (RssAnon): the process RSS minus file-backed pages such as shared
  * library code that the run happens to page in, which this test must not count. */
@@ -62,7 +62,10 @@ static void churn_rss_flat_then_released(void)
            cycles, LIVE, (unsigned long long)rss_warm >> 10, (unsigned long long)rss_end >> 10,
            growth, (unsigned long long)res_warm >> 10,
            (unsigned long long)st.classes[2].resident_bytes >> 10, overhead);
-    CHECK(growth <= 5.0);
+    if (test_rss_meaningful())
+        CHECK(growth <= 5.0);
+    else
+        printf("process RSS includes a tool's shadow memory here: only allocator gauges checked\n");
     CHECK(st.classes[2].resident_bytes <= res_warm + res_warm / 20);
 
     for (unsigned i = 0; i < LIVE; i++)
@@ -81,7 +84,9 @@ static void churn_rss_flat_then_released(void)
            (unsigned long long)c->slabs_cached, (unsigned long long)c->slabs_released);
     CHECK_EQ_U(c->live_objects, 0);
     CHECK(c->slabs_cached <= 4 && c->slabs_partial == 0 && c->slabs_full == 0);
-    CHECK(rss_free <= rss_base + cache_bound + meta + slack);
+    if (test_rss_meaningful())
+        CHECK(rss_free <= rss_base + cache_bound + meta + slack);
+    CHECK(c->resident_bytes <= cache_bound + meta);
     CHECK(tslab_purge(a) == 0);
     tslab_stats_read(a, &st);
     CHECK_EQ_U(st.classes[2].slabs_cached, 0);

@@ -1,11 +1,11 @@
 /* Counters: exact values for a scripted sequence (the original read the wrong class and printed
  * zeros for months), and monotonic, consistent snapshots while threads churn. */
-#include "testhelper.h"
-
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <tslab.h>
+
+#include "testhelper.h"
 
 static void exact_cache_counters(void)
 {

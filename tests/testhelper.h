@@ -77,4 +77,62 @@ static inline int run_tests(const test_case *t, size_t n, int argc, char **argv)
     }
 #define T(fn) {#fn, fn}
 
+/* Builds whose allocator delays reuse of freed slots (ASan, or TSLAB_VALGRIND): tests that rely
+ * on the thread cache's immediate LIFO reuse must force reuse instead. */
+#if defined(__SANITIZE_ADDRESS__) || defined(TSLAB_VALGRIND)
+#define TEST_QUARANTINE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_QUARANTINE 1
+#endif
+#endif
+#ifndef TEST_QUARANTINE
+#define TEST_QUARANTINE 0
+#endif
+
+/* Builds or runs where process RSS includes a tool's shadow memory (sanitizers, Valgrind), so
+ * only the allocator's own gauges can be held to RSS bounds. */
+#if TEST_QUARANTINE || defined(__SANITIZE_THREAD__)
+#define TEST_SHADOW_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_SHADOW_BUILD 1
+#endif
+#endif
+#ifndef TEST_SHADOW_BUILD
+#define TEST_SHADOW_BUILD 0
+#endif
+static inline int test_rss_meaningful(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    return !TEST_SHADOW_BUILD && !(pre && strstr(pre, "vgpreload"));
+}
+
+#ifdef TSLAB_H
+/* Allocates objects of `size` until the slot at `want` is handed out again (at once without a
+ * quarantine); frees the others. Returns the handle of the object at `want`. */
+static inline tslab_handle alloc_until_reuse(tslab *a, size_t size, void *want)
+{
+    enum { MAX = 100000 };
+    tslab_handle *extra = calloc(MAX, sizeof *extra);
+    tslab_handle got = 0;
+    size_t n = 0;
+    CHECK(extra != NULL);
+    tslab_flush(a); /* a quarantined slot goes back to its slab, where the next refill finds it */
+    for (; n < MAX; n++) {
+        void *p = tslab_alloc(a, size, &extra[n]);
+        CHECK(p != NULL);
+        if (p == want) {
+            got = extra[n];
+            break;
+        }
+    }
+    CHECK(got != 0);
+    for (size_t i = 0; i < n; i++)
+        CHECK(tslab_free(a, extra[i]));
+    free(extra);
+    return got;
+}
+#endif
+
 #endif

@@ -285,6 +285,8 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint32_t *out, uint32_t w
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint32_t *idx, uint32_t n);
 /* Sanitizer builds: parks a freed slot; returns the slot it evicts, or TSLAB__NIL. */
 uint32_t tslab__quarantine_push(tslab__class *c, uint32_t idx);
+/* Sanitizer builds: returns every quarantined slot to its slab (no-op otherwise). */
+void tslab__quarantine_drain(tslab *a, tslab__class *c);
 int tslab__slab_purge(tslab *a, tslab__class *c);
 
 /* ---- tcache.c: thread caches ---- */

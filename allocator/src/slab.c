@@ -251,19 +251,24 @@ uint32_t tslab__quarantine_push(tslab__class *c, uint32_t idx)
     return evicted;
 }
 
+void tslab__quarantine_drain(tslab *a, tslab__class *c)
+{
+    if (!tslab_config_quarantine)
+        return;
+    uint32_t q[TSLAB_QUARANTINE_SLOTS], nq;
+    pthread_mutex_lock(&c->lock);
+    for (nq = 0; nq < c->q_count; nq++)
+        q[nq] = c->quarantine[(c->q_head + nq) % TSLAB_QUARANTINE_SLOTS];
+    c->q_count = c->q_head = 0;
+    pthread_mutex_unlock(&c->lock);
+    for (uint32_t i = 0; i < nq; i += 64)
+        tslab__slab_drain(a, c, q + i, nq - i < 64 ? nq - i : 64);
+}
+
 int tslab__slab_purge(tslab *a, tslab__class *c)
 {
     int err = 0;
-    if (tslab_config_quarantine) {
-        uint32_t q[TSLAB_QUARANTINE_SLOTS], nq;
-        pthread_mutex_lock(&c->lock);
-        for (nq = 0; nq < c->q_count; nq++)
-            q[nq] = c->quarantine[(c->q_head + nq) % TSLAB_QUARANTINE_SLOTS];
-        c->q_count = c->q_head = 0;
-        pthread_mutex_unlock(&c->lock);
-        for (uint32_t i = 0; i < nq; i += 64)
-            tslab__slab_drain(a, c, q + i, nq - i < 64 ? nq - i : 64);
-    }
+    tslab__quarantine_drain(a, c);
     /* Only the slabs cached now: those whose release fails go back to the cache and must not be
      * tried again in this call. */
     pthread_mutex_lock(&c->lock);

@@ -139,4 +139,6 @@ void tslab_flush(tslab *a)
     tslab__tls_entry *m = tslab__tls;
     if (m != NULL && m[a->tag].uid == a->uid)
         tslab__tcache_flush(a, m[a->tag].tc);
+    for (uint32_t i = 0; i < a->nclasses; i++)
+        tslab__quarantine_drain(a, &a->cls[i]);
 }
