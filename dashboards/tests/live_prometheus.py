@@ -134,6 +134,38 @@ scrape_configs:
     raise SystemExit("prometheus would not start")
 
 
+def check_panels(prom, dash, variables, what, verbose):
+    """Every panel query with `variables` substituted returns at least one finite sample; polled
+    until a deadline, since rates need a few scrapes first."""
+    failures = []
+    pending = {(t, r): substitute(e, variables) for t, r, e in td.dashboard_exprs(dash)}
+    total = len(pending)
+    results = {}
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        for key, expr in list(pending.items()):
+            res = prom.query(expr)["result"]
+            finite = [s for s in res if not math.isnan(float(s["value"][1]))]
+            if finite:
+                results[key] = (len(res), len(finite))
+                del pending[key]
+        if pending:
+            time.sleep(1)
+    if verbose:
+        for (title, ref), (n, nf) in sorted(results.items()):
+            print("  ok  %-58s %s: %d series (%d finite)" % (title, ref, n, nf))
+    for (title, ref), expr in sorted(pending.items()):
+        res = prom.query(expr)["result"]
+        failures.append("panel %r query %s (%s) returned %s: %s" %
+                        (title, ref, what, "NaN only" if res else "nothing", expr))
+    if pending:
+        targets = prom.api("/api/v1/targets", state="active")["activeTargets"]
+        failures.append("targets then: %s" % [(t["labels"]["instance"], t["health"], t.get("lastError"))
+                                              for t in targets])
+    print("%s: %d of %d panel queries returned data" % (what, len(results), total))
+    return failures
+
+
 def run(args, prometheus, tmp):
     failures = []
     _c, clean_url = td.start_demo(args.demo, "--threads", "1")
@@ -176,25 +208,12 @@ def run(args, prometheus, tmp):
     if not {clean, inject} <= set(prom.api("/api/v1/label/instance/values", **{"match[]": "tslab_build_info"})):
         failures.append("instance variable does not list both demos")
 
-    pending = {(t, r): substitute(e, variables) for t, r, e in td.dashboard_exprs(dash)}
-    results = {}
-    deadline = time.monotonic() + 60
-    while pending and time.monotonic() < deadline:
-        for key, expr in list(pending.items()):
-            res = prom.query(expr)["result"]
-            finite = [s for s in res if not math.isnan(float(s["value"][1]))]
-            if finite:
-                results[key] = (len(res), len(finite))
-                del pending[key]
-        if pending:
-            time.sleep(1)
-    for (title, ref), (n, nf) in sorted(results.items()):
-        print("  ok  %-58s %s: %d series (%d finite)" % (title, ref, n, nf))
-    for (title, ref), expr in sorted(pending.items()):
-        res = prom.query(expr)["result"]
-        failures.append("panel %r query %s returned %s: %s" %
-                        (title, ref, "NaN only" if res else "nothing", expr))
-    print("%d of %d panel queries returned data" % (len(results), len(results) + len(pending)))
+    failures += check_panels(prom, dash, variables, "all values", verbose=True)
+    # The same with one value per variable (Grafana interpolates a single value unbracketed).
+    first_alloc = sorted(prom.api("/api/v1/label/allocator/values", **{"match[]": "tslab_reserved_bytes"}))[0]
+    single = {"job": grafana_regex_value(["tslab"]), "instance": grafana_regex_value([inject]),
+              "allocator": grafana_regex_value([first_alloc])}
+    failures += check_panels(prom, dash, single, "single values %s" % json.dumps(single), verbose=False)
 
     # 2. Every metric name used in the dashboard and the rules, in the targets' metadata.
     meta = prom.api("/api/v1/targets/metadata", match_target='{job="tslab"}')
