@@ -60,7 +60,8 @@ static inline void get_perf_counters(SlabAllocator *alloc, uint32_t size_class, 
     static const PerfCounters zero;
     tslab_stats st;
     *out = zero;
-    if (tslab_stats_read(alloc, &st) != 0 || size_class >= st.class_count)
+    if (size_class >= TSLAB_CLASSES_MAX || tslab_stats_read(alloc, &st) != 0 ||
+        size_class >= st.class_count)
         return;
     const tslab_class_stats *c = &st.classes[size_class];
     out->slow_path_hits = c->slow_path;

@@ -1,0 +1,51 @@
+# Entry points for newcomers and CI. Each target installs the Debian packages it needs first.
+#   make demo      build and run the session-store demo with live /metrics
+#   make test      build (release preset) and run every test with ctest
+#   make sanitize  ASan+UBSan, TSan, Valgrind matrix (sanitizers/run-matrix.sh all)
+#   make bench     the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
+JOBS ?= 2
+DEMO_LISTEN ?= 127.0.0.1:9464
+DEMO_ARGS ?=
+
+.PHONY: all build demo test sanitize fuzz bench install clean format
+
+all: build
+
+build:
+	scripts/deps.sh build
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+demo:
+	scripts/deps.sh demo
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target tslab-demo
+	@echo "Starting tslab-demo: metrics at http://$(DEMO_LISTEN)/metrics, live page at http://$(DEMO_LISTEN)/ (Ctrl-C stops)"
+	build/release/examples/tslab-demo --listen $(DEMO_LISTEN) $(DEMO_ARGS)
+
+test:
+	scripts/deps.sh test
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+	ctest --preset release -j $(JOBS)
+
+sanitize:
+	scripts/deps.sh sanitize
+	sanitizers/run-matrix.sh all
+
+fuzz:
+	scripts/deps.sh sanitize
+	sanitizers/run-fuzz.sh
+
+bench:
+	scripts/deps.sh bench
+	bench/run.sh
+
+install: build
+	cmake --install build/release
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
