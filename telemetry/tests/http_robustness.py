@@ -17,15 +17,23 @@ checks = demolib.Checks("http_robustness")
 demo, port = None, None
 
 
-def still_serving(after, source=None):
-    """A normal scrape answers 200 with the metrics."""
-    try:
-        status, headers, body = demolib.get(port, "/metrics", source=source)
-        ok = (status == 200 and b"tslab_build_info{" in body
-              and headers.get("content-type", "").startswith("text/plain; version=0.0.4"))
-    except OSError as e:
-        ok = False
-        print(f"  scrape error: {e}", file=sys.stderr)
+def still_serving(after, source=None, retry_for=0.0):
+    """A normal scrape answers 200 with the metrics. With retry_for, connection errors are
+    retried for that long (for when the exporter has yet to notice connections the test just
+    closed, which still count against the per-IP limit)."""
+    end = time.monotonic() + retry_for
+    while True:
+        try:
+            status, headers, body = demolib.get(port, "/metrics", source=source)
+            ok = (status == 200 and b"tslab_build_info{" in body
+                  and headers.get("content-type", "").startswith("text/plain; version=0.0.4"))
+            break
+        except OSError as e:
+            ok = False
+            if time.monotonic() >= end:
+                print(f"  scrape error: {e}", file=sys.stderr)
+                break
+            time.sleep(0.05)
     checks.check(ok, f"exporter still answers /metrics after: {after}")
     checks.check(demo.poll() is None, f"tslab-demo still running after: {after}")
 
@@ -151,11 +159,11 @@ def idle_connections():
     still_serving("200 idle connections, from another address", source="127.0.0.2")
     for s in socks:
         s.close()
-    still_serving("200 idle connections closed")
+    still_serving("200 idle connections closed", retry_for=5)
 
 
 def slow_clients():
-    # A writer sending its request one byte every 20 ms, while another client is served at once.
+    # A writer sending its request one byte every 40 ms, while another client is served at once.
     req = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     result = {}
 
@@ -163,7 +171,7 @@ def slow_clients():
         s = socket.create_connection(("127.0.0.1", port), timeout=30)
         for i in range(len(req)):
             s.sendall(req[i:i + 1])
-            time.sleep(0.02)  # the slowness under test, not synchronisation
+            time.sleep(0.04)  # the slowness under test, not synchronisation
         out = b""
         while True:
             chunk = s.recv(65536)
@@ -177,7 +185,7 @@ def slow_clients():
     t.start()
     t0 = time.monotonic()
     still_serving("a slow writer, concurrently")
-    checks.check(time.monotonic() - t0 < 1.0, "a scrape waited behind a slow writer")
+    checks.check(time.monotonic() - t0 < 1.5, "a scrape waited behind a slow writer")
     t.join()
     checks.check(result.get("status") == 200, f"slow writer got {result.get('status')}")
 
@@ -202,17 +210,20 @@ def pipelining_and_half_close():
     two = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     reply = raw(two)
     checks.check(reply.count(b"HTTP/1.1 200") == 2, f"pipelined requests: {reply[:200]!r}")
+    # Half-closed after a keep-alive request: the reply still comes (libmicrohttpd may then keep
+    # the connection until its timeout, so read by Content-Length, not to EOF).
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     s.shutdown(socket.SHUT_WR)
     out = b""
-    while True:
+    while b"\r\n\r\nok\n" not in out:
         chunk = s.recv(4096)
         if not chunk:
             break
         out += chunk
     s.close()
-    checks.check(out.startswith(b"HTTP/1.1 200"), f"half-closed request answered {out[:40]!r}")
+    checks.check(out.startswith(b"HTTP/1.1 200") and out.endswith(b"\r\n\r\nok\n"),
+                 f"half-closed request answered {out[:40]!r}")
     # a client that connects and disappears at once, 100 times
     for _ in range(100):
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
