@@ -1,0 +1,126 @@
+/* libFuzzer target: arbitrary bytes sent as a request to the exporter over loopback.
+ *
+ * One exporter (127.0.0.1, port 0, a bearer token off) serves two allocators for the whole run.
+ * Each input is written to a fresh connection, the write side is shut, and the response is read
+ * until the server closes. Invariants: no crash or sanitizer report in the exporter, no hang (the
+ * server must close within 10 s of our EOF), a response, if any, starts with "HTTP/1.", and after
+ * every 16 inputs (and the last) GET /healthz still answers 200. */
+#define _GNU_SOURCE
+#include <tslab.h>
+#include <tslab_telemetry.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond, msg)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_http: %s:%d: %s (%s), errno %d\n", __FILE__, __LINE__, msg,     \
+                    #cond, errno);                                                                 \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static tslab_exporter *exporter;
+static uint16_t port;
+static tslab *allocs[2];
+
+static void setup(void)
+{
+    tslab_config c0 = {.name = "fuzz-http"};
+    tslab_config c1 = {.name = "odd \"name\\\n"};
+    allocs[0] = tslab_create(&c0);
+    allocs[1] = tslab_create(&c1);
+    CHECK(allocs[0] && allocs[1], "tslab_create");
+    for (int i = 0; i < 100; i++)
+        CHECK(tslab_malloc(allocs[i % 2], (size_t)(i * 7 % 700) + 1), "malloc");
+    tslab_exporter_config cfg = {.address = "127.0.0.1", .port = 0, .allocators = allocs,
+                                 .allocator_count = 2, .timeout_seconds = 5};
+    int rc = tslab_exporter_start(&cfg, &exporter);
+    CHECK(rc == 0 && exporter, "tslab_exporter_start");
+    port = tslab_exporter_port(exporter);
+    CHECK(port != 0, "tslab_exporter_port");
+}
+
+/* Sends data, shuts the write side, reads the answer into out (truncated); returns bytes read. */
+static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0, "socket");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to the exporter");
+    size_t off = 0;
+    while (off < size) {
+        ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break; /* the server may close early on a bad request */
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    size_t n = 0;
+    double start = now(), last = start;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 20);
+        double t = now();
+        /* A keep-alive response is complete when the server goes quiet: it keeps the connection
+         * open after our half-close until its own timeout. */
+        if (n > 0 && t - last > 0.1)
+            break;
+        CHECK(t - start < 10, "exporter neither answered nor closed within 10 s");
+        if (r <= 0)
+            continue;
+        char buf[4096];
+        ssize_t got = recv(fd, buf, sizeof buf, 0);
+        if (got <= 0)
+            break;
+        last = t;
+        if (n < cap) {
+            size_t k = (size_t)got < cap - n ? (size_t)got : cap - n;
+            memcpy(out + n, buf, k);
+            n += k;
+        } else {
+            n++; /* count it as progress without storing */
+            n = n > cap ? cap : n;
+        }
+    }
+    close(fd);
+    return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static unsigned long runs;
+    if (!exporter)
+        setup();
+    char out[64];
+    size_t n = exchange(data, size, out, sizeof out);
+    if (n >= 7)
+        CHECK(memcmp(out, "HTTP/1.", 7) == 0, "response does not start with a status line");
+    if (++runs % 16 == 0) {
+        static const char health[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\n\r\n";
+        n = exchange((const uint8_t *)health, sizeof health - 1, out, sizeof out - 1);
+        out[n] = '\0';
+        CHECK(n > 12 && strncmp(out + 9, "200", 3) == 0, "exporter no longer answers /healthz");
+    }
+    return 0;
+}
