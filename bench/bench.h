@@ -82,6 +82,7 @@ typedef struct bench_params {
     uint64_t n;           /* operations (pairs) */
     uint32_t live;        /* live objects (churn, latency, rss, mt_churn) */
     uint32_t cycles;      /* rss: cycles of turnover */
+    uint32_t max_ms;      /* stop a measured loop after this long (0: run all n) */
     double tsc_ghz;       /* ticks per ns */
     bool callgrind;       /* toggle callgrind collection around the measured loop */
     bool scrape;          /* start the exporter and scrape it at 10 Hz meanwhile */

@@ -95,13 +95,17 @@ static int backend_index(const char *name)
 typedef struct wl {
     const char *label;    /* as reported: "a.tight" */
     const char *workload; /* as the worker knows it */
-    uint64_t n, n_quick;
+    uint64_t n, n_quick;  /* operations (pairs, objects) */
     uint32_t live, live_quick;
     uint32_t cycles, cycles_quick;
     const char *backends;
     const char *metrics;
     const char *ratio_to; /* NULL: best peer of the same repeat; else this backend */
     bool telemetry;       /* needs the telemetry library */
+    int max_reps;         /* 0: every repeat; else at most this many (slow, deterministic ones) */
+    uint32_t max_ms;      /* measured loop stops after this long (0: always all n) */
+    size_t only_size;     /* 0: every size; else only this one */
+    uint64_t max_bytes;   /* 0: none; else n is capped at max_bytes / size */
 } wl;
 
 #define MAIN_BACKENDS "tslab-h,tslab-m,glibc,jemalloc,mimalloc,tcmalloc"
@@ -110,36 +114,45 @@ typedef struct wl {
     "-free_p50_ns,-free_p99_ns,-free_p999_ns,-free_p9999_ns,-free_max_ns,-free_mean_ns"
 #define TEL_BACKENDS "tslab-h-nocnt,tslab-h,tslab-h-scrape"
 
+/* Operation counts follow issue 5; max_ms and the caps keep `make bench` under 15 minutes on a
+ * loaded 2-core machine (README.md, "Time budget"). */
 static const wl workloads[] = {
-    {"a.tight", "tight", 5000000, 200000, 0, 0, 0, 0, MAIN_BACKENDS ",floor", "-pair_ns", NULL,
-     false},
-    {"b.churn", "churn", 10000000, 300000, 100000, 100000, 0, 0, MAIN_BACKENDS, "-pair_ns", NULL,
-     false},
-    {"c.latency", "latency", 1000000, 100000, 100000, 100000, 0, 0, MAIN_BACKENDS, LAT_METRICS,
-     NULL, false},
-    {"d.mt_churn", "mt_churn", 3000000, 200000, 100000, 100000, 0, 0, MAIN_BACKENDS, "+mops", NULL,
-     false},
-    {"d.prodcons", "prodcons", 5000000, 300000, 0, 0, 0, 0, MAIN_BACKENDS, "+mops", NULL, false},
-    {"e.rss", "rss", 0, 0, 100000, 100000, 1000, 100, MAIN_BACKENDS,
-     "-rss_over_live_c10,-rss_over_live_c100,-rss_over_live_c1000,-rss_over_live_end,=growth_pct,"
-     "-rss_freed_bytes,"
-     "-rss_purged_bytes,=cache_bound_bytes,=tslab_resident_bytes,=rss_fill_bytes,=rss_c10_bytes,"
-     "=rss_c100_bytes,=rss_end_bytes",
-     NULL, false},
-    {"f.tight", "tight", 5000000, 200000, 0, 0, 0, 0, TEL_BACKENDS, "-pair_ns", "tslab-h-nocnt",
-     false},
-    {"f.churn", "churn", 10000000, 300000, 100000, 100000, 0, 0, TEL_BACKENDS, "-pair_ns",
-     "tslab-h-nocnt", false},
-    {"f.latency", "latency", 1000000, 100000, 100000, 100000, 0, 0, TEL_BACKENDS,
-     "-alloc_p50_ns,-alloc_p99_ns,-alloc_p999_ns,-alloc_mean_ns,-free_p50_ns,-free_p99_ns,"
-     "-free_p999_ns,-free_mean_ns",
-     "tslab-h", false},
-    {"f.render", "render", 200, 50, 0, 0, 0, 0, "tslab-h",
-     "-render8_text_us,-render64_text_us,-render8_json_us,-render64_json_us,=render8_text_bytes,"
-     "=render64_text_bytes",
-     NULL, true},
-    {"g.seq", "seq", 2000000, 200000, 0, 0, 0, 0, MAIN_BACKENDS, "-alloc_ns,-free_ns,-pair_ns",
-     NULL, false},
+    {.label = "a.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
+     .backends = MAIN_BACKENDS ",floor", .metrics = "-pair_ns", .max_ms = 800},
+    {.label = "b.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
+     .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "-pair_ns", .max_ms = 1200},
+    {.label = "c.latency", .workload = "latency", .n = 1000000, .n_quick = 100000,
+     .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = LAT_METRICS},
+    {.label = "d.mt_churn", .workload = "mt_churn", .n = 3000000, .n_quick = 200000,
+     .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "+mops",
+     .max_ms = 1000},
+    {.label = "d.prodcons", .workload = "prodcons", .n = 5000000, .n_quick = 300000,
+     .backends = MAIN_BACKENDS, .metrics = "+mops", .max_ms = 1000},
+    {.label = "e.rss", .workload = "rss", .live = 100000, .live_quick = 100000, .cycles = 1000,
+     .cycles_quick = 100, .backends = MAIN_BACKENDS,
+     .metrics = "-rss_over_live_c10,-rss_over_live_c100,-rss_over_live_c1000,-rss_over_live_end,"
+                "=growth_pct,-rss_freed_bytes,-rss_purged_bytes,=cache_bound_bytes,"
+                "=tslab_resident_bytes,=rss_fill_bytes,=rss_c10_bytes,=rss_c100_bytes,"
+                "=rss_end_bytes",
+     .max_reps = 3},
+    {.label = "f.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
+     .backends = TEL_BACKENDS, .metrics = "-pair_ns", .ratio_to = "tslab-h-nocnt", .max_ms = 800,
+     .only_size = 128},
+    {.label = "f.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
+     .live_quick = 100000, .backends = TEL_BACKENDS, .metrics = "-pair_ns",
+     .ratio_to = "tslab-h-nocnt", .max_ms = 1200, .only_size = 128},
+    {.label = "f.latency", .workload = "latency", .n = 1000000, .n_quick = 100000,
+     .live = 100000, .live_quick = 100000, .backends = TEL_BACKENDS,
+     .metrics = "-alloc_p50_ns,-alloc_p99_ns,-alloc_p999_ns,-alloc_mean_ns,-free_p50_ns,"
+                "-free_p99_ns,-free_p999_ns,-free_mean_ns",
+     .ratio_to = "tslab-h", .only_size = 128},
+    {.label = "f.render", .workload = "render", .n = 200, .n_quick = 50, .backends = "tslab-h",
+     .metrics = "-render8_text_us,-render64_text_us,-render8_json_us,-render64_json_us,"
+                "=render8_text_bytes,=render64_text_bytes",
+     .telemetry = true, .only_size = 128},
+    {.label = "g.seq", .workload = "seq", .n = 2000000, .n_quick = 200000,
+     .backends = MAIN_BACKENDS, .metrics = "-alloc_ns,-free_ns,-pair_ns", .max_reps = 3,
+     .max_bytes = 256u << 20},
 };
 enum { NWORKLOADS = sizeof workloads / sizeof workloads[0] };
 
@@ -158,7 +171,16 @@ typedef struct opts {
     char bindir[PATH_MAX];
     double ghz;
     bool telemetry;
+    double budget; /* seconds for the timed suite; 0: none */
 } opts;
+
+static bool sizes_include(const opts *o, size_t size)
+{
+    for (int i = 0; i < o->nsizes; i++)
+        if (o->sizes[i] == size)
+            return true;
+    return false;
+}
 
 /* ---- Results ------------------------------------------------------------------------------------ */
 
@@ -288,6 +310,10 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
     argv[k++] = a_live;
     argv[k++] = "--cycles";
     argv[k++] = a_cyc;
+    char a_ms[32];
+    snprintf(a_ms, sizeof a_ms, "%u", cg_out ? 0u : w->max_ms);
+    argv[k++] = "--max-ms";
+    argv[k++] = a_ms;
     argv[k++] = "--tsc-ghz";
     argv[k++] = a_ghz;
     argv[k++] = "--seed";
@@ -304,6 +330,7 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         exit(1);
     }
     fflush(NULL);
+    double started = bench_now_ns();
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
@@ -342,8 +369,8 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
     int st = 0;
     waitpid(pid, &st, 0);
     int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    fprintf(stderr, "  %-10s %4zu %-14s%s%s\n", w->label, size, b->name, shown,
-            rc ? "  [FAILED]" : "");
+    fprintf(stderr, "  %-10s %4zu %-14s %5.1fs%s%s\n", w->label, size, b->name,
+            (bench_now_ns() - started) / 1e9, shown, rc ? "  [FAILED]" : "");
     if (rc) {
         failures++;
         fprintf(stderr, "bench: worker %s %s %zu exited with status %d\n", b->name, w->label, size,
@@ -805,6 +832,8 @@ static void write_targets(const opts *o, FILE *f)
         double bound = med_of("e.rss", "cache_bound_bytes", z, "tslab-h");
         target_line(f, "e. RSS after freeing all (unasked) / cache bound", z, freed / bound, 1.0,
                     true, "");
+        if (isnan(med_of("f.tight", "pair_ns", z, "tslab-h")))
+            continue; /* workload f runs at 128 B only */
         double off = med_of("f.tight", "pair_ns", z, "tslab-h-nocnt");
         target_line(f, "f. counters on / off, tight pair", z,
                     med_of("f.tight", "pair_ns", z, "tslab-h") / off, 1.02, true, "");
@@ -985,6 +1014,63 @@ static double callgrind_total(const char *path)
     return total;
 }
 
+/* plots/instructions.{dat,gp} from instructions.csv (tight loop, net of the loop). */
+static void write_instructions_plot(const opts *o)
+{
+    char dir[PATH_MAX + 16], path[PATH_MAX + 64];
+    str_join(dir, sizeof dir, o->out, "/plots", NULL);
+    mkdir(dir, 0755);
+    str_join(path, sizeof path, o->out, "/instructions.csv", NULL);
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return;
+    static const char *const order[] = {"tslab-h", "tslab-m", "tslab-h-nocnt", "glibc",
+                                        "jemalloc", "mimalloc", "tcmalloc", "floor"};
+    enum { NB = sizeof order / sizeof order[0] };
+    double v[NB][8];
+    for (int i = 0; i < NB; i++)
+        for (int j = 0; j < 8; j++)
+            v[i][j] = NAN;
+    char line[512];
+    while (fgets(line, sizeof line, in)) {
+        char wl_[32], be[32];
+        size_t size;
+        double net;
+        if (sscanf(line, "%31[^,],%31[^,],%zu,%*[^,],%*[^,],%*[^,],%lf", wl_, be, &size, &net) != 4 ||
+            strcmp(wl_, "a.tight") != 0)
+            continue;
+        for (int i = 0; i < NB; i++)
+            for (int j = 0; j < o->nsizes; j++)
+                if (strcmp(be, order[i]) == 0 && o->sizes[j] == size)
+                    v[i][j] = net;
+    }
+    fclose(in);
+    FILE *f = open_out(o, "plots/instructions.dat");
+    fprintf(f, "# backend");
+    for (int j = 0; j < o->nsizes; j++)
+        fprintf(f, " %zuB", o->sizes[j]);
+    fprintf(f, "\n");
+    for (int i = 0; i < NB; i++) {
+        fprintf(f, "%s", order[i]);
+        for (int j = 0; j < o->nsizes; j++)
+            fprintf(f, " %.1f", v[i][j]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    f = open_out(o, "plots/instructions.gp");
+    fprintf(f, "set terminal pngcairo size 1000,560 noenhanced font ',10'\n"
+               "set output 'instructions.png'\nset title 'Instructions per malloc+free pair, "
+               "tight loop (callgrind, loop overhead removed)'\nset ylabel 'instructions'\n"
+               "set style data histogram\nset style histogram clustered gap 2\n"
+               "set style fill solid 0.7 border -1\nset grid ytics\nset yrange [0:*]\n"
+               "set key top right\nset xtics rotate by -20\nplot ");
+    for (int j = 0; j < o->nsizes; j++)
+        fprintf(f, "%s'instructions.dat' using %d%s title '%zu B'", j ? ", " : "", 2 + j,
+                j ? "" : ":xtic(1)", o->sizes[j]);
+    fprintf(f, "\n");
+    fclose(f);
+}
+
 static int run_instructions(opts *o, const machine *m)
 {
     static const struct {
@@ -992,8 +1078,9 @@ static int run_instructions(opts *o, const machine *m)
         uint64_t n;
         uint32_t live;
     } iw[] = {{"a.tight", 200000, 0}, {"b.churn", 300000, 100000}, {"g.seq", 200000, 0}};
-    static const char *const ibe[] = {"tslab-h", "tslab-m", "tslab-h-nocnt", "glibc", "jemalloc",
-                                      "mimalloc", "tcmalloc", "floor", "loop"};
+    /* "loop" first: its count is subtracted from the others ("net") */
+    static const char *const ibe[] = {"loop",     "tslab-h",  "tslab-m",  "tslab-h-nocnt", "glibc",
+                                      "jemalloc", "mimalloc", "tcmalloc", "floor"};
     char dir[PATH_MAX + 16];
     str_join(dir, sizeof dir, o->out, "/callgrind", NULL);
     mkdir(dir, 0755);
@@ -1063,6 +1150,7 @@ static int run_instructions(opts *o, const machine *m)
     fclose(js);
     fclose(csv);
     fclose(txt);
+    write_instructions_plot(o);
     return 0;
 }
 
@@ -1071,12 +1159,13 @@ static int run_instructions(opts *o, const machine *m)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: tslab-bench [--quick] [--instructions] [--reps N] [--scale F]\n"
+            "usage: tslab-bench [--quick] [--instructions] [--reps N] [--scale F] [--budget S]\n"
             "                   [--sizes 64,128,512] [--workloads abcdefg] [--backends a,b,...]\n"
             "                   [--out DIR]\n"
             "  Runs workloads a-g (issue 5) over every backend, each cell in its own process,\n"
             "  backends interleaved, and writes DIR/{table.txt,summary.csv,summary.json,raw.csv,\n"
             "  plots/}. --instructions instead counts instructions per pair under callgrind.\n"
+            "  --budget S: after 3 repeats, stop repeating when the next would pass S seconds.\n"
             "  Worker mode (internal): --child --backend B --kind K --workload W --size S ...\n");
 }
 
@@ -1104,7 +1193,10 @@ int bench_driver_main(int argc, char **argv, const char *self_path)
             o.quick = true;
         else if (strcmp(a, "--instructions") == 0)
             o.instructions = true;
-        else if (strcmp(a, "--reps") == 0 && v) {
+        else if (strcmp(a, "--budget") == 0 && v) {
+            o.budget = atof(v);
+            i++;
+        } else if (strcmp(a, "--reps") == 0 && v) {
             o.reps = atoi(v);
             reps_set = true;
             i++;
@@ -1196,20 +1288,38 @@ int bench_driver_main(int argc, char **argv, const char *self_path)
         return rc || failures ? 1 : 0;
     }
 
-    double t_start = bench_now_ns();
+    double t_start = bench_now_ns(), t_rep = t_start, last_rep = 0;
     for (int rep = 0; rep < o.reps; rep++) {
+        /* The time budget: after 3 repeats, stop when the next one would overrun it. The
+         * repeats actually done are in the table's header and the JSON. */
+        double now = bench_now_ns();
+        if (rep > 0)
+            last_rep = (now - t_rep) / 1e9;
+        t_rep = now;
+        if (rep >= 3 && o.budget > 0 && (now - t_start) / 1e9 + last_rep > o.budget) {
+            fprintf(stderr, "tslab-bench: time budget of %.0f s reached after %d repeats\n",
+                    o.budget, rep);
+            o.reps = rep;
+            break;
+        }
         fprintf(stderr, "[repeat %d/%d, %.0f s elapsed]\n", rep + 1, o.reps,
                 (bench_now_ns() - t_start) / 1e9);
         for (int wi = 0; wi < NWORKLOADS; wi++) {
             const wl *w = &workloads[wi];
-            if (!strchr(o.letters, w->label[0]) || (w->telemetry && !o.telemetry))
+            if (!strchr(o.letters, w->label[0]) || (w->telemetry && !o.telemetry) ||
+                (w->max_reps && rep >= w->max_reps))
                 continue;
             uint64_t n = (uint64_t)((double)(o.quick ? w->n_quick : w->n) * o.scale);
             uint32_t live = o.quick ? w->live_quick : w->live;
             uint32_t cycles = o.quick ? w->cycles_quick : w->cycles;
             for (int si = 0; si < o.nsizes; si++) {
-                if (w->telemetry && si > 0)
-                    continue; /* render does not depend on the object size */
+                size_t size = o.sizes[si];
+                if (w->only_size && size != w->only_size &&
+                    !(si == 0 && !sizes_include(&o, w->only_size)))
+                    continue;
+                uint64_t nn = n;
+                if (w->max_bytes && nn > w->max_bytes / size)
+                    nn = w->max_bytes / size;
                 int sel[NBACKENDS], ns = 0;
                 for (int bi = 0; bi < NBACKENDS; bi++)
                     if (be_selected(&o, bi, w))
@@ -1217,8 +1327,7 @@ int bench_driver_main(int argc, char **argv, const char *self_path)
                 /* rotate the order each repeat and size so every backend runs in every slot */
                 for (int j = 0; j < ns; j++) {
                     int bi = sel[(j + rep + si) % ns];
-                    run_worker(&o, &backends[bi], w, o.sizes[si], rep, n, live, cycles, NULL, wi,
-                               bi);
+                    run_worker(&o, &backends[bi], w, size, rep, nn, live, cycles, NULL, wi, bi);
                 }
             }
         }

@@ -49,6 +49,8 @@ static int child_main(int argc, char **argv)
             p.live = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--cycles") == 0)
             p.cycles = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--max-ms") == 0)
+            p.max_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--tsc-ghz") == 0)
             p.tsc_ghz = atof(v);
         else if (strcmp(a, "--seed") == 0)

@@ -138,10 +138,11 @@ static BENCH_NOINLINE uint64_t BK(turnover)(tslab *A, size_t size, uint64_t *tok
     return bad;
 }
 
-/* d. producer: allocate n objects and pass their tokens to the consumer. */
-static BENCH_NOINLINE void BK(produce)(tslab *A, size_t size, bench_ring *r, uint64_t n)
+/* d. producer: allocate n objects and pass their tokens to the consumer, from position t. */
+static BENCH_NOINLINE uint64_t BK(produce)(tslab *A, size_t size, bench_ring *r, uint64_t t,
+                                           uint64_t n)
 {
-    uint64_t t = 0, head_seen = 0;
+    uint64_t head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t tok;
         void *p = BK_ALLOC(A, size, &tok);
@@ -158,16 +159,23 @@ static BENCH_NOINLINE void BK(produce)(tslab *A, size_t size, bench_ring *r, uin
         atomic_store_explicit(&r->tail, t, memory_order_release);
     }
     (void)A;
+    return t;
 }
-/* d. consumer: free the n tokens the producer passes. */
-static BENCH_NOINLINE uint64_t BK(consume)(tslab *A, bench_ring *r, uint64_t n)
+/* d. consumer: free what the producer passes until the producer has published its total
+ * (r->total) and every object up to it is freed. */
+static BENCH_NOINLINE uint64_t BK(consume)(tslab *A, bench_ring *r)
 {
-    uint64_t h = 0, tail_seen = 0, bad = 0;
-    while (h < n) {
-        for (unsigned spins = 0; h == tail_seen;) {
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed), tail_seen = h, bad = 0;
+    for (unsigned spins = 0;;) {
+        if (h == tail_seen) {
             tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-            if (h == tail_seen)
+            if (h == tail_seen) {
+                if (h >= atomic_load_explicit(&r->total, memory_order_acquire))
+                    break;
                 bench_spin(&spins);
+                continue;
+            }
+            spins = 0;
         }
         while (h < tail_seen) {
             bad += !BK_FREE(A, r->buf[h & (BENCH_RING - 1)]);
