@@ -166,9 +166,21 @@ static void free_ptr_any(model *m, void *p)
     }
 }
 
+/* Mostly a size inside one class (classes equally likely); 1 in 16 any 16-bit size, which
+ * includes 0 and sizes above the largest class. */
+static size_t pick_size(input *in)
+{
+    uint8_t b = u8(in);
+    if (b % 16 == 15)
+        return u16(in);
+    size_t n = sizeof sizes / sizeof sizes[0], c = b % n;
+    size_t lo = c ? tslab_class_size(cur, c - 1) + 1 : 1, hi = tslab_class_size(cur, c);
+    return lo + u16(in) % (hi - lo + 1);
+}
+
 static void alloc_op(model *m, input *in, int api)
 {
-    size_t s = u16(in) % (MAX_SIZE + 50); /* includes 0 and too large */
+    size_t s = pick_size(in);
     if (m->n == LIVE_MAX)
         return;
     tslab_handle h = 0;
@@ -234,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             .sizes = sizes,
                             .size_count = sizeof sizes / sizeof sizes[0],
                             .slab_bytes = 4096,
-                            .cache_slabs = 1,
+                            .cache_slabs = 2,
                             .class_max_bytes = 128u << 10};
         a = tslab_create(&cfg);
         cfg.name = "fuzz-other";
@@ -303,7 +315,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (m.n) {
                 size_t i = u8(&in) % m.n;
                 obj o = m.live[i];
-                size_t s = u16(&in) % (MAX_SIZE + 50);
+                size_t s = pick_size(&in);
                 verify(&o);
                 errno = 0;
                 unsigned char *q = tslab_realloc(m.a, o.p, s);
