@@ -229,7 +229,7 @@ def pipelining_and_half_close():
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         s.close()  # RST
-    still_serving("pipelining, half-close and 100 resets")
+    still_serving("pipelining, half-close and 100 resets", retry_for=5)
 
 
 def main():

@@ -63,7 +63,8 @@ lint "live /metrics" <<<"$body"
 lint "live /metrics (gzip)" < <(curl -sSf --compressed -H 'Accept-Encoding: gzip' "$url")
 
 # Scrape until the injected bad frees show in the output, then lint that output too.
-for _ in $(seq 1 200); do
+deadline=$((SECONDS + 30))
+while [ $SECONDS -lt $deadline ]; do
   body=$(curl -sSf "$url") || break
   if grep -qE '^tslab_free_rejections_total\{allocator="sessions",class="128",reason="stale"\} [1-9]' <<<"$body"; then
     break
