@@ -8,19 +8,20 @@
 #include <string.h>
 
 /* Hands out the top slot of t; the caller checked t->count > 0. */
-static inline void *take(tslab *a, tslab__class *c, tslab__tclass *t, tslab_handle *out)
+static inline void *take(tslab__tclass *t, tslab_handle *out)
 {
-    uint32_t idx = t->slots[--t->count];
-    _Atomic uint32_t *st = &c->state[idx];
-    /* FREE words change only under their owner, which is us: a load and a store suffice.
-     * Release pairs with the acquire of tslab_handle_ptr and of a CAS in a concurrent free. */
-    uint32_t s = atomic_load_explicit(st, memory_order_relaxed);
-    atomic_store_explicit(st, s | TSLAB__LIVE, memory_order_release);
+    uint64_t e = t->slots[--t->count];
+    uint32_t idx = (uint32_t)e, gen = (uint32_t)(e >> 32);
+    /* A cached slot's word is ours alone, so no read-modify-write. Release pairs with the
+     * acquire of tslab_handle_ptr and of the CAS in a concurrent (stale or forged) free. */
+    atomic_store_explicit(&t->state[idx], gen << 1 | TSLAB__LIVE, memory_order_release);
     tslab__bump(&t->tc.allocations);
-    char *p = tslab__slot_addr(c, idx);
+    char *p = t->base + ((size_t)(idx >> t->slot_shift) << t->span_shift) +
+              (size_t)(idx & t->slot_mask) * t->size;
     if (tslab_config_sanitize)
-        tslab__san_alloc(c, p);
-    *out = tslab__handle_make(a->tag, c->index, idx, tslab__state_gen(s));
+        tslab__san_alloc(t->size, p);
+    uint64_t h = t->tmpl | (uint64_t)idx << TSLAB__GEN_BITS | gen;
+    *out = h | (uint64_t)__builtin_parityll(h) << 63;
     return p;
 }
 
@@ -52,18 +53,17 @@ static TSLAB_NOINLINE void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
             return NULL; /* errno ENOMEM */
         t->count = n;
     }
-    return take(a, c, t, out);
+    return take(t, out);
 }
 
 static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
 {
     size_t k = size - 1; /* size 0 wraps and takes the slow path */
-    tslab__tls_entry *m = tslab__tls;
-    if (tslab_likely(k < a->lut_limit && m != NULL && m[a->tag].uid == a->uid)) {
-        uint32_t ci = a->lut[k >> 3];
-        tslab__tclass *t = &m[a->tag].tc->cls[ci];
+    tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
+    if (tslab_likely(k < a->lut_limit && e->uid == a->uid)) {
+        tslab__tclass *t = &e->tc->cls[a->lut[k >> 3]];
         if (tslab_likely(t->count != 0))
-            return take(a, &a->cls[ci], t, out);
+            return take(t, out);
     }
     return alloc_slow(a, size, out);
 }

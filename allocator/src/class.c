@@ -44,7 +44,7 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
 
     /* A thread keeps about 256 KiB of a class, between 4 and 64 slots, moved in half-batches. */
     uint32_t cap = (uint32_t)((256u * 1024u) / size);
-    c->tcache_cap = cap < 4 ? 4 : cap > 64 ? 64 : cap;
+    c->tcache_cap = cap < 4 ? 4 : cap > TSLAB__TC_MAX ? TSLAB__TC_MAX : cap;
     c->batch = c->tcache_cap / 2;
 
     c->partial.head = c->cached.head = c->released.head = TSLAB__NIL;
@@ -61,7 +61,7 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
     c->slabs = (tslab__slab *)(void *)c->meta_slab.base;
     c->bits = (uint64_t *)(void *)c->meta_bits.base;
     if (tslab_config_quarantine) {
-        c->quarantine = calloc(TSLAB_QUARANTINE_SLOTS, sizeof(uint32_t));
+        c->quarantine = calloc(TSLAB_QUARANTINE_SLOTS, sizeof(uint64_t));
         if (c->quarantine == NULL)
             return -ENOMEM;
     }

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <string.h>
 
 #define GEN_HALF (UINT32_C(1) << (TSLAB__GEN_BITS - 1))
 
@@ -43,13 +44,13 @@ TSLAB_COLD bool tslab__reject(tslab *a, uint32_t cls, int reason)
     return false;
 }
 
-/* Slow half of giving a freed slot back: sanitizer quarantine, first use of the thread's cache,
- * or a full cache (the older half goes back to the slabs). */
-static TSLAB_NOINLINE bool release_slow(tslab *a, tslab__class *c, uint32_t idx)
+/* Slow half of giving a freed slot back: no fast-map entry yet, sanitizer quarantine, or a full
+ * cache (its older half goes back to the slabs). */
+static TSLAB_NOINLINE bool release_slow(tslab *a, tslab__class *c, uint64_t ent)
 {
     tslab__tcache *tc = tslab__tcache_get(a);
     if (tc == NULL) {
-        tslab__slab_drain(a, c, &idx, 1);
+        tslab__slab_drain(a, c, &ent, 1);
         pthread_mutex_lock(&a->tc_lock);
         tslab__bump(&a->retired[c->index].frees);
         pthread_mutex_unlock(&a->tc_lock);
@@ -58,37 +59,36 @@ static TSLAB_NOINLINE bool release_slow(tslab *a, tslab__class *c, uint32_t idx)
     tslab__tclass *t = &tc->cls[c->index];
     tslab__bump(&t->tc.slow_path);
     if (tslab_config_quarantine) {
-        uint32_t old = tslab__quarantine_push(c, idx);
-        if (old != TSLAB__NIL)
+        uint64_t old = tslab__quarantine_push(c, ent);
+        if (old != TSLAB__NO_ENTRY)
             tslab__slab_drain(a, c, &old, 1);
     } else {
         if (t->count == t->cap) {
             tslab__slab_drain(a, c, t->slots, c->batch);
             t->count -= c->batch;
-            for (uint32_t i = 0; i < t->count; i++)
-                t->slots[i] = t->slots[i + c->batch];
+            memmove(t->slots, t->slots + c->batch, t->count * sizeof t->slots[0]);
         }
-        t->slots[t->count++] = idx;
+        t->slots[t->count++] = ent;
     }
     tslab__bump(&t->tc.frees);
     return true;
 }
 
-/* The caller's CAS made the slot FREE and ours. */
-static inline bool release(tslab *a, tslab__class *c, uint32_t idx)
+/* The caller's CAS made the slot FREE at generation `gen` and ours. */
+static inline bool release(tslab *a, tslab__class *c, uint32_t idx, uint32_t gen)
 {
     if (tslab_config_sanitize)
-        tslab__san_free(c, tslab__slot_addr(c, idx));
-    tslab__tls_entry *m = tslab__tls;
-    if (tslab_likely(!tslab_config_quarantine && m != NULL && m[a->tag].uid == a->uid)) {
-        tslab__tclass *t = &m[a->tag].tc->cls[c->index];
+        tslab__san_free(c->size, tslab__slot_addr(c, idx));
+    tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
+    if (tslab_likely(!tslab_config_quarantine && e->uid == a->uid)) {
+        tslab__tclass *t = &e->tc->cls[c->index];
         if (tslab_likely(t->count != t->cap)) {
-            t->slots[t->count++] = idx;
+            t->slots[t->count++] = tslab__entry(idx, gen);
             tslab__bump(&t->tc.frees);
             return true;
         }
     }
-    return release_slow(a, c, idx);
+    return release_slow(a, c, tslab__entry(idx, gen));
 }
 
 static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
@@ -123,7 +123,7 @@ bool tslab_free(tslab *a, tslab_handle h)
             &c->state[idx], &expect, tslab__state_freed(gen), memory_order_acq_rel,
             memory_order_acquire)))
         return tslab__reject(a, ci, tslab__reject_reason(gen, expect));
-    return release(a, c, idx);
+    return release(a, c, idx, (gen + 1) & TSLAB__GEN_MASK);
 }
 
 int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *reason)
@@ -170,7 +170,7 @@ bool tslab_free_ptr(tslab *a, void *p)
             return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
     } while (!atomic_compare_exchange_weak_explicit(st, &s, tslab__state_freed(tslab__state_gen(s)),
                                                     memory_order_acq_rel, memory_order_acquire));
-    return release(a, c, (uint32_t)idx);
+    return release(a, c, (uint32_t)idx, (tslab__state_gen(s) + 1) & TSLAB__GEN_MASK);
 }
 
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */

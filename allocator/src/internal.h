@@ -206,21 +206,37 @@ typedef struct tslab__class {
     uint64_t *bits;
     uint32_t nslabs;                   /* slabs ever committed */
     tslab__list partial, cached, released;
-    uint32_t *quarantine;              /* ring of TSLAB_QUARANTINE_SLOTS (sanitizer builds) */
+    uint64_t *quarantine;              /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
     uint32_t q_head, q_count;
     tslab__ccounters cc;
 } tslab__class;
 
 /* ---- Thread caches ---- */
+#define TSLAB__TC_MAX 64 /* most slots a thread caches per class */
+
+/* A thread's cache of one class. Owned and used by one thread only; `tc` is read by
+ * tslab_stats_read. The hot block repeats the class's constants so the fast paths touch this
+ * structure and the slot's state word, nothing else. An entry is a slot index in the low 32 bits
+ * and the slot's current generation above (the state word of a cached slot changes only under
+ * this thread, so the copy is exact and allocation need not read the word). */
 typedef struct tslab__tclass {
     uint32_t count;
     uint32_t cap;
-    uint32_t *slots; /* cap entries, LIFO */
+    char *base;
+    _Atomic uint32_t *state;
+    uint64_t tmpl;          /* tag and class bits of this class's handles */
+    uint32_t size;
+    uint32_t slot_shift;
+    uint32_t span_shift;
+    uint32_t slot_mask;
     tslab__tcounters tc;
+    uint64_t slots[TSLAB__TC_MAX];
 } tslab__tclass;
 
+static inline uint64_t tslab__entry(uint32_t idx, uint32_t gen) { return idx | (uint64_t)gen << 32; }
+
 /* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the
- * thread's exit); used only by its thread, except for counter reads by tslab_stats_read. */
+ * thread's exit, whichever is first); used only by its thread, except for counter reads. */
 typedef struct tslab__tcache {
     struct tslab__tcache *prev, *next; /* the instance's list, guarded by tslab.tc_lock */
     tslab *owner;
@@ -228,13 +244,20 @@ typedef struct tslab__tcache {
     tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
 
-/* Per-thread map from instance id to that thread's cache; uid detects a reused id. */
+/* Per-thread map from instance tag to that thread's cache; uid detects a reused tag. */
 typedef struct tslab__tls_entry {
     uint64_t uid;
     tslab__tcache *tc;
 } tslab__tls_entry;
 
+/* The full map (allocated on first use) and a small direct-mapped copy of recent entries in
+ * static TLS, which is what the fast paths read: one %fs-relative load and a compare. An entry
+ * is trusted only when its uid equals the instance's, and uids are never reused, so an entry left
+ * behind by a destroyed instance is never dereferenced. */
+#define TSLAB__TLS_FAST 8
 extern __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
+extern __thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST]
+    __attribute__((tls_model("initial-exec")));
 
 /* ---- The instance ---- */
 struct tslab {
@@ -279,18 +302,22 @@ void tslab__class_fini(tslab *a, tslab__class *c);
 int tslab__class_of_size(const tslab *a, size_t size);
 
 /* ---- slab.c: slab lists, refill and drain (the slow path) ---- */
-/* Moves up to c->batch free slots into `out`; returns how many (0 with errno ENOMEM). */
-uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint32_t *out, uint32_t want);
-/* Returns n slot indices to their slabs; empty slabs are cached or released. */
-void tslab__slab_drain(tslab *a, tslab__class *c, const uint32_t *idx, uint32_t n);
-/* Sanitizer builds: parks a freed slot; returns the slot it evicts, or TSLAB__NIL. */
-uint32_t tslab__quarantine_push(tslab__class *c, uint32_t idx);
+/* Moves up to `want` free slots into `out` as cache entries (index and generation); returns how
+ * many (0 with errno ENOMEM). */
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t want);
+/* Returns n slots (cache entries; only the index is used) to their slabs; empty slabs are cached
+ * or released. */
+void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n);
+/* Sanitizer builds: parks a freed slot's entry; returns the entry it evicts, or TSLAB__NO_ENTRY. */
+#define TSLAB__NO_ENTRY UINT64_MAX
+uint64_t tslab__quarantine_push(tslab__class *c, uint64_t ent);
 /* Sanitizer builds: returns every quarantined slot to its slab (no-op otherwise). */
 void tslab__quarantine_drain(tslab *a, tslab__class *c);
 int tslab__slab_purge(tslab *a, tslab__class *c);
 
 /* ---- tcache.c: thread caches ---- */
-/* The calling thread's cache for `a`, created on first use; NULL (errno ENOMEM) if it cannot be. */
+/* The calling thread's cache for `a` (found in the full map, or created on first use), installed
+ * in the fast map; NULL (errno ENOMEM) if it cannot be made. */
 tslab__tcache *tslab__tcache_bind(tslab *a);
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc);
 /* Frees every cache of `a` (tslab_destroy). */
@@ -298,12 +325,9 @@ void tslab__tcache_destroy_all(tslab *a);
 
 static inline tslab__tcache *tslab__tcache_get(tslab *a)
 {
-    tslab__tls_entry *m = tslab__tls;
-    if (tslab_likely(m != NULL)) {
-        tslab__tls_entry *e = &m[a->tag];
-        if (tslab_likely(e->uid == a->uid))
-            return e->tc;
-    }
+    tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
+    if (tslab_likely(e->uid == a->uid))
+        return e->tc;
     return tslab__tcache_bind(a);
 }
 
@@ -326,8 +350,8 @@ int tslab__reject_reason(uint32_t gen, uint32_t state);
 int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *reason);
 
 /* ---- sanitizer/valgrind hooks (no-ops unless configured) ---- */
-void tslab__san_alloc(const tslab__class *c, void *p);
-void tslab__san_free(const tslab__class *c, void *p);
+void tslab__san_alloc(size_t size, void *p);
+void tslab__san_free(size_t size, void *p);
 void tslab__san_slab_fresh(const tslab__class *c, void *slab, size_t bytes);
 
 static inline char *tslab__slot_addr(const tslab__class *c, uint32_t idx)

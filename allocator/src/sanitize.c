@@ -26,24 +26,24 @@ void tslab__san_slab_fresh(const tslab__class *c, void *slab, size_t bytes)
 #endif
 }
 
-void tslab__san_alloc(const tslab__class *c, void *p)
+void tslab__san_alloc(size_t size, void *p)
 {
-    (void)c;
+    (void)size;
     (void)p;
 #if TSLAB_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(p, c->size);
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
 #endif
 #if TSLAB_VALGRIND
-    VALGRIND_MALLOCLIKE_BLOCK(p, c->size, 0, 0);
+    VALGRIND_MALLOCLIKE_BLOCK(p, size, 0, 0);
 #endif
 }
 
-void tslab__san_free(const tslab__class *c, void *p)
+void tslab__san_free(size_t size, void *p)
 {
-    (void)c;
+    (void)size;
     (void)p;
 #if TSLAB_ASAN
-    ASAN_POISON_MEMORY_REGION(p, c->size);
+    ASAN_POISON_MEMORY_REGION(p, size);
 #endif
 #if TSLAB_VALGRIND
     VALGRIND_FREELIKE_BLOCK(p, 0);

@@ -133,7 +133,7 @@ static uint32_t acquire(tslab *a, tslab__class *c)
     return s;
 }
 
-uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint32_t *out, uint32_t want)
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t want)
 {
     uint32_t n = 0;
     pthread_mutex_lock(&c->lock);
@@ -152,7 +152,10 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint32_t *out, uint32_t w
         for (uint32_t w = sl->hint; w < c->bitmap_words && n < want; w++) {
             uint64_t bits = words[w];
             while (bits != 0 && n < want) {
-                out[n++] = base + w * 64 + (uint32_t)__builtin_ctzll(bits);
+                uint32_t idx = base + w * 64 + (uint32_t)__builtin_ctzll(bits);
+                /* Our slot now; its last writer published through this lock. */
+                uint32_t st = atomic_load_explicit(&c->state[idx], memory_order_relaxed);
+                out[n++] = tslab__entry(idx, tslab__state_gen(st));
                 bits &= bits - 1;
                 sl->nfree--;
             }
@@ -194,14 +197,15 @@ static void release_slabs(tslab *a, tslab__class *c, const uint32_t *s, uint32_t
     }
 }
 
-void tslab__slab_drain(tslab *a, tslab__class *c, const uint32_t *idx, uint32_t n)
+void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n)
 {
     uint32_t rel[64];
     uint32_t nrel = 0;
     uint32_t mask = c->per_slab - 1;
     pthread_mutex_lock(&c->lock);
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t s = idx[i] >> c->slot_shift, slot = idx[i] & mask;
+        uint32_t idx = (uint32_t)ent[i];
+        uint32_t s = idx >> c->slot_shift, slot = idx & mask;
         tslab__slab *sl = &c->slabs[s];
         c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);
         if (slot / 64 < sl->hint)
@@ -236,9 +240,9 @@ void tslab__slab_drain(tslab *a, tslab__class *c, const uint32_t *idx, uint32_t 
     release_slabs(a, c, rel, nrel, NULL);
 }
 
-uint32_t tslab__quarantine_push(tslab__class *c, uint32_t idx)
+uint64_t tslab__quarantine_push(tslab__class *c, uint64_t idx)
 {
-    uint32_t evicted = TSLAB__NIL;
+    uint64_t evicted = TSLAB__NO_ENTRY;
     pthread_mutex_lock(&c->lock);
     if (c->q_count < TSLAB_QUARANTINE_SLOTS) {
         c->quarantine[(c->q_head + c->q_count++) % TSLAB_QUARANTINE_SLOTS] = idx;
@@ -255,7 +259,8 @@ void tslab__quarantine_drain(tslab *a, tslab__class *c)
 {
     if (!tslab_config_quarantine)
         return;
-    uint32_t q[TSLAB_QUARANTINE_SLOTS], nq;
+    uint64_t q[TSLAB_QUARANTINE_SLOTS];
+    uint32_t nq;
     pthread_mutex_lock(&c->lock);
     for (nq = 0; nq < c->q_count; nq++)
         q[nq] = c->quarantine[(c->q_head + nq) % TSLAB_QUARANTINE_SLOTS];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
+__thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST] __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
@@ -55,6 +56,7 @@ static void thread_exit(void *arg)
 {
     tslab__tls_entry *m = arg;
     tslab__tls = NULL;
+    memset(tslab__tls_fast, 0, sizeof tslab__tls_fast);
     tslab__registry_lock();
     for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
         if (m[t].uid == 0)
@@ -73,6 +75,35 @@ static void thread_exit(void *arg)
 
 static void tls_init(void) { tls_key_ok = pthread_key_create(&tls_key, thread_exit) == 0; }
 
+static tslab__tcache *tcache_new(tslab *a)
+{
+    tslab__tcache *tc =
+        calloc(1, sizeof(tslab__tcache) + (a->nclasses + 1) * sizeof(tslab__tclass));
+    if (tc == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < a->nclasses; i++) {
+        const tslab__class *c = &a->cls[i];
+        tslab__tclass *t = &tc->cls[i];
+        t->cap = c->tcache_cap;
+        t->base = c->base;
+        t->state = c->state;
+        t->tmpl = (uint64_t)a->tag << TSLAB__TAG_SHIFT | (uint64_t)i << TSLAB__CLS_SHIFT;
+        t->size = c->size;
+        t->slot_shift = c->slot_shift;
+        t->span_shift = c->span_shift;
+        t->slot_mask = c->per_slab - 1;
+    }
+    tc->owner = a;
+    tc->uid = a->uid;
+    pthread_mutex_lock(&a->tc_lock);
+    tc->next = a->tcaches;
+    if (tc->next)
+        tc->next->prev = tc;
+    a->tcaches = tc;
+    pthread_mutex_unlock(&a->tc_lock);
+    return tc;
+}
+
 TSLAB_NOINLINE tslab__tcache *tslab__tcache_bind(tslab *a)
 {
     tslab__tls_entry *m = tslab__tls;
@@ -86,33 +117,17 @@ TSLAB_NOINLINE tslab__tcache *tslab__tcache_bind(tslab *a)
         }
         tslab__tls = m;
     }
-    size_t slots = 0;
-    for (uint32_t i = 0; i < a->nclasses; i++)
-        slots += a->cls[i].tcache_cap;
-    size_t head = sizeof(tslab__tcache) + (a->nclasses + 1) * sizeof(tslab__tclass);
-    tslab__tcache *tc = calloc(1, head + slots * sizeof(uint32_t));
-    if (tc == NULL) {
-        errno = ENOMEM;
-        return NULL;
+    /* An entry with another uid belonged to a destroyed instance, which freed its cache. */
+    if (m[a->tag].uid != a->uid) {
+        tslab__tcache *tc = tcache_new(a);
+        if (tc == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        m[a->tag] = (tslab__tls_entry){a->uid, tc};
     }
-    uint32_t *s = (uint32_t *)(void *)((char *)tc + head);
-    for (uint32_t i = 0; i < a->nclasses; i++) {
-        tc->cls[i].cap = a->cls[i].tcache_cap;
-        tc->cls[i].slots = s;
-        s += a->cls[i].tcache_cap;
-    }
-    tc->owner = a;
-    tc->uid = a->uid;
-    pthread_mutex_lock(&a->tc_lock);
-    tc->next = a->tcaches;
-    if (tc->next)
-        tc->next->prev = tc;
-    a->tcaches = tc;
-    pthread_mutex_unlock(&a->tc_lock);
-    /* An older entry for this tag belonged to a destroyed instance, which freed its cache. */
-    m[a->tag].tc = tc;
-    m[a->tag].uid = a->uid;
-    return tc;
+    tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)] = m[a->tag];
+    return m[a->tag].tc;
 }
 
 void tslab__tcache_destroy_all(tslab *a)
@@ -130,6 +145,8 @@ void tslab__tcache_destroy_all(tslab *a)
      * uid check rejects it; clear it now so nothing can ever read it. */
     if (tslab__tls != NULL && tslab__tls[a->tag].uid == a->uid)
         tslab__tls[a->tag] = (tslab__tls_entry){0, NULL};
+    if (tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)].uid == a->uid)
+        tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)] = (tslab__tls_entry){0, NULL};
 }
 
 void tslab_flush(tslab *a)
