@@ -73,31 +73,40 @@ static void bad_configs(void)
     uint32_t huge[] = {64, TSLAB_OBJECT_MAX + 1};
     tslab_config c = {0};
     c.sizes = unsorted, c.size_count = 2;
-    errno = 0; CHECK(tslab_create(&c) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&c) == NULL && errno == EINVAL);
     c.sizes = dup8;
-    errno = 0; CHECK(tslab_create(&c) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&c) == NULL && errno == EINVAL);
     c.sizes = zero;
-    errno = 0; CHECK(tslab_create(&c) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&c) == NULL && errno == EINVAL);
     c.sizes = huge;
-    errno = 0; CHECK(tslab_create(&c) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&c) == NULL && errno == EINVAL);
     c.sizes = unsorted, c.size_count = 0;
-    errno = 0; CHECK(tslab_create(&c) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&c) == NULL && errno == EINVAL);
     tslab_config d = {0};
     d.slab_bytes = 3000;
-    errno = 0; CHECK(tslab_create(&d) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&d) == NULL && errno == EINVAL);
     d.slab_bytes = 65536 + 4096;
-    errno = 0; CHECK(tslab_create(&d) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&d) == NULL && errno == EINVAL);
     char name[TSLAB_NAME_MAX + 1];
     memset(name, 'x', sizeof name - 1), name[sizeof name - 1] = 0;
     tslab_config e = {0};
     e.name = name;
-    errno = 0; CHECK(tslab_create(&e) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&e) == NULL && errno == EINVAL);
     uint32_t many[TSLAB_CLASSES_MAX + 1];
     for (unsigned i = 0; i <= TSLAB_CLASSES_MAX; i++)
         many[i] = 8 * (i + 1);
     tslab_config f = {0};
     f.sizes = many, f.size_count = TSLAB_CLASSES_MAX + 1, f.class_max_bytes = 1 << 20;
-    errno = 0; CHECK(tslab_create(&f) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_create(&f) == NULL && errno == EINVAL);
     f.size_count = TSLAB_CLASSES_MAX; /* exactly the maximum works */
     tslab *a = tslab_create(&f);
     CHECK(a != NULL && tslab_class_count(a) == TSLAB_CLASSES_MAX);
@@ -110,10 +119,9 @@ static void size_classes(void)
 {
     tslab *a = tslab_create(NULL);
     CHECK(tslab_class_count(a) == 8);
-    static const size_t expect[][2] = {{1, 64},    {64, 64},   {65, 96},   {96, 96},
-                                       {97, 128},  {128, 128}, {129, 192}, {192, 192},
-                                       {256, 256}, {300, 384}, {512, 512}, {513, 768},
-                                       {768, 768}};
+    static const size_t expect[][2] = {{1, 64},    {64, 64},   {65, 96},   {96, 96},   {97, 128},
+                                       {128, 128}, {129, 192}, {192, 192}, {256, 256}, {300, 384},
+                                       {512, 512}, {513, 768}, {768, 768}};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
         tslab_handle h;
         void *p = tslab_alloc(a, expect[i][0], &h);
@@ -122,10 +130,14 @@ static void size_classes(void)
         CHECK(tslab_free(a, h));
     }
     tslab_handle h = 77;
-    errno = 0; CHECK(tslab_alloc(a, 0, &h) == NULL && errno == EINVAL);
-    errno = 0; CHECK(tslab_alloc(a, 769, &h) == NULL && errno == EINVAL);
-    errno = 0; CHECK(tslab_alloc(a, SIZE_MAX, &h) == NULL && errno == EINVAL);
-    errno = 0; CHECK(tslab_alloc(a, 64, NULL) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_alloc(a, 0, &h) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_alloc(a, 769, &h) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_alloc(a, SIZE_MAX, &h) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(tslab_alloc(a, 64, NULL) == NULL && errno == EINVAL);
     CHECK(tslab_slab_capacity(128, 0) == 512);
     CHECK(tslab_slab_capacity(65536, 0) == 1);
     tslab_destroy(a);

@@ -103,8 +103,7 @@ static void foreign_instance(void)
     tslab_stats sb;
     tslab_stats_read(b, &sb);
     CHECK_EQ_U(sb.unattributed.rejected_foreign, LIVE + 1);
-    printf("foreign: %u handles of A rejected by B, B's handle and pointer rejected by A\n",
-           LIVE);
+    printf("foreign: %u handles of A rejected by B, B's handle and pointer rejected by A\n", LIVE);
     CHECK(*(uint64_t *)pb == 7 && tslab_free(b, hb));
     tslab_destroy(b);
     check_live_intact();
@@ -133,7 +132,8 @@ static void random_values(void)
            n, accepted, (unsigned long long)rejected("invalid"),
            (unsigned long long)(rejected("stale") + rejected("double")));
     /* A handle can only be accepted if it is a live object's exact handle (then the intact check
-     * below fails, because that object was freed); with scattered generations and this seed, none. */
+     * below fails, because that object was freed); with scattered generations and this seed, none.
+     */
     CHECK(accepted == 0);
     check_live_intact();
     release_live();
@@ -152,8 +152,8 @@ static void bit_flips(void)
             tried++;
         }
     }
-    uint64_t total = rejected("invalid") + rejected("stale") + rejected("double") +
-                     rejected("foreign");
+    uint64_t total =
+        rejected("invalid") + rejected("stale") + rejected("double") + rejected("foreign");
     printf("bit flips: %lu tried, %llu rejected\n", tried, (unsigned long long)total);
     CHECK_EQ_U(total, tried);
     check_live_intact();

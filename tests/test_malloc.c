@@ -79,7 +79,7 @@ static void realloc_across_classes(void)
     CHECK(q != NULL && q != p && tslab_usable_size(a, q) == 768);
     for (int i = 0; i < 50; i++)
         CHECK(q[i] == i);
-    CHECK(tslab_usable_size(a, p) == 0); /* the old one was freed */
+    CHECK(tslab_usable_size(a, p) == 0);         /* the old one was freed */
     unsigned char *r = tslab_realloc(a, q, 100); /* shrink moves to the 128 class */
     CHECK(r != NULL && tslab_usable_size(a, r) == 128);
     for (int i = 0; i < 50; i++)
@@ -144,12 +144,12 @@ static void mixing_apis(void)
     void *p = tslab_malloc(a, 128);
     tslab_handle h = tslab_ptr_handle(a, p);
     CHECK(h != TSLAB_HANDLE_NONE && tslab_handle_ptr(a, h) == p);
-    CHECK(tslab_free(a, h));          /* malloc'd, freed by handle */
-    CHECK(!tslab_free_ptr(a, p));     /* then a double free by pointer */
+    CHECK(tslab_free(a, h));      /* malloc'd, freed by handle */
+    CHECK(!tslab_free_ptr(a, p)); /* then a double free by pointer */
     tslab_handle h2;
     void *q = tslab_alloc(a, 128, &h2);
-    CHECK(tslab_free_ptr(a, q));      /* handle-allocated, freed by pointer */
-    CHECK(!tslab_free(a, h2));        /* the handle is now stale/double */
+    CHECK(tslab_free_ptr(a, q)); /* handle-allocated, freed by pointer */
+    CHECK(!tslab_free(a, h2));   /* the handle is now stale/double */
     CHECK(tslab_ptr_handle(a, q) == TSLAB_HANDLE_NONE);
     tslab_destroy(a);
 }

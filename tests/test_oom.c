@@ -7,7 +7,7 @@
 
 #include "testhelper.h"
 
-static int fail_commits;   /* refuse commits while set */
+static int fail_commits; /* refuse commits while set */
 static int fail_reserves;
 static int fail_decommits;
 static unsigned long commits, decommits;

@@ -80,9 +80,9 @@ static void churn_rss_flat_then_released(void)
     uint64_t slack = 256 * 1024; /* stack, libc and loader pages the test itself touches */
     printf("freed all: RSS %llu KiB over the baseline; cache bound %llu KiB + metadata %llu KiB; "
            "slabs cached %llu, released %llu\n",
-           (unsigned long long)(rss_free - rss_base) >> 10,
-           (unsigned long long)cache_bound >> 10, (unsigned long long)meta >> 10,
-           (unsigned long long)c->slabs_cached, (unsigned long long)c->slabs_released);
+           (unsigned long long)(rss_free - rss_base) >> 10, (unsigned long long)cache_bound >> 10,
+           (unsigned long long)meta >> 10, (unsigned long long)c->slabs_cached,
+           (unsigned long long)c->slabs_released);
     CHECK_EQ_U(c->live_objects, 0);
     CHECK(c->slabs_cached <= 4 && c->slabs_partial == 0 && c->slabs_full == 0);
     if (test_rss_meaningful())

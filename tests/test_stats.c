@@ -117,8 +117,9 @@ static void concurrent_snapshots(void)
     uint64_t live = 0;
     for (unsigned c = 0; c < cur.class_count; c++)
         live += cur.classes[c].live_objects;
-    printf("%lu snapshots during %llu allocations: monotonic, live within bounds; final live %llu\n",
-           snaps, (unsigned long long)total, (unsigned long long)live);
+    printf(
+        "%lu snapshots during %llu allocations: monotonic, live within bounds; final live %llu\n",
+        snaps, (unsigned long long)total, (unsigned long long)live);
     CHECK_EQ_U(live, 0);
     tslab_destroy(A);
 }

@@ -159,8 +159,8 @@ static void *churn_worker(void *arg)
             atomic_fetch_add_explicit(&doubles_tried, 1, memory_order_relaxed);
         } else {
             tslab_handle nh;
-            stamp *s = (rng & 1) ? tslab_alloc(A, 16 + rng % 750, &nh)
-                                 : tslab_malloc(A, 16 + rng % 750);
+            stamp *s =
+                (rng & 1) ? tslab_alloc(A, 16 + rng % 750, &nh) : tslab_malloc(A, 16 + rng % 750);
             CHECK(s != NULL);
             if (rng & 1) {
                 CHECK(tslab_ptr_handle(A, s) == nh);

@@ -7,26 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                              \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fflush(stdout);                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
-            fflush(stderr);                                                                      \
-            abort();                                                                             \
-        }                                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fflush(stdout);                                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            fflush(stderr);                                                                        \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_EQ_U(a, b)                                                                         \
-    do {                                                                                         \
-        unsigned long long va_ = (unsigned long long)(a), vb_ = (unsigned long long)(b);         \
-        if (va_ != vb_) {                                                                        \
-            fflush(stdout);                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%llu != %llu)\n", __FILE__,         \
-                    __LINE__, #a, #b, va_, vb_);                                                 \
-            fflush(stderr);                                                                      \
-            abort();                                                                             \
-        }                                                                                        \
+#define CHECK_EQ_U(a, b)                                                                           \
+    do {                                                                                           \
+        unsigned long long va_ = (unsigned long long)(a), vb_ = (unsigned long long)(b);           \
+        if (va_ != vb_) {                                                                          \
+            fflush(stdout);                                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%llu != %llu)\n", __FILE__, __LINE__,  \
+                    #a, #b, va_, vb_);                                                             \
+            fflush(stderr);                                                                        \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 typedef struct test_case {
@@ -69,13 +69,16 @@ static inline int run_tests(const test_case *t, size_t n, int argc, char **argv)
     return ran ? 0 : 1;
 }
 
-#define TEST_MAIN(...)                                                                           \
-    int main(int argc, char **argv)                                                              \
-    {                                                                                            \
-        static const test_case tests_[] = {__VA_ARGS__};                                         \
-        return run_tests(tests_, sizeof tests_ / sizeof tests_[0], argc, argv);                  \
+#define TEST_MAIN(...)                                                                             \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        static const test_case tests_[] = {__VA_ARGS__};                                           \
+        return run_tests(tests_, sizeof tests_ / sizeof tests_[0], argc, argv);                    \
     }
-#define T(fn) {#fn, fn}
+#define T(fn)                                                                                      \
+    {                                                                                              \
+#fn, fn                                                                                    \
+    }
 
 /* Builds whose allocator delays reuse of freed slots (ASan, or TSLAB_VALGRIND): tests that rely
  * on the thread cache's immediate LIFO reuse must force reuse instead. */

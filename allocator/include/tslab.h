@@ -42,11 +42,11 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------
  * Limits
  * ------------------------------------------------------------------------------------------- */
-#define TSLAB_CLASSES_MAX 64          /* size classes per instance */
-#define TSLAB_INSTANCES_MAX 511       /* instances alive at once in one process */
-#define TSLAB_NAME_MAX 64             /* instance name, including the terminating NUL */
-#define TSLAB_OBJECT_MAX (1u << 20)   /* largest class size accepted in a config */
-#define TSLAB_GENERATION_BITS 22      /* a slot is reused 2^22 times before its generation wraps */
+#define TSLAB_CLASSES_MAX 64        /* size classes per instance */
+#define TSLAB_INSTANCES_MAX 511     /* instances alive at once in one process */
+#define TSLAB_NAME_MAX 64           /* instance name, including the terminating NUL */
+#define TSLAB_OBJECT_MAX (1u << 20) /* largest class size accepted in a config */
+#define TSLAB_GENERATION_BITS 22    /* a slot is reused 2^22 times before its generation wraps */
 #define TSLAB_CLASS_SLOTS_MAX (1u << 26) /* objects one class can hold at once */
 
 /* ---------------------------------------------------------------------------------------------
@@ -84,18 +84,18 @@ TSLAB_API const tslab_os *tslab_os_default(void);
 
 /* Instance configuration. A zero field means "the default", so `tslab_config c = {0};` works. */
 typedef struct tslab_config {
-    const char *name;         /* metric label, copied; default "default"; < TSLAB_NAME_MAX bytes */
-    const uint32_t *sizes;    /* strictly ascending object sizes in bytes; default 64 96 128 192
-                                 256 384 512 768. A size that is not a multiple of 8 is rounded
-                                 up to one. */
-    size_t size_count;        /* entries in `sizes`, 1..TSLAB_CLASSES_MAX */
-    size_t slab_bytes;        /* target slab size, a power of two in [4 KiB, 4 MiB]; default
-                                 64 KiB. A class of larger objects gets one object per slab. */
-    size_t cache_slabs;       /* empty slabs kept per class for reuse; default 4;
-                                 TSLAB_CACHE_NONE for none. Beyond it pages go back to the OS. */
-    size_t class_max_bytes;   /* address space reserved per class, the most one class can hold;
-                                 default 1 GiB. Reserved, not committed: it costs no memory. */
-    const tslab_os *os;       /* default tslab_os_default() */
+    const char *name;       /* metric label, copied; default "default"; < TSLAB_NAME_MAX bytes */
+    const uint32_t *sizes;  /* strictly ascending object sizes in bytes; default 64 96 128 192
+                               256 384 512 768. A size that is not a multiple of 8 is rounded
+                               up to one. */
+    size_t size_count;      /* entries in `sizes`, 1..TSLAB_CLASSES_MAX */
+    size_t slab_bytes;      /* target slab size, a power of two in [4 KiB, 4 MiB]; default
+                               64 KiB. A class of larger objects gets one object per slab. */
+    size_t cache_slabs;     /* empty slabs kept per class for reuse; default 4;
+                               TSLAB_CACHE_NONE for none. Beyond it pages go back to the OS. */
+    size_t class_max_bytes; /* address space reserved per class, the most one class can hold;
+                               default 1 GiB. Reserved, not committed: it costs no memory. */
+    const tslab_os *os;     /* default tslab_os_default() */
 } tslab_config;
 
 /* ---------------------------------------------------------------------------------------------
@@ -198,50 +198,50 @@ TSLAB_API uint64_t tslab_clock_ns(void);
  *     label_key, label_value  an extra label distinguishing members of one family, or "" ""
  *     help      HELP text of the family (repeated on every member so none can drift)
  * ------------------------------------------------------------------------------------------- */
-#define TSLAB_CLASS_STATS(X)                                                                        \
-    X(allocations, THREAD, COUNTER, "allocations_total", "", "",                                    \
-      "Objects handed out, through either API.")                                                    \
+#define TSLAB_CLASS_STATS(X)                                                                       \
+    X(allocations, THREAD, COUNTER, "allocations_total", "", "",                                   \
+      "Objects handed out, through either API.")                                                   \
     X(frees, THREAD, COUNTER, "frees_total", "", "", "Objects freed, through either API.")         \
-    X(rejected_invalid, THREAD, COUNTER, "free_rejections_total", "reason", "invalid",              \
-      "Frees rejected and ignored, by reason.")                                                     \
-    X(rejected_stale, THREAD, COUNTER, "free_rejections_total", "reason", "stale",                  \
-      "Frees rejected and ignored, by reason.")                                                     \
-    X(rejected_double, THREAD, COUNTER, "free_rejections_total", "reason", "double",                \
-      "Frees rejected and ignored, by reason.")                                                     \
-    X(rejected_foreign, THREAD, COUNTER, "free_rejections_total", "reason", "foreign",              \
-      "Frees rejected and ignored, by reason.")                                                     \
-    X(slow_path, THREAD, COUNTER, "slow_path_total", "", "",                                        \
-      "Allocations and frees that left the thread-local fast path.")                                \
-    X(cache_lookups, CLASS, COUNTER, "slab_cache_lookups_total", "", "",                            \
-      "Times a class needed another slab and looked in its empty-slab cache.")                      \
-    X(cache_hits, CLASS, COUNTER, "slab_cache_hits_total", "", "",                                  \
-      "Slab-cache lookups served by a cached empty slab.")                                          \
-    X(cache_misses, CLASS, COUNTER, "slab_cache_misses_total", "", "",                              \
-      "Slab-cache lookups that took pages from the OS.")                                            \
-    X(cache_inserts, CLASS, COUNTER, "slab_cache_inserts_total", "", "",                            \
-      "Empty slabs kept in the cache for reuse.")                                                   \
-    X(cache_overflows, CLASS, COUNTER, "slab_cache_overflows_total", "", "",                        \
-      "Empty slabs whose pages went back to the OS because the cache was full.")                    \
-    X(partial_to_full, CLASS, COUNTER, "slab_transitions_total", "transition", "partial_to_full",   \
-      "Slabs moved between lists.")                                                                 \
-    X(full_to_partial, CLASS, COUNTER, "slab_transitions_total", "transition", "full_to_partial",   \
-      "Slabs moved between lists.")                                                                 \
-    X(os_failures, CLASS, COUNTER, "os_failures_total", "", "",                                     \
-      "Calls to the OS layer that failed (commit or decommit).")                                    \
-    X(slabs_partial, CLASS, GAUGE, "slabs", "state", "partial", "Slabs by state.")                  \
-    X(slabs_full, CLASS, GAUGE, "slabs", "state", "full", "Slabs by state.")                        \
-    X(slabs_cached, CLASS, GAUGE, "slabs", "state", "cached", "Slabs by state.")                    \
-    X(slabs_released, CLASS, GAUGE, "slabs", "state", "released", "Slabs by state.")                \
-    X(live_objects, DERIVED, GAUGE, "live_objects", "", "",                                         \
-      "Objects allocated and not yet freed.")                                                       \
-    X(resident_bytes, CLASS, GAUGE, "resident_bytes", "", "",                                       \
-      "Bytes of slabs and metadata not handed back to the OS.")                                     \
-    X(mapped_bytes, CLASS, GAUGE, "mapped_bytes", "", "",                                           \
+    X(rejected_invalid, THREAD, COUNTER, "free_rejections_total", "reason", "invalid",             \
+      "Frees rejected and ignored, by reason.")                                                    \
+    X(rejected_stale, THREAD, COUNTER, "free_rejections_total", "reason", "stale",                 \
+      "Frees rejected and ignored, by reason.")                                                    \
+    X(rejected_double, THREAD, COUNTER, "free_rejections_total", "reason", "double",               \
+      "Frees rejected and ignored, by reason.")                                                    \
+    X(rejected_foreign, THREAD, COUNTER, "free_rejections_total", "reason", "foreign",             \
+      "Frees rejected and ignored, by reason.")                                                    \
+    X(slow_path, THREAD, COUNTER, "slow_path_total", "", "",                                       \
+      "Allocations and frees that left the thread-local fast path.")                               \
+    X(cache_lookups, CLASS, COUNTER, "slab_cache_lookups_total", "", "",                           \
+      "Times a class needed another slab and looked in its empty-slab cache.")                     \
+    X(cache_hits, CLASS, COUNTER, "slab_cache_hits_total", "", "",                                 \
+      "Slab-cache lookups served by a cached empty slab.")                                         \
+    X(cache_misses, CLASS, COUNTER, "slab_cache_misses_total", "", "",                             \
+      "Slab-cache lookups that took pages from the OS.")                                           \
+    X(cache_inserts, CLASS, COUNTER, "slab_cache_inserts_total", "", "",                           \
+      "Empty slabs kept in the cache for reuse.")                                                  \
+    X(cache_overflows, CLASS, COUNTER, "slab_cache_overflows_total", "", "",                       \
+      "Empty slabs whose pages went back to the OS because the cache was full.")                   \
+    X(partial_to_full, CLASS, COUNTER, "slab_transitions_total", "transition", "partial_to_full",  \
+      "Slabs moved between lists.")                                                                \
+    X(full_to_partial, CLASS, COUNTER, "slab_transitions_total", "transition", "full_to_partial",  \
+      "Slabs moved between lists.")                                                                \
+    X(os_failures, CLASS, COUNTER, "os_failures_total", "", "",                                    \
+      "Calls to the OS layer that failed (commit or decommit).")                                   \
+    X(slabs_partial, CLASS, GAUGE, "slabs", "state", "partial", "Slabs by state.")                 \
+    X(slabs_full, CLASS, GAUGE, "slabs", "state", "full", "Slabs by state.")                       \
+    X(slabs_cached, CLASS, GAUGE, "slabs", "state", "cached", "Slabs by state.")                   \
+    X(slabs_released, CLASS, GAUGE, "slabs", "state", "released", "Slabs by state.")               \
+    X(live_objects, DERIVED, GAUGE, "live_objects", "", "",                                        \
+      "Objects allocated and not yet freed.")                                                      \
+    X(resident_bytes, CLASS, GAUGE, "resident_bytes", "", "",                                      \
+      "Bytes of slabs and metadata not handed back to the OS.")                                    \
+    X(mapped_bytes, CLASS, GAUGE, "mapped_bytes", "", "",                                          \
       "Bytes of slabs and metadata mapped read-write, including released slabs.")
 
 typedef struct tslab_class_stats {
-    uint64_t object_size;      /* class size in bytes (the metric label "class") */
-    uint64_t slab_bytes;       /* bytes of one slab */
+    uint64_t object_size; /* class size in bytes (the metric label "class") */
+    uint64_t slab_bytes;  /* bytes of one slab */
     uint64_t objects_per_slab;
 #define TSLAB__STATS_FIELD(field, source, type, metric, lk, lv, help) uint64_t field;
     TSLAB_CLASS_STATS(TSLAB__STATS_FIELD)
@@ -256,10 +256,10 @@ typedef struct tslab_class_stats {
  * true count by at most the allocations made while the snapshot was being read. Gauges are read
  * one by one without a lock; each is exact at some instant during the read. */
 typedef struct tslab_stats {
-    uint32_t version;          /* TSLAB_STATS_VERSION */
+    uint32_t version; /* TSLAB_STATS_VERSION */
     uint32_t class_count;
     char name[TSLAB_NAME_MAX];
-    uint64_t reserved_bytes;   /* address space reserved by the instance */
+    uint64_t reserved_bytes; /* address space reserved by the instance */
     tslab_class_stats classes[TSLAB_CLASSES_MAX];
     /* Rejected frees that name no class of this instance (a pointer outside it, a handle whose
      * class bits are out of range). Only the rejected_* fields are used. */

@@ -139,8 +139,8 @@ int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *r
     *cls_out = ci;
     *reason = TSLAB__REJ_INVALID;
     uintptr_t rel = off & (((uintptr_t)1 << a->region_shift) - 1);
-    uint32_t nslabs = atomic_load_explicit(&((tslab__class *)c)->nslots, memory_order_acquire) >>
-                      c->slot_shift;
+    uint32_t nslabs =
+        atomic_load_explicit(&((tslab__class *)c)->nslots, memory_order_acquire) >> c->slot_shift;
     uintptr_t s = rel >> c->span_shift;
     if (s >= nslabs)
         return -1;

@@ -13,8 +13,9 @@ static const uint32_t default_sizes[] = {64, 96, 128, 192, 256, 384, 512, 768};
  * with acquire loads by rejection paths that only need to know whether a tag is live. */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(tslab *) registry[TSLAB_INSTANCES_MAX + 1];
-static uint32_t registry_cursor; /* next tag to try: ids are reused round-robin, as late as possible */
-static uint64_t registry_uid;    /* guarded by registry_lock */
+static uint32_t
+    registry_cursor;          /* next tag to try: ids are reused round-robin, as late as possible */
+static uint64_t registry_uid; /* guarded by registry_lock */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 void tslab__registry_lock(void) { pthread_mutex_lock(&registry_lock); }

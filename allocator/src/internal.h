@@ -155,16 +155,23 @@ static inline void tslab__cadd(_Atomic uint64_t *c, int64_t d)
 }
 
 /* ---- Slabs ---- */
-enum { TSLAB__SLAB_FRESH, TSLAB__SLAB_PARTIAL, TSLAB__SLAB_FULL, TSLAB__SLAB_CACHED,
-       TSLAB__SLAB_RELEASING, TSLAB__SLAB_RELEASED, TSLAB__SLAB_EMPTY };
+enum {
+    TSLAB__SLAB_FRESH,
+    TSLAB__SLAB_PARTIAL,
+    TSLAB__SLAB_FULL,
+    TSLAB__SLAB_CACHED,
+    TSLAB__SLAB_RELEASING,
+    TSLAB__SLAB_RELEASED,
+    TSLAB__SLAB_EMPTY
+};
 #define TSLAB__NIL UINT32_MAX
 
 /* Slab descriptor; every field is guarded by the class lock. */
 typedef struct tslab__slab {
-    uint32_t nfree;       /* bits set in the free bitmap (slots owned by the slab) */
-    uint32_t prev, next;  /* list links (slab indices) */
+    uint32_t nfree;      /* bits set in the free bitmap (slots owned by the slab) */
+    uint32_t prev, next; /* list links (slab indices) */
     uint16_t state;
-    uint16_t hint;        /* first bitmap word that may have a set bit */
+    uint16_t hint; /* first bitmap word that may have a set bit */
 } tslab__slab;
 
 /* A reservation whose prefix is committed as it grows. */
@@ -181,18 +188,18 @@ typedef struct tslab__list {
 
 /* One size class. The first block is read-only after create and read by the fast paths. */
 typedef struct tslab__class {
-    char *base;                   /* object region: span i at base + (i << span_shift) */
-    _Atomic uint32_t *state;      /* one word per slot index */
-    uint32_t size;                /* object size (multiple of 8) */
-    uint32_t slot_shift;          /* log2(objects per slab) */
-    uint32_t span_shift;          /* log2(bytes between slab starts) */
-    uint32_t index;               /* class index in the instance */
-    uint64_t div_magic;           /* offset-in-slab / size == (off * div_magic) >> 32 */
-    uint32_t per_slab;            /* objects per slab, 1 << slot_shift */
-    uint32_t slab_bytes;          /* committed bytes per slab (page multiple <= span) */
-    uint32_t tcache_cap;          /* slots a thread cache holds for this class */
-    uint32_t batch;               /* slots moved per refill / drain */
-    uint32_t bitmap_words;        /* 64-bit words of free bitmap per slab */
+    char *base;              /* object region: span i at base + (i << span_shift) */
+    _Atomic uint32_t *state; /* one word per slot index */
+    uint32_t size;           /* object size (multiple of 8) */
+    uint32_t slot_shift;     /* log2(objects per slab) */
+    uint32_t span_shift;     /* log2(bytes between slab starts) */
+    uint32_t index;          /* class index in the instance */
+    uint64_t div_magic;      /* offset-in-slab / size == (off * div_magic) >> 32 */
+    uint32_t per_slab;       /* objects per slab, 1 << slot_shift */
+    uint32_t slab_bytes;     /* committed bytes per slab (page multiple <= span) */
+    uint32_t tcache_cap;     /* slots a thread cache holds for this class */
+    uint32_t batch;          /* slots moved per refill / drain */
+    uint32_t bitmap_words;   /* 64-bit words of free bitmap per slab */
     uint32_t max_slabs;
 
     /* Published slot count: slot indices below it have committed metadata. Release-stored
@@ -204,9 +211,9 @@ typedef struct tslab__class {
     tslab__area meta_state, meta_slab, meta_bits;
     tslab__slab *slabs;
     uint64_t *bits;
-    uint32_t nslabs;                   /* slabs ever committed */
+    uint32_t nslabs; /* slabs ever committed */
     tslab__list partial, cached, released;
-    uint64_t *quarantine;              /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
+    uint64_t *quarantine; /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
     uint32_t q_head, q_count;
     tslab__ccounters cc;
 } tslab__class;
@@ -224,7 +231,7 @@ typedef struct tslab__tclass {
     uint32_t cap;
     char *base;
     _Atomic uint32_t *state;
-    uint64_t tmpl;          /* tag and class bits of this class's handles */
+    uint64_t tmpl; /* tag and class bits of this class's handles */
     uint32_t size;
     uint32_t slot_shift;
     uint32_t span_shift;
@@ -233,7 +240,10 @@ typedef struct tslab__tclass {
     uint64_t slots[TSLAB__TC_MAX];
 } tslab__tclass;
 
-static inline uint64_t tslab__entry(uint32_t idx, uint32_t gen) { return idx | (uint64_t)gen << 32; }
+static inline uint64_t tslab__entry(uint32_t idx, uint32_t gen)
+{
+    return idx | (uint64_t)gen << 32;
+}
 
 /* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the
  * thread's exit, whichever is first); used only by its thread, except for counter reads. */
@@ -262,14 +272,14 @@ extern __thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST]
 /* ---- The instance ---- */
 struct tslab {
     /* read-only after create */
-    uint32_t tag;           /* 1..TSLAB_INSTANCES_MAX; also index + 1 into the tls map */
+    uint32_t tag; /* 1..TSLAB_INSTANCES_MAX; also index + 1 into the tls map */
     uint32_t nclasses;
-    uint64_t uid;           /* never reused within the process */
-    size_t lut_limit;       /* sizes 1..lut_limit are looked up in lut */
+    uint64_t uid;     /* never reused within the process */
+    size_t lut_limit; /* sizes 1..lut_limit are looked up in lut */
     size_t max_size;
     const tslab_os *os;
     size_t page;
-    uint8_t lut[512];       /* class of size s is lut[(s - 1) >> 3] */
+    uint8_t lut[512]; /* class of size s is lut[(s - 1) >> 3] */
     char name[TSLAB_NAME_MAX];
     size_t cache_slabs;
     size_t reserved_bytes;

@@ -66,7 +66,8 @@ int tslab__area_grow(tslab *a, tslab__area *ar, size_t need)
 {
     if (need <= ar->committed)
         return 0;
-    /* Grow geometrically (at least 64 KiB) to keep commit calls rare, never past the reservation. */
+    /* Grow geometrically (at least 64 KiB) to keep commit calls rare, never past the reservation.
+     */
     size_t target = round_up(need, a->page);
     size_t step = ar->committed < 65536 ? 65536 : ar->committed;
     if (target < ar->committed + step)

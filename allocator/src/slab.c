@@ -58,15 +58,14 @@ static void list_remove(tslab__class *c, tslab__list *l, uint32_t s)
  * that is untouched, so it is mapped but not resident). */
 static void update_bytes(tslab *a, tslab__class *c)
 {
-    uint64_t meta_committed = c->meta_state.committed + c->meta_slab.committed +
-                              c->meta_bits.committed;
+    uint64_t meta_committed =
+        c->meta_state.committed + c->meta_slab.committed + c->meta_bits.committed;
     uint64_t per_slab_meta = (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) + c->bitmap_words * 8;
     uint64_t meta_used = (c->nslabs * per_slab_meta + a->page - 1) / a->page * a->page;
     uint64_t released = atomic_load_explicit(&c->cc.slabs_released, memory_order_relaxed);
     atomic_store_explicit(&c->cc.mapped_bytes, c->objects.committed + meta_committed,
                           memory_order_relaxed);
-    atomic_store_explicit(&c->cc.resident_bytes,
-                          (c->nslabs - released) * c->slab_bytes + meta_used,
+    atomic_store_explicit(&c->cc.resident_bytes, (c->nslabs - released) * c->slab_bytes + meta_used,
                           memory_order_relaxed);
 }
 

@@ -7,7 +7,7 @@
 
 static void sum_thread(tslab_class_stats *dst, const tslab__tcounters *src)
 {
-#define SUM(f, source, ...)                                                                      \
+#define SUM(f, source, ...)                                                                        \
     TSLAB__SRC_##source(dst->f += atomic_load_explicit(&src->f, memory_order_acquire);)
     TSLAB_CLASS_STATS(SUM)
 #undef SUM
@@ -15,7 +15,7 @@ static void sum_thread(tslab_class_stats *dst, const tslab__tcounters *src)
 
 static void copy_class(tslab_class_stats *dst, const tslab__ccounters *src)
 {
-#define COPY(f, source, ...)                                                                     \
+#define COPY(f, source, ...)                                                                       \
     TSLAB__ONLY_CLASS_##source(dst->f = atomic_load_explicit(&src->f, memory_order_relaxed);)
     TSLAB_CLASS_STATS(COPY)
 #undef COPY
@@ -57,7 +57,8 @@ int tslab_stats_read(tslab *a, tslab_stats *out)
         tslab_class_stats *s = &out->classes[i];
         s->allocations = atomic_load_explicit(&a->retired[i].allocations, memory_order_acquire);
         for (tslab__tcache *tc = a->tcaches; tc; tc = tc->next)
-            s->allocations += atomic_load_explicit(&tc->cls[i].tc.allocations, memory_order_acquire);
+            s->allocations +=
+                atomic_load_explicit(&tc->cls[i].tc.allocations, memory_order_acquire);
         s->live_objects = s->allocations - s->frees;
     }
     pthread_mutex_unlock(&a->tc_lock);

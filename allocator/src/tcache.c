@@ -8,7 +8,8 @@
 #include <string.h>
 
 __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
-__thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST] __attribute__((tls_model("initial-exec")));
+__thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST]
+    __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t tls_key;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
@@ -16,12 +17,12 @@ static int tls_key_ok;
 
 static void merge_counters(tslab__tcounters *dst, const tslab__tcounters *src)
 {
-#define MERGE(f, src_kind, ...)                                                                  \
-    TSLAB__SRC_##src_kind(atomic_store_explicit(                                                 \
-        &dst->f,                                                                                 \
-        atomic_load_explicit(&dst->f, memory_order_relaxed) +                                    \
-            atomic_load_explicit(&src->f, memory_order_relaxed),                                 \
-        memory_order_release);)
+#define MERGE(f, src_kind, ...)                                                                    \
+    TSLAB__SRC_##src_kind(                                                                         \
+        atomic_store_explicit(&dst->f,                                                             \
+                              atomic_load_explicit(&dst->f, memory_order_relaxed) +                \
+                                  atomic_load_explicit(&src->f, memory_order_relaxed),             \
+                              memory_order_release);)
     TSLAB_CLASS_STATS(MERGE)
 #undef MERGE
 }
