@@ -79,11 +79,19 @@ void tslab__buf_double(tslab__buf *b, double v)
         return;
     }
     char tmp[40];
-    int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
+    int n = 0, prec;
+    for (prec = 1; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v)
             break;
+    }
+    /* %g switches to an exponent once the digits run out ("1e+01" for 10): print numbers of
+     * ordinary magnitude positionally instead, with the same significant digits. */
+    const char *e = strchr(tmp, 'e');
+    if (e != NULL && fabs(v) >= 1e-4 && fabs(v) < 1e15) {
+        int exp10 = atoi(e + 1);
+        int decimals = prec - 1 - exp10;
+        n = snprintf(tmp, sizeof tmp, "%.*f", decimals > 0 ? decimals : 0, v);
     }
     tslab__buf_put(b, tmp, (size_t)n);
 }

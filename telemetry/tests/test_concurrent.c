@@ -70,7 +70,7 @@ static void *churn(void *arg)
 
 typedef struct series {
     char name[160];
-    uint64_t value;
+    double value;
 } series;
 
 typedef struct scraper {
@@ -117,12 +117,12 @@ static void check_scrape(scraper *s, const char *body)
             const char *brace = memchr(line, '{', (size_t)(end - line));
             size_t name_len = (size_t)((brace && brace < sp ? brace : sp) - line);
             if (sp != NULL && name_len > 6 && memcmp(line + name_len - 6, "_total", 6) == 0) {
-                uint64_t v = strtoull(sp + 1, NULL, 10);
+                double v = strtod(sp + 1, NULL); /* process_cpu_seconds_total is fractional */
                 series *prev = find(s, line, (size_t)(sp - line));
                 if (prev != NULL && v < prev->value) {
                     char msg[256];
-                    snprintf(msg, sizeof msg, "%s went from %llu to %llu", prev->name,
-                             (unsigned long long)prev->value, (unsigned long long)v);
+                    snprintf(msg, sizeof msg, "%s went from %.17g to %.17g", prev->name,
+                             prev->value, v);
                     fail(s, "counter went backwards", msg);
                 }
                 if (prev != NULL)
