@@ -26,7 +26,7 @@ STRESS_THREADS=${STRESS_THREADS:-8}
 VALGRIND_STRESS_OPS=${VALGRIND_STRESS_OPS:-300000}
 BUILD_ROOT=${SAN_BUILD_ROOT:-$ROOT/build}
 CC_CLANG=${CC_CLANG:-$(command -v clang-14 || command -v clang || echo clang)}
-CC_GCC=${CC_GCC:-gcc}
+CC_GCC=${CC_GCC:-$(command -v gcc || echo gcc)}
 VALGRIND=${VALGRIND:-$(command -v valgrind || echo valgrind)}
 
 # Sanitizer runtime options. No suppression file: our own code must be clean.
@@ -68,11 +68,23 @@ run_config() {
     logs=$dir/matrix-logs
     t0=$(date +%s)
     note "$name: configure ($preset, $cc)"
+    # A build dir configured with another compiler would be wiped by CMake *without* the preset's
+    # flags: start it afresh instead.
+    if [ -f "$dir/CMakeCache.txt" ] && ! grep -Eqx "CMAKE_C_COMPILER:[A-Z]+=$cc" "$dir/CMakeCache.txt"; then
+        rm -rf "$dir"
+    fi
     mkdir -p "$logs"
     rm -f "$logs"/*.log
     if ! cmake --preset "$preset" -S "$ROOT" -B "$dir" -DCMAKE_C_COMPILER="$cc" \
         -DTSLAB_BUILD_BENCH=OFF >"$logs/configure.log" 2>&1; then
         tail -30 "$logs/configure.log"
+        status=FAIL-configure
+    fi
+    # The sanitizer flags must have reached the cache (tslab-stress would otherwise pass
+    # uninstrumented).
+    if [ $status = PASS ] && [ "$preset" != valgrind ] &&
+        ! grep -q "^CMAKE_C_FLAGS:.*-fsanitize=" "$dir/CMakeCache.txt"; then
+        echo "$name: CMAKE_C_FLAGS has no -fsanitize= after configuring"
         status=FAIL-configure
     fi
     if [ $status = PASS ]; then
@@ -90,6 +102,11 @@ run_config() {
             (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 1200 \
                 $(ctest_excludes "$preset")) >"$logs/ctest.log" 2>&1 || status=FAIL-tests
             tail -15 "$logs/ctest.log"
+        fi
+        # The ASan configurations must really run the use-after-free test (not skip it).
+        if [ "$preset" = asan ] && ! grep -q 'asan-uaf: PASS' "$dir"/Testing/Temporary/LastTest*.log; then
+            echo "$name: san_asan_uaf did not pass (skipped or failed): is ASan really on?"
+            status=FAIL-tests
         fi
         tests=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\2-\1/p' "$logs/ctest.log" | tail -1)
         if [ -n "$tests" ]; then
