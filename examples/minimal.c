@@ -21,7 +21,8 @@ int main(int argc, char **argv)
 
     /* The three lines a service adds: */
     tslab_exporter *exporter;
-    tslab_exporter_config cfg = {.port = (uint16_t)port, .allocators = &orders, .allocator_count = 1};
+    tslab_exporter_config cfg = {
+        .port = (uint16_t)port, .allocators = &orders, .allocator_count = 1};
     int err = tslab_exporter_start(&cfg, &exporter);
 
     if (err != 0) {

@@ -489,8 +489,8 @@ static totals sum(tslab *a)
         t.resident += c->resident_bytes;
         t.hits += c->cache_hits;
         t.lookups += c->cache_lookups;
-        t.rejected += c->rejected_invalid + c->rejected_stale + c->rejected_double +
-                      c->rejected_foreign;
+        t.rejected +=
+            c->rejected_invalid + c->rejected_stale + c->rejected_double + c->rejected_foreign;
     }
     t.rejected += s.unattributed.rejected_invalid + s.unattributed.rejected_stale +
                   s.unattributed.rejected_double + s.unattributed.rejected_foreign;
@@ -574,8 +574,7 @@ int main(int argc, char **argv)
                                     .timeout_seconds = o.timeout_seconds};
         int err = tslab_exporter_start(&ec, &exporter);
         if (err != 0) {
-            fprintf(stderr, "tslab-demo: cannot listen on %s: %s\n", o.listen,
-                    tslab_strerror(err));
+            fprintf(stderr, "tslab-demo: cannot listen on %s: %s\n", o.listen, tslab_strerror(err));
             return 1;
         }
         bool v6 = strchr(addr, ':') != NULL;
@@ -602,8 +601,8 @@ int main(int argc, char **argv)
         }
     }
     pthread_t injector;
-    bool have_injector = o.bad_frees > 0 &&
-                         pthread_create(&injector, NULL, injector_main, &o.bad_frees) == 0;
+    bool have_injector =
+        o.bad_frees > 0 && pthread_create(&injector, NULL, injector_main, &o.bad_frees) == 0;
 
     uint64_t start = now_ns(), last = start;
     uint64_t deadline = o.duration > 0 ? start + (uint64_t)(o.duration * 1e9) : UINT64_MAX;

@@ -52,18 +52,18 @@ typedef struct tslab_exporter tslab_exporter; /* opaque */
 /* Zero fields take the defaults below, so `tslab_exporter_config c = {0};` plus the allocator
  * list is a complete configuration. */
 typedef struct tslab_exporter_config {
-    const char *address;          /* numeric IPv4 or IPv6 address to bind; NULL = "127.0.0.1" */
-    uint16_t port;                /* 0 = let the kernel pick; read it with tslab_exporter_port */
-    tslab *const *allocators;     /* exported allocators (copied; each must outlive the
-                                     exporter); may be NULL when allocator_count is 0 */
+    const char *address;      /* numeric IPv4 or IPv6 address to bind; NULL = "127.0.0.1" */
+    uint16_t port;            /* 0 = let the kernel pick; read it with tslab_exporter_port */
+    tslab *const *allocators; /* exported allocators (copied; each must outlive the
+                                 exporter); may be NULL when allocator_count is 0 */
     size_t allocator_count;
-    const char *bearer_token;     /* NULL = no authentication; else every endpoint except
-                                     /healthz needs "Authorization: Bearer <token>" (401) */
-    unsigned max_connections;     /* 0 = 64: open connections in all */
-    unsigned per_ip_connections;  /* 0 = 16: open connections from one client address */
-    unsigned timeout_seconds;     /* 0 = 15: an idle or stalled connection is closed after it */
-    size_t memory_limit;          /* 0 = 32 KiB: per-connection buffer for the request line and
-                                     headers; a larger request gets 431 or is closed */
+    const char *bearer_token;    /* NULL = no authentication; else every endpoint except
+                                    /healthz needs "Authorization: Bearer <token>" (401) */
+    unsigned max_connections;    /* 0 = 64: open connections in all */
+    unsigned per_ip_connections; /* 0 = 16: open connections from one client address */
+    unsigned timeout_seconds;    /* 0 = 15: an idle or stalled connection is closed after it */
+    size_t memory_limit;         /* 0 = 32 KiB: per-connection buffer for the request line and
+                                    headers; a larger request gets 431 or is closed */
 } tslab_exporter_config;
 
 /* Starts the exporter thread; on success stores the exporter in *out and returns 0.

@@ -74,8 +74,8 @@ static enum MHD_Result respond(struct MHD_Connection *con, unsigned status, cons
     return rc;
 }
 
-static enum MHD_Result respond_text(struct MHD_Connection *con, unsigned status,
-                                    const char *text, const header *extra, size_t extra_count)
+static enum MHD_Result respond_text(struct MHD_Connection *con, unsigned status, const char *text,
+                                    const header *extra, size_t extra_count)
 {
     return respond(con, status, text, strlen(text), false, "text/plain; charset=utf-8", extra,
                    extra_count);
@@ -87,8 +87,8 @@ static enum MHD_Result respond_metrics(tslab_exporter *e, struct MHD_Connection 
 {
     char *body;
     size_t len;
-    int err = tslab__metrics_render((tslab *const *)e->allocs, e->alloc_count, fmt,
-                                    &e->counters, &body, &len);
+    int err = tslab__metrics_render((tslab *const *)e->allocs, e->alloc_count, fmt, &e->counters,
+                                    &body, &len);
     if (err != 0)
         return respond_text(con, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n", NULL, 0);
 
@@ -96,8 +96,8 @@ static enum MHD_Result respond_metrics(tslab_exporter *e, struct MHD_Connection 
     size_t n = 0;
     extra[n++] = (header){MHD_HTTP_HEADER_VARY,
                           fmt == TSLAB_FORMAT_JSON ? "Accept-Encoding" : "Accept, Accept-Encoding"};
-    const char *ae = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    const char *ae =
+        MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     if (tslab__accept_gzip(ae)) {
         char *gz;
         size_t gz_len;
@@ -135,8 +135,8 @@ static endpoint route(const char *url)
 /* "Authorization: Bearer <token>", compared in time independent of where it differs. */
 static bool authorized(const tslab_exporter *e, struct MHD_Connection *con)
 {
-    const char *v = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *v =
+        MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
         return false;
     v += 7;
@@ -185,21 +185,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 
     switch (ep) {
     case EP_METRICS: {
-        const char *accept = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_ACCEPT);
+        const char *accept =
+            MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
         return respond_metrics(e, con,
                                tslab__accept_openmetrics(accept) ? TSLAB_FORMAT_OPENMETRICS
                                                                  : TSLAB_FORMAT_PROMETHEUS);
     }
-    case EP_JSON:
-        return respond_metrics(e, con, TSLAB_FORMAT_JSON);
-    case EP_HEALTH:
-        return respond_text(con, MHD_HTTP_OK, "ok\n", NULL, 0);
+    case EP_JSON: return respond_metrics(e, con, TSLAB_FORMAT_JSON);
+    case EP_HEALTH: return respond_text(con, MHD_HTTP_OK, "ok\n", NULL, 0);
     case EP_INDEX:
         return respond(con, MHD_HTTP_OK, (const char *)tslab__index_html, tslab__index_html_len,
                        false, "text/html; charset=utf-8", NULL, 0);
-    case EP_NONE:
-        break;
+    case EP_NONE: break;
     }
     return MHD_NO;
 }
@@ -285,8 +282,8 @@ static struct MHD_Daemon *daemon_start(tslab_exporter *e, const tslab_exporter_c
     if (e->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned max_conn = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
-    unsigned per_ip = cfg->per_ip_connections ? cfg->per_ip_connections
-                                              : DEFAULT_PER_IP_CONNECTIONS;
+    unsigned per_ip =
+        cfg->per_ip_connections ? cfg->per_ip_connections : DEFAULT_PER_IP_CONNECTIONS;
     unsigned timeout = cfg->timeout_seconds ? cfg->timeout_seconds : DEFAULT_TIMEOUT_SECONDS;
     size_t memory = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
 
@@ -295,14 +292,13 @@ static struct MHD_Daemon *daemon_start(tslab_exporter *e, const tslab_exporter_c
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &saved);
+    /* clang-format off: one option per line */
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, 0 /* port: taken from SOCK_ADDR */, NULL, NULL, handle, e,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&e->addr,
-        MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
-        MHD_OPTION_END);
+        flags, 0 /* port: taken from SOCK_ADDR */, NULL, NULL, handle, e, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&e->addr, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_END);
+    /* clang-format on */
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return d;
 }

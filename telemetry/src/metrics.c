@@ -69,8 +69,7 @@ int tslab__metrics_render(tslab *const *allocs, size_t n, tslab_format fmt,
         return err;
     err = tslab__render(&snap, fmt, out, out_len);
     tslab__snapshot_free(&snap);
-    atomic_store_explicit(&counters->last_render_ns, monotonic_ns() - start,
-                          memory_order_relaxed);
+    atomic_store_explicit(&counters->last_render_ns, monotonic_ns() - start, memory_order_relaxed);
     return err;
 }
 

@@ -11,7 +11,7 @@
 typedef struct range {
     const char *type; /* "text/plain", "*", "gzip"... (not NUL-terminated) */
     size_t type_len;
-    double q;          /* 1 unless a q parameter says otherwise */
+    double q; /* 1 unless a q parameter says otherwise */
     const char *version;
     size_t version_len; /* 0 when absent */
 } range;
@@ -96,8 +96,7 @@ static int media_match(const range *r, const char *type, const char *version)
         return 2;
     if (!equals(r->type, r->type_len, type))
         return 0;
-    if (r->version_len != 0 && version != NULL &&
-        !equals(r->version, r->version_len, version))
+    if (r->version_len != 0 && version != NULL && !equals(r->version, r->version_len, version))
         return 0;
     return 3;
 }

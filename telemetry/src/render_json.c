@@ -94,8 +94,7 @@ static void add_allocator(json *j, cJSON *list, const tslab_stats *s)
     add_string(j, obj, "name", s->name, strnlen(s->name, sizeof s->name));
     add_u64(j, obj, "reserved_bytes", s->reserved_bytes);
     cJSON *classes = check(j, cJSON_AddArrayToObject(obj, "classes"));
-    for (uint32_t ci = 0; classes != NULL && ci < s->class_count && ci < TSLAB_CLASSES_MAX;
-         ci++) {
+    for (uint32_t ci = 0; classes != NULL && ci < s->class_count && ci < TSLAB_CLASSES_MAX; ci++) {
         const tslab_class_stats *c = &s->classes[ci];
         cJSON *co = check(j, cJSON_CreateObject());
         if (co == NULL)

@@ -71,11 +71,11 @@ typedef enum tslab__kind { TSLAB__COUNTER, TSLAB__GAUGE } tslab__kind;
 
 /* One row of TSLAB_CLASS_STATS. */
 typedef struct tslab__field {
-    const char *key;         /* struct member and JSON key */
-    size_t offset;           /* in tslab_class_stats */
+    const char *key; /* struct member and JSON key */
+    size_t offset;   /* in tslab_class_stats */
     tslab__kind kind;
-    const char *metric;      /* family name after "tslab_" */
-    const char *label_key;   /* "" when the family has no extra label */
+    const char *metric;    /* family name after "tslab_" */
+    const char *label_key; /* "" when the family has no extra label */
     const char *label_value;
     const char *help;
 } tslab__field;
@@ -106,8 +106,8 @@ typedef struct tslab__snapshot {
     const tslab_stats *allocs; /* alloc_count snapshots, in the caller's order */
     size_t alloc_count;
     tslab__process process;
-    uint64_t scrapes_total;    /* including the scrape this snapshot is rendered for */
-    double render_seconds;     /* duration of the previous render */
+    uint64_t scrapes_total; /* including the scrape this snapshot is rendered for */
+    double render_seconds;  /* duration of the previous render */
 } tslab__snapshot;
 
 /* A process-wide (section "process") or exporter-wide ("exporter") value of the snapshot: one

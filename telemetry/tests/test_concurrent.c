@@ -177,9 +177,8 @@ int main(void)
     alloc = tslab_create(&(tslab_config){.name = "churn", .sizes = sizes, .size_count = NCLASSES});
     REQUIRE(alloc != NULL);
     tslab_exporter *e;
-    REQUIRE(tslab_exporter_start(&(tslab_exporter_config){.allocators = &alloc,
-                                                          .allocator_count = 1},
-                                 &e) == 0);
+    REQUIRE(tslab_exporter_start(
+                &(tslab_exporter_config){.allocators = &alloc, .allocator_count = 1}, &e) == 0);
     port = tslab_exporter_port(e);
 
     churner churners[CHURNERS] = {0};

@@ -149,8 +149,7 @@ static void test_endpoints(const char *index_path)
     REQUIRE(http_request(port, "GET", "/metrics", "Accept-Encoding: gzip\r\n", &r) == 0);
     CHECK_EQ_INT(r.status, 200);
     CHECK(http_header(&r, "Content-Encoding", v, sizeof v) && strcmp(v, "gzip") == 0);
-    CHECK(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f &&
-          (unsigned char)r.body[1] == 0x8b);
+    CHECK(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b);
     http_free(&r);
 
     REQUIRE(http_get(port, "/metrics.json", &r) == 0);
@@ -281,8 +280,8 @@ static void test_limits(void)
     double t = until_closed(third);
     CHECK(t >= 0 && t < 5);
     close(third);
-    REQUIRE(http_raw("127.0.0.2", port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     &r) == 0);
+    REQUIRE(http_raw("127.0.0.2", port,
+                     "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) == 0);
     CHECK_EQ_INT(r.status, 200);
     http_free(&r);
     close(idle1);
@@ -338,7 +337,8 @@ static void test_limits(void)
 
     /* memory limit: headers beyond it are refused; the same request fits the default */
     char req[16384];
-    int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ");
+    int n = snprintf(req, sizeof req,
+                     "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ");
     memset(req + n, 'a', 8000);
     strcpy(req + n + 8000, "\r\n\r\n");
     c = config();
@@ -458,12 +458,17 @@ static void test_render_public(void)
     REQUIRE(tslab_metrics_render(list, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len) == 0);
     CHECK_EQ_INT(strlen(out), len);
     uint64_t v = 0;
-    CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"alpha\",class=\"64\"}", &v) && v == 1000);
+    CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"alpha\",class=\"64\"}", &v) &&
+          v == 1000);
     CHECK(prom_u64(out, "tslab_frees_total{allocator=\"alpha\",class=\"64\"}", &v) && v == 400);
     CHECK(prom_u64(out, "tslab_live_objects{allocator=\"alpha\",class=\"64\"}", &v) && v == 600);
-    CHECK(prom_u64(out, "tslab_free_rejections_total{allocator=\"alpha\",class=\"64\",reason=\"double\"}",
-                   &v) && v == 1);
-    CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"beta\",class=\"4096\"}", &v) && v == 0);
+    CHECK(
+        prom_u64(out,
+                 "tslab_free_rejections_total{allocator=\"alpha\",class=\"64\",reason=\"double\"}",
+                 &v) &&
+        v == 1);
+    CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"beta\",class=\"4096\"}", &v) &&
+          v == 0);
     CHECK(prom_u64(out, "process_threads", &v) && v >= 1);
     CHECK(prom_u64(out, "process_open_fds", &v) && v >= 3);
     CHECK(prom_u64(out, "process_resident_memory_bytes", &v) && v > 0);

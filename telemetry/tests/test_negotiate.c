@@ -109,8 +109,11 @@ static void check_double(void)
     static const struct {
         double v;
         const char *text;
-    } cases[] = {{0, "0"},           {1.5, "1.5"},       {0.1, "0.1"},
-                 {1e-05, "1e-05"},   {123456789, "123456789"},
+    } cases[] = {{0, "0"},
+                 {1.5, "1.5"},
+                 {0.1, "0.1"},
+                 {1e-05, "1e-05"},
+                 {123456789, "123456789"},
                  {1.0 / 3, "0.3333333333333333"},
                  {1700000000.25, "1700000000.25"},
                  {9007199254740993.0, "9007199254740992"}, /* rounds: why counters are raw */
@@ -127,8 +130,7 @@ static void check_double(void)
         tslab__buf_init(&b, 4);
         tslab__buf_double(&b, cases[i].v);
         if (strcmp(b.data, cases[i].text) != 0) {
-            fprintf(stderr, "double %.17g -> %s, expected %s\n", cases[i].v, b.data,
-                    cases[i].text);
+            fprintf(stderr, "double %.17g -> %s, expected %s\n", cases[i].v, b.data, cases[i].text);
             test_failures++;
         }
         tslab__buf_free(&b);
@@ -152,13 +154,13 @@ static void check_utf8(void)
         const char *in, *out;
     } cases[] = {
         {"plain", "plain"},
-        {"caf\xc3\xa9", "caf\xc3\xa9"},                      /* valid 2-byte */
-        {"\xe2\x82\xac", "\xe2\x82\xac"},                    /* valid 3-byte */
-        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},            /* valid 4-byte */
-        {"a\xffz", "a\xef\xbf\xbdz"},                        /* invalid byte */
-        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},            /* overlong */
+        {"caf\xc3\xa9", "caf\xc3\xa9"},                           /* valid 2-byte */
+        {"\xe2\x82\xac", "\xe2\x82\xac"},                         /* valid 3-byte */
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},                 /* valid 4-byte */
+        {"a\xffz", "a\xef\xbf\xbdz"},                             /* invalid byte */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong */
         {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
-        {"\xe2\x82", "\xef\xbf\xbd\xef\xbf\xbd"},            /* truncated */
+        {"\xe2\x82", "\xef\xbf\xbd\xef\xbf\xbd"},                 /* truncated */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tslab__buf b;

@@ -55,7 +55,8 @@ static tslab__snapshot fixed_snapshot(void)
     /* invalid UTF-8 in a name is replaced, never copied */
     stats[2].version = TSLAB_STATS_VERSION;
     stats[2].class_count = 0;
-    strcpy(stats[2].name, "bad\xff" "utf8");
+    strcpy(stats[2].name, "bad\xff"
+                          "utf8");
 
     tslab__snapshot s = {0};
     s.version = TSLAB__SNAPSHOT_VERSION;
@@ -128,8 +129,8 @@ static void golden(const char *dir, const char *name, const char *out, size_t le
         char actual[4200];
         snprintf(actual, sizeof actual, "%s.actual", name);
         write_all(actual, out, len);
-        fprintf(stderr, "%s differs from the golden file at line %zu (actual output in %s)\n",
-                name, line, actual);
+        fprintf(stderr, "%s differs from the golden file at line %zu (actual output in %s)\n", name,
+                line, actual);
         test_failures++;
     }
     free(g);
@@ -139,8 +140,8 @@ static void check_prom(const char *out, bool om)
 {
     char line[512];
     /* escaping */
-    snprintf(line, sizeof line, "tslab_frees_total{allocator=\"%s\",class=\"64\"} 9007199254740993\n",
-             weird_escaped);
+    snprintf(line, sizeof line,
+             "tslab_frees_total{allocator=\"%s\",class=\"64\"} 9007199254740993\n", weird_escaped);
     CHECK_CONTAINS(out, line);
     snprintf(line, sizeof line,
              "tslab_allocations_total{allocator=\"%s\",class=\"64\"} 18446744073709551615\n",
@@ -152,19 +153,20 @@ static void check_prom(const char *out, bool om)
     /* every row of TSLAB_CLASS_STATS, for the untouched allocator too, with its extra label */
 #define ROW(field, source, type, metric, lk, lv, help)                                             \
     snprintf(line, sizeof line, "tslab_%s{allocator=\"buffers\",class=\"4096\"%s%s%s%s%s} 0\n",    \
-             metric, lk[0] ? "," : "", lk, lk[0] ? "=\"" : "", lv, lk[0] ? "\"" : "");            \
+             metric, lk[0] ? "," : "", lk, lk[0] ? "=\"" : "", lv, lk[0] ? "\"" : "");             \
     CHECK_CONTAINS(out, line);                                                                     \
     snprintf(line, sizeof line, "# TYPE tslab_%.*s %s\n",                                          \
-             (int)(strlen(metric) - (om && strcmp(#type, "COUNTER") == 0 ? 6 : 0)), metric,       \
+             (int)(strlen(metric) - (om && strcmp(#type, "COUNTER") == 0 ? 6 : 0)), metric,        \
              strcmp(#type, "COUNTER") == 0 ? "counter" : "gauge");                                 \
     CHECK_CONTAINS(out, line);
     TSLAB_CLASS_STATS(ROW)
 #undef ROW
     const char *reasons[] = {"invalid", "stale", "double", "foreign"};
     for (int i = 0; i < 4; i++) {
-        snprintf(line, sizeof line,
-                 "tslab_free_rejections_total{allocator=\"buffers\",class=\"none\",reason=\"%s\"} 0\n",
-                 reasons[i]);
+        snprintf(
+            line, sizeof line,
+            "tslab_free_rejections_total{allocator=\"buffers\",class=\"none\",reason=\"%s\"} 0\n",
+            reasons[i]);
         CHECK_CONTAINS(out, line);
         snprintf(line, sizeof line,
                  "tslab_free_rejections_total{allocator=\"%s\",class=\"none\",reason=\"%s\"} %d\n",

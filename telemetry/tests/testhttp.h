@@ -122,8 +122,7 @@ static inline int http_get(uint16_t port, const char *path, http_reply *r)
 }
 
 /* The value of header `name` (case-insensitive) copied into out, or NULL. */
-static inline const char *http_header(const http_reply *r, const char *name, char *out,
-                                      size_t size)
+static inline const char *http_header(const http_reply *r, const char *name, char *out, size_t size)
 {
     size_t n = strlen(name);
     for (const char *line = strstr(r->head, "\r\n"); line != NULL;
