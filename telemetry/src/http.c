@@ -292,12 +292,16 @@ static struct MHD_Daemon *daemon_start(tslab_exporter *e, const tslab_exporter_c
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &saved);
-    /* clang-format off: one option per line */
+    /* Every limit explicit: libmicrohttpd's defaults are every interface and no timeout. */
+    /* clang-format off */
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, 0 /* port: taken from SOCK_ADDR */, NULL, NULL, handle, e, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&e->addr, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_END);
+        flags, 0 /* port: taken from SOCK_ADDR */, NULL, NULL, handle, e,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&e->addr,
+        MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
+        MHD_OPTION_END);
     /* clang-format on */
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return d;
