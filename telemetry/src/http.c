@@ -270,7 +270,7 @@ static void exporter_free(tslab_exporter *e)
         return;
     free(e->allocs);
     if (e->token != NULL) {
-        memset(e->token, 0, e->token_len);
+        explicit_bzero(e->token, e->token_len); /* not optimized away */
         free(e->token);
     }
     free(e);
