@@ -61,7 +61,7 @@ typedef struct tslab_exporter_config {
                                     /healthz needs "Authorization: Bearer <token>" (401) */
     unsigned max_connections;    /* 0 = 64: open connections in all */
     unsigned per_ip_connections; /* 0 = 16: open connections from one client address */
-    unsigned timeout_seconds;    /* 0 = 15: an idle or stalled connection is closed after it */
+    unsigned timeout_seconds;    /* 0 = 20: an idle or stalled connection is closed after it */
     size_t memory_limit;         /* 0 = 32 KiB: per-connection buffer for the request line and
                                     headers; a larger request gets 431 or is closed */
 } tslab_exporter_config;

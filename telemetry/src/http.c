@@ -27,7 +27,7 @@
 #define DEFAULT_ADDRESS "127.0.0.1"
 #define DEFAULT_MAX_CONNECTIONS 64u
 #define DEFAULT_PER_IP_CONNECTIONS 16u
-#define DEFAULT_TIMEOUT_SECONDS 15u
+#define DEFAULT_TIMEOUT_SECONDS 20u /* not a usual scrape interval: no close racing a reuse */
 #define DEFAULT_MEMORY_LIMIT ((size_t)32 * 1024)
 
 struct tslab_exporter {
