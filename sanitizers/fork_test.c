@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -101,16 +102,39 @@ int main(void)
         SAN_CHECK(pthread_create(&th[i], NULL, churn, (void *)(i + 1)) == 0, "pthread_create");
     while (atomic_load(&churn_ops) < 10000)
         sched_yield();
+    /* Under Valgrind, memcheck's leak check at the child's exit reports what the parent's other
+     * threads held (their cached slots and objects: those threads do not exist in the child) and
+     * turns the exit status into --error-exitcode. So the child also reports success through a
+     * pipe, and under Valgrind that report decides. */
+    bool valgrind = false;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (maps && fgets(line, sizeof line, maps))
+        valgrind |= strstr(line, "vgpreload") != NULL;
+    if (maps)
+        fclose(maps);
     int failures = 0;
     for (int f = 0; f < FORKS; f++) {
+        int fds[2];
+        SAN_CHECK(pipe(fds) == 0, "pipe");
         fflush(NULL);
         pid_t pid = fork();
         SAN_CHECK(pid >= 0, "fork: errno %d", errno);
-        if (pid == 0)
-            _exit(child());
+        if (pid == 0) {
+            close(fds[0]);
+            int rc = child();
+            if (rc == 0 && write(fds[1], "K", 1) != 1)
+                rc = 16;
+            _exit(rc);
+        }
+        close(fds[1]);
+        char ok = 0;
+        bool reported = read(fds[0], &ok, 1) == 1 && ok == 'K';
+        close(fds[0]);
         int status;
         SAN_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        bool exited = WIFEXITED(status) && (WEXITSTATUS(status) == 0 || valgrind);
+        if (!reported || !exited) {
             fprintf(stderr, "fork %d: child %s %d%s\n", f, WIFEXITED(status) ? "exited" : "killed by signal",
                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
                     WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (deadlock: alarm)" : "");
