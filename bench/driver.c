@@ -120,28 +120,28 @@ static const wl workloads[] = {
     {.label = "a.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
      .backends = MAIN_BACKENDS ",floor", .metrics = "-pair_ns", .max_ms = 800},
     {.label = "b.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
-     .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "-pair_ns", .max_ms = 1200},
-    {.label = "c.latency", .workload = "latency", .n = 1000000, .n_quick = 100000,
+     .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "-pair_ns", .max_ms = 800},
+    {.label = "c.latency", .workload = "latency", .n = 500000, .n_quick = 100000,
      .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = LAT_METRICS},
     {.label = "d.mt_churn", .workload = "mt_churn", .n = 3000000, .n_quick = 200000,
      .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "+mops",
-     .max_ms = 1000},
+     .max_ms = 700},
     {.label = "d.prodcons", .workload = "prodcons", .n = 5000000, .n_quick = 300000,
-     .backends = MAIN_BACKENDS, .metrics = "+mops", .max_ms = 1000},
+     .backends = MAIN_BACKENDS, .metrics = "+mops", .max_ms = 700},
     {.label = "e.rss", .workload = "rss", .live = 100000, .live_quick = 100000, .cycles = 1000,
      .cycles_quick = 100, .backends = MAIN_BACKENDS,
      .metrics = "-rss_over_live_c10,-rss_over_live_c100,-rss_over_live_c1000,-rss_over_live_end,"
                 "=growth_pct,-rss_freed_bytes,-rss_purged_bytes,=cache_bound_bytes,"
                 "=tslab_resident_bytes,=rss_fill_bytes,=rss_c10_bytes,=rss_c100_bytes,"
                 "=rss_end_bytes",
-     .max_reps = 3},
+     .max_reps = 2},
     {.label = "f.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
      .backends = TEL_BACKENDS, .metrics = "-pair_ns", .ratio_to = "tslab-h-nocnt", .max_ms = 800,
      .only_size = 128},
     {.label = "f.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
      .live_quick = 100000, .backends = TEL_BACKENDS, .metrics = "-pair_ns",
-     .ratio_to = "tslab-h-nocnt", .max_ms = 1200, .only_size = 128},
-    {.label = "f.latency", .workload = "latency", .n = 1000000, .n_quick = 100000,
+     .ratio_to = "tslab-h-nocnt", .max_ms = 800, .only_size = 128},
+    {.label = "f.latency", .workload = "latency", .n = 500000, .n_quick = 100000,
      .live = 100000, .live_quick = 100000, .backends = TEL_BACKENDS,
      .metrics = "-alloc_p50_ns,-alloc_p99_ns,-alloc_p999_ns,-alloc_mean_ns,-free_p50_ns,"
                 "-free_p99_ns,-free_p999_ns,-free_mean_ns",
@@ -151,7 +151,7 @@ static const wl workloads[] = {
                 "=render8_text_bytes,=render64_text_bytes",
      .telemetry = true, .only_size = 128},
     {.label = "g.seq", .workload = "seq", .n = 2000000, .n_quick = 200000,
-     .backends = MAIN_BACKENDS, .metrics = "-alloc_ns,-free_ns,-pair_ns", .max_reps = 3,
+     .backends = MAIN_BACKENDS, .metrics = "-alloc_ns,-free_ns,-pair_ns", .max_reps = 2,
      .max_bytes = 256u << 20},
 };
 enum { NWORKLOADS = sizeof workloads / sizeof workloads[0] };
@@ -849,22 +849,26 @@ static void write_targets(const opts *o, FILE *f)
 
 /* ---- Plot data ------------------------------------------------------------------------------- */
 
-/* One histogram file: rows = backends, columns = (median, min, max) per size. */
-static bool write_hist(const opts *o, const char *file, const char *label, const char *metric,
-                       double div)
+/* One histogram file: rows = backends, columns = (median, min, max) per size that has data.
+ * Returns the sizes written (bit i = o->sizes[i]); 0 when nothing was measured. */
+static unsigned write_hist(const opts *o, const char *file, const char *label, const char *metric,
+                           double div)
 {
     char name[128];
     snprintf(name, sizeof name, "plots/%s", file);
-    bool any = false;
-    for (size_t i = 0; i < nsums && !any; i++)
-        any = strcmp(workloads[sums[i].wl].label, label) == 0 &&
-              strcmp(sums[i].metric, metric) == 0;
-    if (!any)
-        return false;
+    unsigned mask = 0;
+    for (size_t i = 0; i < nsums; i++)
+        if (strcmp(workloads[sums[i].wl].label, label) == 0 && strcmp(sums[i].metric, metric) == 0)
+            for (int si = 0; si < o->nsizes; si++)
+                if (sums[i].size == o->sizes[si])
+                    mask |= 1u << si;
+    if (!mask)
+        return 0;
     FILE *f = open_out(o, name);
     fprintf(f, "# backend");
     for (int si = 0; si < o->nsizes; si++)
-        fprintf(f, " %zuB lo hi", o->sizes[si]);
+        if (mask & (1u << si))
+            fprintf(f, " %zuB lo hi", o->sizes[si]);
     fprintf(f, "\n");
     for (int bi = 0; bi < NBACKENDS; bi++) {
         bool row = false;
@@ -874,16 +878,18 @@ static bool write_hist(const opts *o, const char *file, const char *label, const
             continue;
         fprintf(f, "%s", backends[bi].name);
         for (int si = 0; si < o->nsizes; si++) {
+            if (!(mask & (1u << si)))
+                continue;
             const summary *s = find_sum(label, metric, o->sizes[si], backends[bi].name);
             if (s)
                 fprintf(f, " %.6g %.6g %.6g", s->med / div, s->min / div, s->max / div);
             else
-                fprintf(f, " NaN NaN NaN");
+                fprintf(f, " 0 0 0");
         }
         fprintf(f, "\n");
     }
     fclose(f);
-    return true;
+    return mask;
 }
 
 /* One table file: rows = named metrics (x axis), columns = backends. */
@@ -947,14 +953,19 @@ static void write_plots(const opts *o)
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         char file[64];
         snprintf(file, sizeof file, "%s.dat", hs[i].file);
-        if (!write_hist(o, file, hs[i].label, hs[i].metric, hs[i].div))
+        unsigned mask = write_hist(o, file, hs[i].label, hs[i].metric, hs[i].div);
+        if (!mask)
             continue;
         fprintf(gp, "set output '%s.png'\nset title '%s'\nset ylabel '%s'\nset yrange [0:*]\n",
                 hs[i].file, hs[i].title, hs[i].ylabel);
         fprintf(gp, "plot ");
-        for (int si = 0; si < o->nsizes; si++)
-            fprintf(gp, "%s'%s' using %d:%d:%d%s title '%zu B'", si ? ", " : "", file, 2 + 3 * si,
-                    3 + 3 * si, 4 + 3 * si, si ? "" : ":xtic(1)", o->sizes[si]);
+        for (int si = 0, col = 0; si < o->nsizes; si++) {
+            if (!(mask & (1u << si)))
+                continue;
+            fprintf(gp, "%s'%s' using %d:%d:%d%s title '%zu B'", col ? ", " : "", file,
+                    2 + 3 * col, 3 + 3 * col, 4 + 3 * col, col ? "" : ":xtic(1)", o->sizes[si]);
+            col++;
+        }
         fprintf(gp, "\n");
     }
     static const char *const lat_a[] = {"alloc_p50_ns", "alloc_p99_ns", "alloc_p999_ns",
@@ -1077,7 +1088,7 @@ static int run_instructions(opts *o, const machine *m)
         const char *label;
         uint64_t n;
         uint32_t live;
-    } iw[] = {{"a.tight", 200000, 0}, {"b.churn", 300000, 100000}, {"g.seq", 200000, 0}};
+    } iw[] = {{"a.tight", 100000, 0}, {"b.churn", 200000, 100000}, {"g.seq", 100000, 0}};
     /* "loop" first: its count is subtracted from the others ("net") */
     static const char *const ibe[] = {"loop",     "tslab-h",  "tslab-m",  "tslab-h-nocnt", "glibc",
                                       "jemalloc", "mimalloc", "tcmalloc", "floor"};
