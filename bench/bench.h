@@ -71,6 +71,7 @@ typedef enum {
     BENCH_KIND_TSM,   /* tslab_malloc / tslab_free_ptr */
     BENCH_KIND_FLOOR, /* inline thread-local free list: the physical floor, for reference */
     BENCH_KIND_NULL,  /* no allocator at all: the loop's own cost (instruction counts) */
+    BENCH_KIND_FLOORCAS, /* the floor plus a per-slot state word: store on alloc, CAS on free */
 } bench_kind;
 
 /* Parameters of one cell, as the driver passes them to a worker. */

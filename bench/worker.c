@@ -98,6 +98,58 @@ static inline bool floor_free(uint64_t tok)
     return true;
 }
 
+/* The floor plus what temporal-slab's safety costs at minimum: a release store of a per-slot
+ * state word on alloc and a CAS on it on free (the word lives outside the object, as in the
+ * core). One block of 4096 objects: only the tight loop uses it. */
+static char *fc_base;
+static unsigned fc_shift;
+static _Atomic uint32_t fc_state[4096];
+static BENCH_NOINLINE void *floorcas_refill(size_t size)
+{
+    if (fc_base) {
+        fprintf(stderr, "bench: floor-cas holds 4096 objects (tight loop only)\n");
+        exit(3);
+    }
+    fc_shift = 4;
+    while (((size_t)1 << fc_shift) < size)
+        fc_shift++;
+    size_t sz = (size_t)1 << fc_shift, n = 4096;
+    char *blk = aligned_alloc(64, n * sz);
+    if (!blk)
+        bench_oom(size);
+    for (size_t i = 1; i + 1 < n; i++)
+        *(void **)(blk + i * sz) = blk + (i + 1) * sz;
+    *(void **)(blk + (n - 1) * sz) = NULL;
+    floor_head = blk + sz;
+    fc_base = blk;
+    return blk;
+}
+static inline void *floorcas_alloc(size_t size, uint64_t *tok)
+{
+    void *p = floor_head;
+    if (__builtin_expect(p != NULL, 1))
+        floor_head = *(void **)p;
+    else
+        p = floorcas_refill(size);
+    _Atomic uint32_t *st = &fc_state[((uintptr_t)p - (uintptr_t)fc_base) >> fc_shift];
+    atomic_store_explicit(st, atomic_load_explicit(st, memory_order_relaxed) | 1,
+                          memory_order_release);
+    *tok = (uint64_t)(uintptr_t)p;
+    return p;
+}
+static inline bool floorcas_free(uint64_t tok)
+{
+    void *p = (void *)(uintptr_t)tok;
+    _Atomic uint32_t *st = &fc_state[((uintptr_t)p - (uintptr_t)fc_base) >> fc_shift];
+    uint32_t s = atomic_load_explicit(st, memory_order_relaxed) | 1;
+    if (!atomic_compare_exchange_strong_explicit(st, &s, (s + 2) & ~1u, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return false;
+    *(void **)p = floor_head;
+    floor_head = p;
+    return true;
+}
+
 static _Alignas(64) char null_obj[1u << 16];
 static inline void *null_alloc(uint64_t *tok)
 {
@@ -138,6 +190,14 @@ static inline void *null_alloc(uint64_t *tok)
 #undef BK_ALLOC
 #undef BK_FREE
 
+#define BK(name) name##_floorcas
+#define BK_ALLOC(A, size, tokp) floorcas_alloc(size, tokp)
+#define BK_FREE(A, tok) floorcas_free(tok)
+#include "workloads.inc.h"
+#undef BK
+#undef BK_ALLOC
+#undef BK_FREE
+
 #define BK(name) name##_null
 #define BK_ALLOC(A, size, tokp) ((void)(size), null_alloc(tokp))
 #define BK_FREE(A, tok) ((void)(tok), true)
@@ -166,7 +226,7 @@ typedef struct bench_ops {
 static const bench_ops ops_by_kind[] = {
     [BENCH_KIND_SYS] = BENCH_OPS(sys),     [BENCH_KIND_TSH] = BENCH_OPS(tsh),
     [BENCH_KIND_TSM] = BENCH_OPS(tsm),     [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
-    [BENCH_KIND_NULL] = BENCH_OPS(null),
+    [BENCH_KIND_NULL] = BENCH_OPS(null),   [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
 };
 
 /* ---- Process-level helpers ---------------------------------------------------------------- */
