@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-static const uint32_t sizes[] = {64, 256, 1024, 4000};
+static const uint32_t sizes[] = {64, 256, 1024, 2000};
 #define NCLASS (sizeof sizes / sizeof sizes[0])
 #define MAXOBJ 1600
 
