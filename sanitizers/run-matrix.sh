@@ -12,7 +12,8 @@
 #
 # Environment knobs (defaults are what CI runs; see sanitizers/README.md):
 #   JOBS=2                 build and ctest parallelism
-#   STRESS_OPS=20000000    tslab-stress operations for asan/ubsan/tsan
+#   STRESS_OPS=20000000    tslab-stress operations under TSan (full length)
+#   STRESS_OPS_SHORT=4000000   ... under ASan and UBSan (shortened: races are TSan's job)
 #   STRESS_THREADS=8
 #   VALGRIND_STRESS_OPS=300000   (memcheck serialises threads: shortened)
 #   SAN_BUILD_ROOT=<repo>/build
@@ -22,6 +23,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 JOBS=${JOBS:-2}
 STRESS_OPS=${STRESS_OPS:-20000000}
+STRESS_OPS_SHORT=${STRESS_OPS_SHORT:-4000000}
 STRESS_THREADS=${STRESS_THREADS:-8}
 VALGRIND_STRESS_OPS=${VALGRIND_STRESS_OPS:-300000}
 BUILD_ROOT=${SAN_BUILD_ROOT:-$ROOT/build}
@@ -117,6 +119,7 @@ run_config() {
             status=FAIL-tests
         fi
         local ops=$STRESS_OPS threads=$STRESS_THREADS prefix=()
+        [ "$preset" = tsan ] || ops=$STRESS_OPS_SHORT
         if [ "$preset" = valgrind ]; then
             ops=$VALGRIND_STRESS_OPS
             threads=4
