@@ -12,10 +12,12 @@ static inline void *take(tslab__tclass *t, tslab_handle *out)
 {
     uint64_t e = t->slots[--t->count];
     uint32_t idx = (uint32_t)e, gen = (uint32_t)(e >> 32);
+    /* Counted before the slot is published, so whoever frees it (and counts the free) is ordered
+     * after this count through the state word's release/acquire. */
+    tslab__bump(&t->tc.allocations);
     /* A cached slot's word is ours alone, so no read-modify-write. Release pairs with the
      * acquire of tslab_handle_ptr and of the CAS in a concurrent (stale or forged) free. */
     atomic_store_explicit(&t->state[idx], gen << 1 | TSLAB__LIVE, memory_order_release);
-    tslab__bump(&t->tc.allocations);
     char *p = t->base + ((size_t)(idx >> t->slot_shift) << t->span_shift) +
               (size_t)(idx & t->slot_mask) * t->size;
     if (tslab_config_sanitize)
@@ -70,7 +72,7 @@ static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
 
 void *tslab_alloc(tslab *a, size_t size, tslab_handle *out)
 {
-    if (tslab_unlikely(out == NULL))
+    if (tslab_unlikely(a == NULL || out == NULL))
         return alloc_slow(a, size, out);
     return alloc_fast(a, size, out);
 }
@@ -78,6 +80,8 @@ void *tslab_alloc(tslab *a, size_t size, tslab_handle *out)
 void *tslab_malloc(tslab *a, size_t size)
 {
     tslab_handle h;
+    if (tslab_unlikely(a == NULL))
+        return alloc_slow(a, size, &h);
     return alloc_fast(a, size, &h);
 }
 

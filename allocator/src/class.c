@@ -22,6 +22,9 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
                       size_t class_max_bytes)
 {
     memset(c, 0, sizeof *c);
+    /* First, so that tslab__class_fini may always destroy it, whatever fails below. */
+    if (pthread_mutex_init(&c->lock, NULL) != 0)
+        return -ENOMEM;
     c->index = index;
     c->size = size;
     c->per_slab = (uint32_t)tslab_slab_capacity(size, slab_target);
@@ -48,8 +51,6 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
     c->batch = c->tcache_cap / 2;
 
     c->partial.head = c->cached.head = c->released.head = TSLAB__NIL;
-    if (pthread_mutex_init(&c->lock, NULL) != 0)
-        return -ENOMEM;
     int r;
     /* The object region is carved out of the instance's single reservation by tslab_create. */
     c->objects.reserved = (size_t)max_slabs << c->span_shift;

@@ -89,8 +89,12 @@ static int validate(const tslab_config *cfg, const uint32_t **sizes, size_t *n)
 
 static void destroy_classes(tslab *a, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        /* Only the committed prefix was ever poisoned; the reservation can be huge. */
+        if (tslab_config_sanitize && a->cls[i].objects.base != NULL)
+            tslab__san_release(a->cls[i].objects.base, a->cls[i].objects.committed);
         tslab__class_fini(a, &a->cls[i]);
+    }
     tslab__area_release(a, &a->region);
 }
 

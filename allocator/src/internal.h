@@ -109,12 +109,16 @@ static inline bool tslab__handle_bad(uint64_t h, uint32_t tag, uint32_t nclasses
            (hi & ((1u << TSLAB__CLS_BITS) - 1)) >= nclasses || __builtin_parityll(h);
 }
 
-/* Scattered first generation of a slot, so neighbouring slots never share generations and a
- * handle corrupted in its index bits names a live object only by chance. */
-static inline uint32_t tslab__initial_gen(uint32_t cls, uint32_t idx)
+/* Scattered first generation of a slot, different per instance (uid), class and slot, so a handle
+ * corrupted in its index, class or tag bits, or a stale handle of a destroyed instance whose tag
+ * was reused, names a live object only by a 2^-22 chance. */
+static inline uint32_t tslab__initial_gen(uint64_t uid, uint32_t cls, uint32_t idx)
 {
-    return (uint32_t)(((uint64_t)idx * 0x9E3779B97F4A7C15ull + cls * 0xBF58476D1CE4E5B9ull) >> 42) &
-           TSLAB__GEN_MASK;
+    uint64_t x = (uint64_t)idx * 0x9E3779B97F4A7C15ull + cls * 0xBF58476D1CE4E5B9ull +
+                 uid * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    x *= 0xD6E8FEB86659FD93ull;
+    return (uint32_t)(x >> 42) & TSLAB__GEN_MASK;
 }
 
 /* ---- Per-thread counters: generated from the public list (THREAD rows only) ---- */
@@ -363,6 +367,8 @@ int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *r
 void tslab__san_alloc(size_t size, void *p);
 void tslab__san_free(size_t size, void *p);
 void tslab__san_slab_fresh(const tslab__class *c, void *slab, size_t bytes);
+/* Before unmapping: ASan keeps shadow after munmap, so poison must not outlive the mapping. */
+void tslab__san_release(void *p, size_t bytes);
 
 static inline char *tslab__slot_addr(const tslab__class *c, uint32_t idx)
 {

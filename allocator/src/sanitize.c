@@ -49,3 +49,12 @@ void tslab__san_free(size_t size, void *p)
     VALGRIND_FREELIKE_BLOCK(p, 0);
 #endif
 }
+
+void tslab__san_release(void *p, size_t bytes)
+{
+    (void)p;
+    (void)bytes;
+#if TSLAB_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+#endif
+}

@@ -98,7 +98,7 @@ static uint32_t grow(tslab *a, tslab__class *c)
     c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0};
     /* Not yet published (nslots), so no other thread reads these words. */
     for (uint32_t i = 0, base = s << c->slot_shift; i < c->per_slab; i++)
-        atomic_store_explicit(&c->state[base + i], tslab__initial_gen(c->index, base + i) << 1,
+        atomic_store_explicit(&c->state[base + i], tslab__initial_gen(a->uid, c->index, base + i) << 1,
                               memory_order_relaxed);
     fill_bitmap(c, s);
     c->nslabs = (uint32_t)n;
