@@ -183,40 +183,45 @@ run_valgrind_suite() { # dir logs
     return $rc
 }
 
-configs=()
-[ $# -eq 0 ] && set -- all
-for arg in "$@"; do
-    case $arg in
-    asan) configs+=("asan-clang asan $CC_CLANG" "asan-gcc asan $CC_GCC") ;;
-    ubsan) configs+=("ubsan-clang ubsan $CC_CLANG" "ubsan-gcc ubsan $CC_GCC") ;;
-    tsan) configs+=("tsan-clang tsan $CC_CLANG") ;;
-    valgrind) configs+=("valgrind-clang valgrind $CC_CLANG") ;;
-    all) configs+=("asan-clang asan $CC_CLANG" "asan-gcc asan $CC_GCC" "ubsan-clang ubsan $CC_CLANG"
-        "ubsan-gcc ubsan $CC_GCC" "tsan-clang tsan $CC_CLANG" "valgrind-clang valgrind $CC_CLANG") ;;
-    -h | --help)
-        sed -n '2,20p' "$0"
-        exit 0
-        ;;
-    *)
-        echo "unknown configuration: $arg (asan|ubsan|tsan|valgrind|all)" >&2
-        exit 2
-        ;;
-    esac
-done
+main() {
+    configs=()
+    [ $# -eq 0 ] && set -- all
+    for arg in "$@"; do
+        case $arg in
+        asan) configs+=("asan-clang asan $CC_CLANG" "asan-gcc asan $CC_GCC") ;;
+        ubsan) configs+=("ubsan-clang ubsan $CC_CLANG" "ubsan-gcc ubsan $CC_GCC") ;;
+        tsan) configs+=("tsan-clang tsan $CC_CLANG") ;;
+        valgrind) configs+=("valgrind-clang valgrind $CC_CLANG") ;;
+        all) configs+=("asan-clang asan $CC_CLANG" "asan-gcc asan $CC_GCC" "ubsan-clang ubsan $CC_CLANG"
+            "ubsan-gcc ubsan $CC_GCC" "tsan-clang tsan $CC_CLANG" "valgrind-clang valgrind $CC_CLANG") ;;
+        -h | --help)
+            sed -n '2,20p' "$0"
+            exit 0
+            ;;
+        *)
+            echo "unknown configuration: $arg (asan|ubsan|tsan|valgrind|all)" >&2
+            exit 2
+            ;;
+        esac
+    done
 
-T0=$(date +%s)
-for c in "${configs[@]}"; do
-    # shellcheck disable=SC2086
-    run_config $c
-done
+    T0=$(date +%s)
+    for c in "${configs[@]}"; do
+        # shellcheck disable=SC2086
+        run_config $c
+    done
 
-printf '\n=== sanitizer matrix summary (tests = passed/run; stress = tslab-stress operations; reports = sanitizer reports found)\n'
-printf '%-15s %-16s %-9s %-13s %-8s %-8s %s\n' configuration compiler tests stress-ops reports seconds status
-for row in "${SUMMARY[@]}"; do echo "$row"; done
-printf 'total %s s\n' "$(($(date +%s) - T0))"
-if [ $FAILED = 0 ]; then
-    echo "sanitizer matrix: PASS"
-else
-    echo "sanitizer matrix: FAIL"
-fi
-exit $FAILED
+    printf '\n=== sanitizer matrix summary (tests = passed/run; stress = tslab-stress operations; reports = sanitizer reports found)\n'
+    printf '%-15s %-16s %-9s %-13s %-8s %-8s %s\n' configuration compiler tests stress-ops reports seconds status
+    for row in "${SUMMARY[@]}"; do echo "$row"; done
+    printf 'total %s s\n' "$(($(date +%s) - T0))"
+    if [ $FAILED = 0 ]; then
+        echo "sanitizer matrix: PASS"
+    else
+        echo "sanitizer matrix: FAIL"
+    fi
+    exit $FAILED
+}
+
+# Everything above is parsed before anything runs, so editing this file during a run is safe.
+main "$@"
