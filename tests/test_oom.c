@@ -119,21 +119,25 @@ static void decommit_refused(void)
     tslab_handle *h = calloc(N, sizeof *h);
     for (unsigned i = 0; i < N; i++)
         CHECK(tslab_alloc(a, 128, &h[i]) != NULL);
+    tslab_stats st;
+    tslab_stats_read(a, &st);
+    uint64_t used = st.classes[2].slabs_partial + st.classes[2].slabs_full;
+    CHECK(used >= N / tslab_slab_capacity(128, 0));
     fail_decommits = 1;
     for (unsigned i = 0; i < N; i++)
         CHECK(tslab_free(a, h[i]));
     tslab_flush(a);
-    tslab_stats st;
     tslab_stats_read(a, &st);
     printf("decommit refused: %llu failures counted, %llu slabs kept cached\n",
            (unsigned long long)st.classes[2].os_failures,
            (unsigned long long)st.classes[2].slabs_cached);
-    CHECK(st.classes[2].os_failures == 8 && st.classes[2].slabs_cached == 8);
+    /* failures are counted per call; adjacent slabs share one */
+    CHECK(st.classes[2].os_failures >= 1 && st.classes[2].slabs_cached == used);
     CHECK(tslab_purge(a) == -EAGAIN);
     fail_decommits = 0;
     CHECK(tslab_purge(a) == 0);
     tslab_stats_read(a, &st);
-    CHECK(st.classes[2].slabs_cached == 0 && st.classes[2].slabs_released == 8);
+    CHECK(st.classes[2].slabs_cached == 0 && st.classes[2].slabs_released == used);
     for (unsigned i = 0; i < N; i++) /* released slabs come back (zeroed pages) */
         CHECK(tslab_alloc(a, 128, &h[i]) != NULL);
     free(h);

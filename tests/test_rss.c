@@ -31,7 +31,9 @@ static void churn_rss_flat_then_released(void)
                                           compiler may drop a zeroing memset after calloc) */
     uint64_t rss_base = anon_rss();
 
-    tslab *a = tslab_create(NULL); /* cache bound: 4 slabs of 64 KiB per class */
+    tslab_config cfg = {0};
+    cfg.cache_slabs = 4; /* cache bound: 4 slabs of 64 KiB */
+    tslab *a = tslab_create(&cfg);
     for (unsigned i = 0; i < LIVE; i++) {
         void *p = tslab_alloc(a, 128, &h[i]);
         CHECK(p != NULL);

@@ -92,7 +92,7 @@ typedef struct tslab_config {
     size_t size_count;      /* entries in `sizes`, 1..TSLAB_CLASSES_MAX */
     size_t slab_bytes;      /* target slab size, a power of two in [4 KiB, 4 MiB]; default
                                64 KiB. A class of larger objects gets one object per slab. */
-    size_t cache_slabs;     /* empty slabs kept per class for reuse; default 4;
+    size_t cache_slabs;     /* empty slabs kept per class for reuse; default 16;
                                TSLAB_CACHE_NONE for none. Beyond it pages go back to the OS. */
     size_t class_max_bytes; /* address space reserved per class, the most one class can hold;
                                default 1 GiB. Reserved, not committed: it costs no memory. */

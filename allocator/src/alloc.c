@@ -10,20 +10,20 @@
 /* Hands out the top slot of t; the caller checked t->count > 0. */
 static inline void *take(tslab__tclass *t, tslab_handle *out)
 {
-    uint64_t e = t->slots[--t->count];
-    uint32_t idx = (uint32_t)e, gen = (uint32_t)(e >> 32);
+    uint64_t h = t->slots[--t->count];
+    uint32_t idx = tslab__handle_idx(h);
     /* Counted before the slot is published, so whoever frees it (and counts the free) is ordered
      * after this count through the state word's release/acquire. */
     tslab__bump(&t->tc.allocations);
     /* A cached slot's word is ours alone, so no read-modify-write. Release pairs with the
      * acquire of tslab_handle_ptr and of the CAS in a concurrent (stale or forged) free. */
-    atomic_store_explicit(&t->state[idx], gen << 1 | TSLAB__LIVE, memory_order_release);
+    atomic_store_explicit(&t->state[idx], ((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE,
+                          memory_order_release);
     char *p = t->base + ((size_t)(idx >> t->slot_shift) << t->span_shift) +
               (size_t)(idx & t->slot_mask) * t->size;
     if (tslab_config_sanitize)
         tslab__san_alloc(t->size, p);
-    uint64_t h = t->tmpl | (uint64_t)idx << TSLAB__GEN_BITS | gen;
-    *out = h | (uint64_t)__builtin_parityll(h) << 63;
+    *out = h;
     return p;
 }
 

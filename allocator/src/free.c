@@ -74,21 +74,21 @@ static TSLAB_NOINLINE bool release_slow(tslab *a, tslab__class *c, uint64_t ent)
     return true;
 }
 
-/* The caller's CAS made the slot FREE at generation `gen` and ours. */
-static inline bool release(tslab *a, tslab__class *c, uint32_t idx, uint32_t gen)
+/* The caller's CAS made the slot FREE and ours; `next` is the handle it will carry next. */
+static inline bool release(tslab *a, tslab__class *c, uint64_t next)
 {
     if (tslab_config_sanitize)
-        tslab__san_free(c->size, tslab__slot_addr(c, idx));
+        tslab__san_free(c->size, tslab__slot_addr(c, tslab__handle_idx(next)));
     tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
     if (tslab_likely(!tslab_config_quarantine && e->uid == a->uid)) {
         tslab__tclass *t = &e->tc->cls[c->index];
         if (tslab_likely(t->count != t->cap)) {
-            t->slots[t->count++] = tslab__entry(idx, gen);
+            t->slots[t->count++] = next;
             tslab__bump(&t->tc.frees);
             return true;
         }
     }
-    return release_slow(a, c, tslab__entry(idx, gen));
+    return release_slow(a, c, next);
 }
 
 static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
@@ -123,7 +123,7 @@ bool tslab_free(tslab *a, tslab_handle h)
             &c->state[idx], &expect, tslab__state_freed(gen), memory_order_acq_rel,
             memory_order_acquire)))
         return tslab__reject(a, ci, tslab__reject_reason(gen, expect));
-    return release(a, c, idx, (gen + 1) & TSLAB__GEN_MASK);
+    return release(a, c, tslab__handle_next(h));
 }
 
 int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *reason)
@@ -170,7 +170,9 @@ bool tslab_free_ptr(tslab *a, void *p)
             return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
     } while (!atomic_compare_exchange_weak_explicit(st, &s, tslab__state_freed(tslab__state_gen(s)),
                                                     memory_order_acq_rel, memory_order_acquire));
-    return release(a, c, (uint32_t)idx, (tslab__state_gen(s) + 1) & TSLAB__GEN_MASK);
+    return release(a, c,
+                   tslab__handle_make(a->tag, ci, (uint32_t)idx,
+                                      (tslab__state_gen(s) + 1) & TSLAB__GEN_MASK));
 }
 
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const uint32_t default_sizes[] = {64, 96, 128, 192, 256, 384, 512, 768};
-#define DEFAULT_CACHE_SLABS 4
+#define DEFAULT_CACHE_SLABS 16
 #define DEFAULT_CLASS_MAX_BYTES ((size_t)1 << 30)
 
 /* The registry maps tag -> live instance. Entries are written under `registry_lock` and read

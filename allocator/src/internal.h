@@ -223,30 +223,42 @@ typedef struct tslab__class {
 } tslab__class;
 
 /* ---- Thread caches ---- */
-#define TSLAB__TC_MAX 64 /* most slots a thread caches per class */
+#define TSLAB__TC_MAX 48 /* most slots a thread caches per class (keeps the struct 512 bytes) */
 
 /* A thread's cache of one class. Owned and used by one thread only; `tc` is read by
  * tslab_stats_read. The hot block repeats the class's constants so the fast paths touch this
- * structure and the slot's state word, nothing else. An entry is a slot index in the low 32 bits
- * and the slot's current generation above (the state word of a cached slot changes only under
- * this thread, so the copy is exact and allocation need not read the word). */
+ * structure and the slot's state word, nothing else. An entry is the complete handle the slot
+ * will be handed out under (its generation is exact: the state word of a cached slot changes
+ * only under this thread), so allocation neither reads the word nor assembles a handle. The size
+ * is a power of two so that indexing by class is a shift. */
 typedef struct tslab__tclass {
     uint32_t count;
     uint32_t cap;
     char *base;
     _Atomic uint32_t *state;
-    uint64_t tmpl; /* tag and class bits of this class's handles */
     uint32_t size;
     uint32_t slot_shift;
     uint32_t span_shift;
     uint32_t slot_mask;
     tslab__tcounters tc;
     uint64_t slots[TSLAB__TC_MAX];
+    char pad_[32];
 } tslab__tclass;
+_Static_assert(sizeof(tslab__tclass) == 512, "adjust pad_ or TSLAB__TC_MAX");
 
-static inline uint64_t tslab__entry(uint32_t idx, uint32_t gen)
+static inline uint32_t tslab__handle_idx(uint64_t h)
 {
-    return idx | (uint64_t)gen << 32;
+    return (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
+}
+
+/* The handle the same slot gets after one more free: generation + 1, parity kept even. The
+ * generation bits that change form a run of ones d; the parity bit flips when d has an odd
+ * number of ones, which is the count of trailing ones of d (ctz of ~d, nonzero: d < 2^22). */
+static inline uint64_t tslab__handle_next(uint64_t h)
+{
+    uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
+    uint32_t d = gen ^ ((gen + 1) & TSLAB__GEN_MASK);
+    return h ^ d ^ ((uint64_t)(__builtin_ctz(~d) & 1) << 63);
 }
 
 /* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the
@@ -316,11 +328,11 @@ void tslab__class_fini(tslab *a, tslab__class *c);
 int tslab__class_of_size(const tslab *a, size_t size);
 
 /* ---- slab.c: slab lists, refill and drain (the slow path) ---- */
-/* Moves up to `want` free slots into `out` as cache entries (index and generation); returns how
+/* Moves up to `want` free slots into `out` as cache entries (their next handles); returns how
  * many (0 with errno ENOMEM). */
 uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t want);
-/* Returns n slots (cache entries; only the index is used) to their slabs; empty slabs are cached
- * or released. */
+/* Returns n slots (cache entries: handles, of which only the index is used) to their slabs;
+ * empty slabs are cached or released. */
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n);
 /* Sanitizer builds: parks a freed slot's entry; returns the entry it evicts, or TSLAB__NO_ENTRY. */
 #define TSLAB__NO_ENTRY UINT64_MAX

@@ -154,7 +154,7 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t w
                 uint32_t idx = base + w * 64 + (uint32_t)__builtin_ctzll(bits);
                 /* Our slot now; its last writer published through this lock. */
                 uint32_t st = atomic_load_explicit(&c->state[idx], memory_order_relaxed);
-                out[n++] = tslab__entry(idx, tslab__state_gen(st));
+                out[n++] = tslab__handle_make(a->tag, c->index, idx, tslab__state_gen(st));
                 bits &= bits - 1;
                 sl->nfree--;
             }
@@ -174,20 +174,36 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t w
     return n;
 }
 
-/* Hands the pages of RELEASING slabs back to the OS, then publishes them as released. A failed
- * decommit is counted and the slab stays resident in the cache, beyond its bound. */
-static void release_slabs(tslab *a, tslab__class *c, const uint32_t *s, uint32_t n, int *first_err)
+/* Hands the pages of RELEASING slabs back to the OS, then publishes them as released. Slabs
+ * with consecutive indices go in one call (the gap between a slab's end and the next span is
+ * committed but never touched, so advising it is harmless): on some hosts each call costs far
+ * more than the pages. A failed call is counted once and its slabs stay resident in the cache,
+ * beyond its bound. `s` is sorted in place. */
+static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint32_t n, int *first_err)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        int r = tslab__area_decommit(a, tslab__slot_addr(c, s[i] << c->slot_shift), c->slab_bytes);
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t k = i; k > 0 && s[k - 1] > s[k]; k--) {
+            uint32_t t = s[k];
+            s[k] = s[k - 1];
+            s[k - 1] = t;
+        }
+    for (uint32_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && s[j] == s[j - 1] + 1; j++)
+            ;
+        size_t len = ((size_t)(s[j - 1] - s[i]) << c->span_shift) + c->slab_bytes;
+        int r = tslab__area_decommit(a, tslab__slot_addr(c, s[i] << c->slot_shift), len);
         pthread_mutex_lock(&c->lock);
-        if (r == 0) {
-            set_state(c, s[i], TSLAB__SLAB_RELEASED);
-            list_push(c, &c->released, s[i]);
-        } else {
+        for (uint32_t k = i; k < j; k++) {
+            if (r == 0) {
+                set_state(c, s[k], TSLAB__SLAB_RELEASED);
+                list_push(c, &c->released, s[k]);
+            } else {
+                set_state(c, s[k], TSLAB__SLAB_CACHED);
+                list_push(c, &c->cached, s[k]);
+            }
+        }
+        if (r != 0) {
             tslab__cadd(&c->cc.os_failures, 1);
-            set_state(c, s[i], TSLAB__SLAB_CACHED);
-            list_push(c, &c->cached, s[i]);
             if (first_err && *first_err == 0)
                 *first_err = r;
         }
@@ -203,7 +219,7 @@ void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t 
     uint32_t mask = c->per_slab - 1;
     pthread_mutex_lock(&c->lock);
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t idx = (uint32_t)ent[i];
+        uint32_t idx = tslab__handle_idx(ent[i]);
         uint32_t s = idx >> c->slot_shift, slot = idx & mask;
         tslab__slab *sl = &c->slabs[s];
         c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);

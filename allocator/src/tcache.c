@@ -88,7 +88,6 @@ static tslab__tcache *tcache_new(tslab *a)
         t->cap = c->tcache_cap;
         t->base = c->base;
         t->state = c->state;
-        t->tmpl = (uint64_t)a->tag << TSLAB__TAG_SHIFT | (uint64_t)i << TSLAB__CLS_SHIFT;
         t->size = c->size;
         t->slot_shift = c->slot_shift;
         t->span_shift = c->span_shift;
