@@ -13,10 +13,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +62,42 @@ static void setup(void)
     CHECK(port != 0, "tslab_exporter_port");
 }
 
+/* Tracks the first response: once its headers and Content-Length bytes of body are in, the
+ * exchange is complete (no need to wait for the server to go quiet). */
+typedef struct resp_state {
+    char head[8192];
+    size_t head_len;   /* bytes of head[] filled */
+    bool have_headers;
+    long long body_left;
+} resp_state;
+
+static bool complete_response(const char *buf, size_t len, resp_state *r)
+{
+    if (!r->have_headers) {
+        size_t k = len < sizeof r->head - 1 - r->head_len ? len : sizeof r->head - 1 - r->head_len;
+        memcpy(r->head + r->head_len, buf, k);
+        r->head_len += k;
+        r->head[r->head_len] = '\0';
+        char *end = strstr(r->head, "\r\n\r\n");
+        if (!end)
+            return false;
+        r->have_headers = true;
+        long long cl = -1;
+        for (char *p = strstr(r->head, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n"))
+            if (!strncasecmp(p + 2, "Content-Length:", 15))
+                cl = atoll(p + 17);
+        if (cl < 0)
+            return false; /* no length: wait for close or quiet */
+        size_t body_in = r->head_len - (size_t)(end + 4 - r->head);
+        if (k < len)
+            body_in += len - k;
+        r->body_left = cl - (long long)body_in;
+        return r->body_left <= 0;
+    }
+    r->body_left -= (long long)len;
+    return r->body_left <= 0;
+}
+
 /* Sends data, shuts the write side, reads the answer into out (truncated); returns bytes read. */
 static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
 {
@@ -78,9 +116,11 @@ static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
     shutdown(fd, SHUT_WR);
     size_t n = 0;
     double start = now(), last = start;
+    resp_state need = {0};
+    bool done = false;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, 20);
+        int r = poll(&p, 1, 5);
         double t = now();
         /* A keep-alive response is complete when the server goes quiet: it keeps the connection
          * open after our half-close until its own timeout. */
@@ -88,7 +128,7 @@ static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
             break;
         /* Nothing at all: an incomplete request the server is still waiting on. Give up on it
          * (the server's own timeout closes its side); liveness is checked with /healthz. */
-        if (n == 0 && t - start > 0.5)
+        if (n == 0 && t - start > 0.03)
             break;
         if (r <= 0)
             continue;
@@ -97,14 +137,15 @@ static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
         if (got <= 0)
             break;
         last = t;
+        if (complete_response(buf, (size_t)got, &need))
+            done = true;
         if (n < cap) {
             size_t k = (size_t)got < cap - n ? (size_t)got : cap - n;
             memcpy(out + n, buf, k);
             n += k;
-        } else {
-            n++; /* count it as progress without storing */
-            n = n > cap ? cap : n;
         }
+        if (done)
+            break;
     }
     close(fd);
     return n;
