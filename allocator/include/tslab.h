@@ -93,7 +93,9 @@ typedef struct tslab_config {
     size_t slab_bytes;      /* target slab size, a power of two in [4 KiB, 4 MiB]; default
                                64 KiB. A class of larger objects gets one object per slab. */
     size_t cache_slabs;     /* empty slabs kept per class for reuse; default 16;
-                               TSLAB_CACHE_NONE for none. Beyond it pages go back to the OS. */
+                               TSLAB_CACHE_NONE for none. A slab emptied into a full cache goes
+                               back to the OS together with the oldest cached ones, down to half
+                               the bound (fewer, larger madvise calls). */
     size_t class_max_bytes; /* address space reserved per class, the most one class can hold;
                                default 1 GiB. Reserved, not committed: it costs no memory. */
     const tslab_os *os;     /* default tslab_os_default() */

@@ -51,6 +51,7 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
     c->batch = c->tcache_cap / 2;
 
     c->partial.head = c->cached.head = c->released.head = TSLAB__NIL;
+    c->partial.tail = c->cached.tail = c->released.tail = TSLAB__NIL;
     int r;
     /* The object region is carved out of the instance's single reservation by tslab_create. */
     c->objects.reserved = (size_t)max_slabs << c->span_shift;

@@ -170,9 +170,9 @@ bool tslab_free_ptr(tslab *a, void *p)
             return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
     } while (!atomic_compare_exchange_weak_explicit(st, &s, tslab__state_freed(tslab__state_gen(s)),
                                                     memory_order_acq_rel, memory_order_acquire));
-    return release(a, c,
-                   tslab__handle_make(a->tag, ci, (uint32_t)idx,
-                                      (tslab__state_gen(s) + 1) & TSLAB__GEN_MASK));
+    return release(
+        a, c,
+        tslab__handle_make(a->tag, ci, (uint32_t)idx, (tslab__state_gen(s) + 1) & TSLAB__GEN_MASK));
 }
 
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */

@@ -186,7 +186,7 @@ typedef struct tslab__area {
 } tslab__area;
 
 typedef struct tslab__list {
-    uint32_t head;
+    uint32_t head, tail; /* push at the head; the tail is the oldest */
     uint32_t count;
 } tslab__list;
 

@@ -38,6 +38,8 @@ static void list_push(tslab__class *c, tslab__list *l, uint32_t s)
     sl->next = l->head;
     if (l->head != TSLAB__NIL)
         c->slabs[l->head].prev = s;
+    else
+        l->tail = s;
     l->head = s;
     l->count++;
 }
@@ -51,6 +53,8 @@ static void list_remove(tslab__class *c, tslab__list *l, uint32_t s)
         l->head = sl->next;
     if (sl->next != TSLAB__NIL)
         c->slabs[sl->next].prev = sl->prev;
+    else
+        l->tail = sl->prev;
     l->count--;
 }
 
@@ -98,7 +102,8 @@ static uint32_t grow(tslab *a, tslab__class *c)
     c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0};
     /* Not yet published (nslots), so no other thread reads these words. */
     for (uint32_t i = 0, base = s << c->slot_shift; i < c->per_slab; i++)
-        atomic_store_explicit(&c->state[base + i], tslab__initial_gen(a->uid, c->index, base + i) << 1,
+        atomic_store_explicit(&c->state[base + i],
+                              tslab__initial_gen(a->uid, c->index, base + i) << 1,
                               memory_order_relaxed);
     fill_bitmap(c, s);
     c->nslabs = (uint32_t)n;
@@ -234,9 +239,19 @@ void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t 
                 list_push(c, &c->cached, s);
                 tslab__cadd(&c->cc.cache_inserts, 1);
             } else {
+                /* Full cache: this slab and the oldest cached ones down to half the bound go
+                 * back to the OS together, so the (on some hosts very slow) calls are rare and
+                 * adjacent slabs share one. The cache never exceeds its bound. */
                 set_state(c, s, TSLAB__SLAB_RELEASING);
                 tslab__cadd(&c->cc.cache_overflows, 1);
                 rel[nrel++] = s;
+                while (c->cached.count > a->cache_slabs / 2 && nrel < 64) {
+                    uint32_t old = c->cached.tail;
+                    list_remove(c, &c->cached, old);
+                    set_state(c, old, TSLAB__SLAB_RELEASING);
+                    tslab__cadd(&c->cc.cache_overflows, 1);
+                    rel[nrel++] = old;
+                }
             }
         } else if (was == 0) {
             set_state(c, s, TSLAB__SLAB_PARTIAL);
