@@ -126,31 +126,6 @@ bool tslab_free(tslab *a, tslab_handle h)
     return release(a, c, tslab__handle_next(h));
 }
 
-int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *reason)
-{
-    uintptr_t off = (uintptr_t)p - (uintptr_t)a->region.base;
-    *cls_out = a->nclasses;
-    if (off >= a->region.reserved) {
-        *reason = TSLAB__REJ_FOREIGN;
-        return -1;
-    }
-    uint32_t ci = (uint32_t)(off >> a->region_shift);
-    const tslab__class *c = &a->cls[ci];
-    *cls_out = ci;
-    *reason = TSLAB__REJ_INVALID;
-    uintptr_t rel = off & (((uintptr_t)1 << a->region_shift) - 1);
-    uint32_t nslabs =
-        atomic_load_explicit(&((tslab__class *)c)->nslots, memory_order_acquire) >> c->slot_shift;
-    uintptr_t s = rel >> c->span_shift;
-    if (s >= nslabs)
-        return -1;
-    uint64_t within = rel & (((uintptr_t)1 << c->span_shift) - 1);
-    uint64_t slot = (within * c->div_magic) >> 40;
-    if (slot >= c->per_slab || slot * c->size != within)
-        return -1; /* interior pointer or slab tail */
-    return (int64_t)((s << c->slot_shift) | slot);
-}
-
 bool tslab_free_ptr(tslab *a, void *p)
 {
     if (p == NULL)

@@ -96,7 +96,10 @@ static inline tslab_handle tslab__handle_make(uint32_t tag, uint32_t cls, uint32
 {
     uint64_t h = ((uint64_t)tag << TSLAB__TAG_SHIFT) | ((uint64_t)cls << TSLAB__CLS_SHIFT) |
                  ((uint64_t)idx << TSLAB__GEN_BITS) | gen;
-    return h | (uint64_t)__builtin_parityll(h) << 63;
+    /* Parity is linear in XOR, so the fields' parity can be folded in 32 bits: fewer steps
+     * than the parity of the assembled 64-bit word. */
+    uint32_t fold = idx ^ gen ^ (tag << TSLAB__CLS_BITS | cls);
+    return h | (uint64_t)__builtin_parity(fold) << 63;
 }
 
 /* True when h cannot be one of a's handles for a class below nclasses (wrong tag, class out of
@@ -371,9 +374,6 @@ bool tslab__reject(tslab *a, uint32_t cls, int reason);
 enum { TSLAB__REJ_INVALID, TSLAB__REJ_STALE, TSLAB__REJ_DOUBLE, TSLAB__REJ_FOREIGN };
 /* Classifies a failed free of handle generation `gen` given the slot's current state word. */
 int tslab__reject_reason(uint32_t gen, uint32_t state);
-/* Slot index of a live-or-free object start address in class *cls_out, or -1 if `p` is not an
- * object start of `a` (sets *reason). */
-int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *reason);
 
 /* ---- sanitizer/valgrind hooks (no-ops unless configured) ---- */
 void tslab__san_alloc(size_t size, void *p);
@@ -386,6 +386,33 @@ static inline char *tslab__slot_addr(const tslab__class *c, uint32_t idx)
 {
     return c->base + ((size_t)(idx >> c->slot_shift) << c->span_shift) +
            (size_t)(idx & (c->per_slab - 1)) * c->size;
+}
+
+/* Slot index of a live-or-free object start address in class *cls_out, or -1 if `p` is not an
+ * object start of `a` (sets *reason). Arithmetic only: `p` is never dereferenced. */
+static inline int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *cls_out, int *reason)
+{
+    uintptr_t off = (uintptr_t)p - (uintptr_t)a->region.base;
+    *cls_out = a->nclasses;
+    if (off >= a->region.reserved) {
+        *reason = TSLAB__REJ_FOREIGN;
+        return -1;
+    }
+    uint32_t ci = (uint32_t)(off >> a->region_shift);
+    const tslab__class *c = &a->cls[ci];
+    *cls_out = ci;
+    *reason = TSLAB__REJ_INVALID;
+    uintptr_t rel = off & (((uintptr_t)1 << a->region_shift) - 1);
+    uint32_t nslabs =
+        atomic_load_explicit(&((tslab__class *)c)->nslots, memory_order_acquire) >> c->slot_shift;
+    uintptr_t s = rel >> c->span_shift;
+    if (s >= nslabs)
+        return -1;
+    uint64_t within = rel & (((uintptr_t)1 << c->span_shift) - 1);
+    uint64_t slot = (within * c->div_magic) >> 40;
+    if (slot >= c->per_slab || slot * c->size != within)
+        return -1; /* interior pointer or slab tail */
+    return (int64_t)((s << c->slot_shift) | slot);
 }
 
 #endif /* TSLAB_INTERNAL_H */
