@@ -1,7 +1,8 @@
 #!/bin/sh
 # Valgrind side of the misuse checks (registered by sanitizers/CMakeLists.txt when built with
 # -DTSLAB_VALGRIND=ON): memcheck must see a use after free of a slab object as an invalid access,
-# report a dropped slab object as definitely lost, and find nothing at all in correct use.
+# report a dropped slab object as definitely lost, and find nothing at all in correct use, nor
+# after tslab_destroy of an instance that still had live objects (destroy releases them).
 # usage: valgrind_check.sh VALGRIND san_misuse
 set -u
 VG=$1
@@ -35,5 +36,7 @@ vg "$PROG" leak; st=$?
 check leak 99 $st "definitely lost: 256 bytes in 1 blocks" "tslab_malloc" "leak_one"
 vg "$PROG" clean; st=$?
 check clean 0 $st "ERROR SUMMARY: 0 errors"
+vg "$PROG" destroy-live; st=$?
+check destroy-live 0 $st "ERROR SUMMARY: 0 errors"
 [ $fail = 0 ] && echo "valgrind-misuse: PASS" || echo "valgrind-misuse: FAIL"
 exit $fail

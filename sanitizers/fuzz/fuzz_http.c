@@ -52,8 +52,9 @@ static void setup(void)
     allocs[0] = tslab_create(&c0);
     allocs[1] = tslab_create(&c1);
     CHECK(allocs[0] && allocs[1], "tslab_create");
+    static void *live[100]; /* live objects to export, kept reachable */
     for (int i = 0; i < 100; i++)
-        CHECK(tslab_malloc(allocs[i % 2], (size_t)(i * 7 % 700) + 1), "malloc");
+        CHECK((live[i] = tslab_malloc(allocs[i % 2], (size_t)(i * 7 % 700) + 1)), "malloc");
     tslab_exporter_config cfg = {.address = "127.0.0.1", .port = 0, .allocators = allocs,
                                  .allocator_count = 2, .timeout_seconds = 5};
     int rc = tslab_exporter_start(&cfg, &exporter);
