@@ -92,7 +92,7 @@ static void destroy_classes(tslab *a, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         /* Only the committed prefix was ever poisoned; the reservation can be huge. */
         if (tslab_config_sanitize && a->cls[i].objects.base != NULL)
-            tslab__san_release(a->cls[i].objects.base, a->cls[i].objects.committed);
+            tslab__san_release(&a->cls[i]);
         tslab__class_fini(a, &a->cls[i]);
     }
     tslab__area_release(a, &a->region);
@@ -112,7 +112,11 @@ tslab *tslab_create(const tslab_config *cfg)
     }
     pthread_once(&atfork_once, atfork_install);
 
-    tslab *a = calloc(1, sizeof *a + n * sizeof(tslab__class));
+    /* The classes hold cache-line-aligned members: malloc's 16-byte alignment is not enough. */
+    size_t bytes = (sizeof(tslab) + n * sizeof(tslab__class) + 63) & ~(size_t)63;
+    tslab *a = aligned_alloc(64, bytes);
+    if (a != NULL)
+        memset(a, 0, bytes);
     if (a == NULL) {
         errno = ENOMEM;
         return NULL;

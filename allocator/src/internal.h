@@ -379,8 +379,10 @@ int tslab__reject_reason(uint32_t gen, uint32_t state);
 void tslab__san_alloc(size_t size, void *p);
 void tslab__san_free(size_t size, void *p);
 void tslab__san_slab_fresh(const tslab__class *c, void *slab, size_t bytes);
-/* Before unmapping: ASan keeps shadow after munmap, so poison must not outlive the mapping. */
-void tslab__san_release(void *p, size_t bytes);
+/* Before a class's objects are unmapped (tslab_destroy): ASan keeps shadow after munmap, so
+ * poison must not outlive the mapping; memcheck must forget the objects still live, or it reports
+ * them lost and trips over the next blocks placed at those addresses. */
+void tslab__san_release(const tslab__class *c);
 
 static inline char *tslab__slot_addr(const tslab__class *c, uint32_t idx)
 {

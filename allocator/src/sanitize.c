@@ -50,11 +50,16 @@ void tslab__san_free(size_t size, void *p)
 #endif
 }
 
-void tslab__san_release(void *p, size_t bytes)
+void tslab__san_release(const tslab__class *c)
 {
-    (void)p;
-    (void)bytes;
+    (void)c;
+#if TSLAB_VALGRIND
+    uint32_t n = atomic_load_explicit(&((tslab__class *)c)->nslots, memory_order_acquire);
+    for (uint32_t idx = 0; idx < n; idx++)
+        if (atomic_load_explicit(&c->state[idx], memory_order_relaxed) & TSLAB__LIVE)
+            VALGRIND_FREELIKE_BLOCK(tslab__slot_addr(c, idx), 0);
+#endif
 #if TSLAB_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+    ASAN_UNPOISON_MEMORY_REGION(c->objects.base, c->objects.committed);
 #endif
 }
