@@ -179,7 +179,10 @@ names = [t["name"] for t in d["tests"]
 print("|".join(n.replace(".", "\\.") for n in names))' "$dir")
     echo "not under memcheck (script-driven, run natively): ${scripted//|/ }"
     note "valgrind: ctest -T memcheck (every compiled test program under memcheck)"
-    (cd "$dir" && ctest -T memcheck -j"$JOBS" --timeout 2400 --output-on-failure \
+    # Loop counts of the core tests scaled to 10% under memcheck (TSLAB_TEST_SCALE): the same
+    # assertions, on fewer iterations, so the configuration fits the CI budget.
+    (cd "$dir" && TSLAB_TEST_SCALE=${VALGRIND_TEST_SCALE:-10} \
+        ctest -T memcheck -j"$JOBS" --timeout 2400 --output-on-failure \
         --overwrite MemoryCheckCommand="$VALGRIND" \
         --overwrite "MemoryCheckCommandOptions=--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=no --fair-sched=yes --child-silent-after-fork=yes" \
         -E "^($scripted)\$") >"$logs/ctest.log" 2>&1 || rc=1
