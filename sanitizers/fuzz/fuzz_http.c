@@ -99,6 +99,27 @@ static bool complete_response(const char *buf, size_t len, resp_state *r)
     return r->body_left <= 0;
 }
 
+/* connect() that survives a signal: libFuzzer's timers interrupt blocking calls (EINTR), and an
+ * interrupted connect goes on in the background, so wait for it rather than retrying. */
+static int connect_loopback(int fd, const struct sockaddr_in *sa)
+{
+    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0)
+        return 0;
+    if (errno != EINTR)
+        return -1;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int r = poll(&p, 1, 2000);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        int err = 0;
+        socklen_t len = sizeof err;
+        return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 ? 0 : -1;
+    }
+}
+
 /* Sends data, shuts the write side, reads the answer into out (truncated); returns bytes read. */
 static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
 {
@@ -106,10 +127,12 @@ static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
     CHECK(fd >= 0, "socket");
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to the exporter");
+    CHECK(connect_loopback(fd, &sa) == 0, "connect to the exporter");
     size_t off = 0;
     while (off < size) {
         ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             break; /* the server may close early on a bad request */
         off += (size_t)w;
@@ -135,6 +158,8 @@ static size_t exchange(const uint8_t *data, size_t size, char *out, size_t cap)
             continue;
         char buf[4096];
         ssize_t got = recv(fd, buf, sizeof buf, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
         if (got <= 0)
             break;
         last = t;
