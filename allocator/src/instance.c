@@ -98,6 +98,22 @@ static void destroy_classes(tslab *a, uint32_t n)
     tslab__area_release(a, &a->region);
 }
 
+/* Frees an instance whose first n classes were initialised (tslab_destroy, or a failed create). */
+static void free_instance(tslab *a, uint32_t n)
+{
+    destroy_classes(a, n);
+    pthread_mutex_destroy(&a->tc_lock);
+    free(a->retired);
+    free(a);
+}
+
+static tslab *create_failed(tslab *a, uint32_t n, int err)
+{
+    free_instance(a, n);
+    errno = err;
+    return NULL;
+}
+
 tslab *tslab_create(const tslab_config *cfg)
 {
     static const tslab_config defaults;
@@ -147,14 +163,8 @@ tslab *tslab_create(const tslab_config *cfg)
             break;
         }
     }
-    if (r != 0) {
-        destroy_classes(a, done);
-        pthread_mutex_destroy(&a->tc_lock);
-        free(a->retired);
-        free(a);
-        errno = -r;
-        return NULL;
-    }
+    if (r != 0)
+        return create_failed(a, done, -r);
     size_t stride = 0;
     for (uint32_t i = 0; i < n; i++)
         if (a->cls[i].objects.reserved > stride)
@@ -163,14 +173,8 @@ tslab *tslab_create(const tslab_config *cfg)
     if (((size_t)1 << a->region_shift) < stride)
         a->region_shift++;
     if (n << a->region_shift >> a->region_shift != n ||
-        (r = tslab__area_reserve(a, &a->region, n << a->region_shift)) != 0) {
-        destroy_classes(a, n);
-        pthread_mutex_destroy(&a->tc_lock);
-        free(a->retired);
-        free(a);
-        errno = ENOMEM;
-        return NULL;
-    }
+        (r = tslab__area_reserve(a, &a->region, n << a->region_shift)) != 0)
+        return create_failed(a, (uint32_t)n, ENOMEM);
     for (uint32_t i = 0; i < n; i++) {
         a->cls[i].objects.base = a->region.base + ((size_t)i << a->region_shift);
         a->cls[i].base = a->cls[i].objects.base;
@@ -199,14 +203,8 @@ tslab *tslab_create(const tslab_config *cfg)
         atomic_store_explicit(&registry[tag], a, memory_order_release);
     }
     pthread_mutex_unlock(&registry_lock);
-    if (tag == 0) {
-        destroy_classes(a, a->nclasses);
-        pthread_mutex_destroy(&a->tc_lock);
-        free(a->retired);
-        free(a);
-        errno = EMFILE;
-        return NULL;
-    }
+    if (tag == 0)
+        return create_failed(a, a->nclasses, EMFILE);
     return a;
 }
 
@@ -220,10 +218,7 @@ void tslab_destroy(tslab *a)
     atomic_store_explicit(&registry[a->tag], NULL, memory_order_release);
     tslab__tcache_destroy_all(a);
     pthread_mutex_unlock(&registry_lock);
-    destroy_classes(a, a->nclasses);
-    pthread_mutex_destroy(&a->tc_lock);
-    free(a->retired);
-    free(a);
+    free_instance(a, a->nclasses);
 }
 
 const char *tslab_name(const tslab *a) { return a ? a->name : NULL; }

@@ -268,7 +268,6 @@ static inline uint64_t tslab__handle_next(uint64_t h)
  * thread's exit, whichever is first); used only by its thread, except for counter reads. */
 typedef struct tslab__tcache {
     struct tslab__tcache *prev, *next; /* the instance's list, guarded by tslab.tc_lock */
-    tslab *owner;
     uint64_t uid;
     tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;

@@ -93,7 +93,6 @@ static tslab__tcache *tcache_new(tslab *a)
         t->span_shift = c->span_shift;
         t->slot_mask = c->per_slab - 1;
     }
-    tc->owner = a;
     tc->uid = a->uid;
     pthread_mutex_lock(&a->tc_lock);
     tc->next = a->tcaches;
