@@ -215,6 +215,9 @@ TSLAB_API uint64_t tslab_clock_ns(void);
       "Frees rejected and ignored, by reason.")                                                    \
     X(slow_path, THREAD, COUNTER, "slow_path_total", "", "",                                       \
       "Allocations and frees that left the thread-local fast path.")                               \
+    X(duplicates_dropped, CLASS, COUNTER, "free_duplicates_dropped_total", "", "",                 \
+      "Racing double frees of one object that both returned true (one by the thread owning its "   \
+      "slab); the second copy was found and dropped before the slot could be reused.")             \
     X(cache_lookups, CLASS, COUNTER, "slab_cache_lookups_total", "", "",                           \
       "Times a class needed another slab and looked in its empty-slab cache.")                     \
     X(cache_hits, CLASS, COUNTER, "slab_cache_hits_total", "", "",                                 \

@@ -57,11 +57,15 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
     c->objects.reserved = (size_t)max_slabs << c->span_shift;
     if ((r = tslab__area_reserve(a, &c->meta_state, max_slabs * c->per_slab * 4)) != 0 ||
         (r = tslab__area_reserve(a, &c->meta_slab, max_slabs * sizeof(tslab__slab))) != 0 ||
-        (r = tslab__area_reserve(a, &c->meta_bits, max_slabs * c->bitmap_words * 8)) != 0)
+        (r = tslab__area_reserve(a, &c->meta_bits, max_slabs * c->bitmap_words * 8)) != 0 ||
+        (r = tslab__area_reserve(a, &c->meta_rbits, max_slabs * c->bitmap_words * 8)) != 0 ||
+        (r = tslab__area_reserve(a, &c->meta_owner, max_slabs * sizeof(uint16_t))) != 0)
         return r;
     c->state = (_Atomic uint32_t *)(void *)c->meta_state.base;
     c->slabs = (tslab__slab *)(void *)c->meta_slab.base;
     c->bits = (uint64_t *)(void *)c->meta_bits.base;
+    c->rbits = (uint64_t *)(void *)c->meta_rbits.base;
+    c->owner = (_Atomic uint16_t *)(void *)c->meta_owner.base;
     if (tslab_config_quarantine) {
         c->quarantine = calloc(TSLAB_QUARANTINE_SLOTS, sizeof(uint64_t));
         if (c->quarantine == NULL)
@@ -75,6 +79,8 @@ void tslab__class_fini(tslab *a, tslab__class *c)
     tslab__area_release(a, &c->meta_state);
     tslab__area_release(a, &c->meta_slab);
     tslab__area_release(a, &c->meta_bits);
+    tslab__area_release(a, &c->meta_rbits);
+    tslab__area_release(a, &c->meta_owner);
     free(c->quarantine);
     c->quarantine = NULL;
     pthread_mutex_destroy(&c->lock);

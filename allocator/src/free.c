@@ -1,7 +1,9 @@
 /* Freeing and checking. Every decision about a caller-supplied handle or pointer is made from
  * the instance's own tables, bounds-checked before any state word is read, and the memory the
- * caller names is never dereferenced. The one atomic read-modify-write is the CAS that moves a
- * slot's state word from LIVE to FREE: it is what makes double and racing frees exact. */
+ * caller names is never dereferenced. A thread frees the slots of slabs it owns with a load and a
+ * store; any other free is one CAS on the slot's state word (LIVE -> FREE|RFREE), which makes
+ * racing non-owner frees exact, and the slot goes back to the owner through the slab's remote
+ * bitmap. */
 #include "internal.h"
 
 #include <errno.h>
@@ -44,19 +46,10 @@ TSLAB_COLD bool tslab__reject(tslab *a, uint32_t cls, int reason)
     return false;
 }
 
-/* Slow half of giving a freed slot back: no fast-map entry yet, sanitizer quarantine, or a full
- * cache (its older half goes back to the slabs). */
-static TSLAB_NOINLINE bool release_slow(tslab *a, tslab__class *c, uint64_t ent)
+/* The caller's plain store freed a slot of a slab it owns; `ent` is the handle the slot carries
+ * next. Sanitizer quarantine, or a full cache whose older half goes back to the slabs. */
+static TSLAB_NOINLINE bool keep_slow(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t ent)
 {
-    tslab__tcache *tc = tslab__tcache_get(a);
-    if (tc == NULL) {
-        tslab__slab_drain(a, c, &ent, 1);
-        pthread_mutex_lock(&a->tc_lock);
-        tslab__bump(&a->retired[c->index].frees);
-        pthread_mutex_unlock(&a->tc_lock);
-        return true;
-    }
-    tslab__tclass *t = &tc->cls[c->index];
     tslab__bump(&t->tc.slow_path);
     if (tslab_config_quarantine) {
         uint64_t old = tslab__quarantine_push(c, ent);
@@ -74,21 +67,82 @@ static TSLAB_NOINLINE bool release_slow(tslab *a, tslab__class *c, uint64_t ent)
     return true;
 }
 
-/* The caller's CAS made the slot FREE and ours; `next` is the handle it will carry next. */
-static inline bool release(tslab *a, tslab__class *c, uint64_t next)
+/* The caller's CAS freed a slot of a slab it does not own (state RFREE): batched, then handed
+ * back to the slab for its owner's check. Without a cache (out of memory) it goes back at once
+ * and is counted under tc_lock. */
+static bool give_back(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t ent)
 {
+    if (t == NULL) {
+        tslab__slab_remote(a, c, TSLAB__NO_ID, &ent, 1);
+        pthread_mutex_lock(&a->tc_lock);
+        tslab__bump(&a->retired[c->index].frees);
+        pthread_mutex_unlock(&a->tc_lock);
+        return true;
+    }
+    tslab__bump(&t->tc.slow_path);
+    if (t->rcount == TSLAB__RBUF) {
+        tslab__slab_remote(a, c, t->id, t->remote, t->rcount);
+        t->rcount = 0;
+    }
+    t->remote[t->rcount++] = ent;
+    tslab__bump(&t->tc.frees);
+    return true;
+}
+
+/* Every free the fast path did not finish: no cache bound yet, full cache, a slab this thread
+ * does not own, sanitizer builds, and rejections. */
+static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
+{
+    uint32_t idx = tslab__handle_idx(h);
+    uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
+    uint32_t live = gen << 1 | TSLAB__LIVE;
+    tslab__tcache *tc = tslab__tcache_get(a);
+    tslab__tclass *t = tc != NULL ? &tc->cls[c->index] : NULL;
+    _Atomic uint32_t *st = &c->state[idx];
+    if (t != NULL &&
+        atomic_load_explicit(&c->owner[idx >> c->slot_shift], memory_order_relaxed) == t->id) {
+        uint32_t s = atomic_load_explicit(st, memory_order_acquire);
+        if (s != live)
+            return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
+        atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
+        if (tslab_config_sanitize)
+            tslab__san_free(c->size, tslab__slot_addr(c, idx));
+        return keep_slow(a, c, t, tslab__handle_next(h));
+    }
+    /* acq_rel: acquire the allocating thread's publication of the slot, release our writes to
+     * the object before the slot can be handed to another thread. */
+    uint32_t expect = live;
+    if (!atomic_compare_exchange_strong_explicit(st, &expect, tslab__state_freed(gen) | TSLAB__RFREE,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return tslab__reject(a, c->index, tslab__reject_reason(gen, expect));
     if (tslab_config_sanitize)
-        tslab__san_free(c->size, tslab__slot_addr(c, tslab__handle_idx(next)));
+        tslab__san_free(c->size, tslab__slot_addr(c, idx));
+    return give_back(a, c, t, tslab__handle_next(h));
+}
+
+/* h names slot idx of c at generation gen (bounds already checked). The owner of the slot's slab
+ * frees with a load and a store: no other thread frees that slab's slots without a CAS, and a
+ * CAS that races the store is caught when the owner checks its remote bits (internal.h). */
+static inline bool free_fast(tslab *a, tslab__class *c, uint64_t h, uint32_t idx, uint32_t gen)
+{
     tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
-    if (tslab_likely(!tslab_config_quarantine && e->uid == a->uid)) {
+    if (tslab_likely(!tslab_config_sanitize && e->uid == a->uid)) {
         tslab__tclass *t = &e->tc->cls[c->index];
-        if (tslab_likely(t->count != t->cap)) {
-            t->slots[t->count++] = next;
+        _Atomic uint32_t *st = &t->state[idx];
+        /* Relaxed: only this thread makes a slab its own or gives it up. */
+        if (tslab_likely(atomic_load_explicit(&t->owner[idx >> t->slot_shift],
+                                              memory_order_relaxed) == t->id &&
+                         t->count != t->cap &&
+                         atomic_load_explicit(st, memory_order_acquire) ==
+                             (gen << 1 | TSLAB__LIVE))) {
+            /* Release: our writes to the object happen before whoever gets the slot next. */
+            atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
+            t->slots[t->count++] = tslab__handle_next(h);
             tslab__bump(&t->tc.frees);
             return true;
         }
     }
-    return release_slow(a, c, next);
+    return free_slow(a, c, h);
 }
 
 static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
@@ -116,14 +170,7 @@ bool tslab_free(tslab *a, tslab_handle h)
     /* Acquire: a slot below nslots has committed metadata (published by grow()). */
     if (tslab_unlikely(idx >= atomic_load_explicit(&c->nslots, memory_order_acquire)))
         return tslab__reject(a, ci, TSLAB__REJ_INVALID);
-    uint32_t expect = gen << 1 | TSLAB__LIVE;
-    /* acq_rel: acquire the allocating thread's publication of the slot, release our writes to
-     * the object before the slot can be handed to another thread. */
-    if (tslab_unlikely(!atomic_compare_exchange_strong_explicit(
-            &c->state[idx], &expect, tslab__state_freed(gen), memory_order_acq_rel,
-            memory_order_acquire)))
-        return tslab__reject(a, ci, tslab__reject_reason(gen, expect));
-    return release(a, c, tslab__handle_next(h));
+    return free_fast(a, c, h, idx, gen);
 }
 
 bool tslab_free_ptr(tslab *a, void *p)
@@ -138,16 +185,13 @@ bool tslab_free_ptr(tslab *a, void *p)
     if (tslab_unlikely(idx < 0))
         return tslab__reject(a, ci, reason);
     tslab__class *c = &a->cls[ci];
-    _Atomic uint32_t *st = &c->state[idx];
-    uint32_t s = atomic_load_explicit(st, memory_order_acquire);
-    do {
-        if (tslab_unlikely(!(s & TSLAB__LIVE)))
-            return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
-    } while (!atomic_compare_exchange_weak_explicit(st, &s, tslab__state_freed(tslab__state_gen(s)),
-                                                    memory_order_acq_rel, memory_order_acquire));
-    return release(
-        a, c,
-        tslab__handle_make(a->tag, ci, (uint32_t)idx, (tslab__state_gen(s) + 1) & TSLAB__GEN_MASK));
+    uint32_t s = atomic_load_explicit(&c->state[idx], memory_order_acquire);
+    if (tslab_unlikely(!(s & TSLAB__LIVE)))
+        return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
+    /* The handle of the generation seen; a free racing in between makes it stale, and the
+     * handle path then rejects ours as the double it is. */
+    uint32_t gen = tslab__state_gen(s);
+    return free_fast(a, c, tslab__handle_make(a->tag, ci, (uint32_t)idx, gen), (uint32_t)idx, gen);
 }
 
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */

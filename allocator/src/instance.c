@@ -36,7 +36,7 @@ bool tslab__tag_is_live(uint32_t tag, const tslab *self)
 
 /* fork(): take every lock in the global order so the child inherits none held by a thread that
  * does not exist there. Caches of the parent's other threads stay attached to their instances in
- * the child; their slots are simply never used there. */
+ * the child; their slots are simply never used there (see fork_child for their slabs). */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&registry_lock);
@@ -63,7 +63,27 @@ static void fork_release(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
-static void atfork_install(void) { pthread_atfork(fork_prepare, fork_release, fork_release); }
+/* The child has one thread. Slabs owned by the parent's other threads would wait for owners that
+ * do not exist here, so they are given up; their threads' caches and remote batches are lost to
+ * the child, as any thread's state is. */
+static void fork_child(void)
+{
+    fork_release();
+    pthread_mutex_lock(&registry_lock);
+    for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
+        tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
+        if (a == NULL)
+            continue;
+        uint16_t keep = TSLAB__NO_ID;
+        if (tslab__tls != NULL && tslab__tls[t].uid == a->uid)
+            keep = tslab__tls[t].tc->id;
+        for (uint32_t i = 0; i < a->nclasses; i++)
+            tslab__slab_disown_others(a, &a->cls[i], keep);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void atfork_install(void) { pthread_atfork(fork_prepare, fork_release, fork_child); }
 
 static int validate(const tslab_config *cfg, const uint32_t **sizes, size_t *n)
 {
@@ -144,6 +164,7 @@ tslab *tslab_create(const tslab_config *cfg)
         errno = ENOMEM;
         return NULL;
     }
+    a->id_used[0] = 1; /* id 0 means "unowned" */
     a->os = cfg->os ? cfg->os : tslab_os_default();
     a->page = tslab__os_page_size();
     a->nclasses = (uint32_t)n;

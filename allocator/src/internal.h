@@ -9,13 +9,21 @@
  *   that are committed as the class grows and never decommitted, so madvise cannot zero it and an
  *   overflowing object cannot reach it.
  * - A slot is owned by exactly one of: its slab (bit set in the slab's free bitmap, under the
- *   class lock), one thread's cache (an index in that thread's stack), or the user (state word
- *   LIVE). Ownership moves slab -> thread cache in batches under the class lock, thread cache ->
- *   user on alloc (no atomic RMW: the slot is exclusively the thread's), user -> thread cache on
- *   free (one CAS on the state word, which is what makes double and racing frees exact), and
- *   thread cache -> slab in batches under the class lock.
- * - A slab is recycled only when its bitmap is full, i.e. every slot is owned by the slab: no
- *   thread can be allocating from it, so there is no "stale current slab" to race with.
+ *   class lock), one thread's cache (an entry in that thread's stack), or the user (state word
+ *   LIVE). Ownership moves slab -> thread cache in batches under the class lock and thread cache
+ *   -> user on alloc (no atomic RMW: the slot is exclusively the thread's).
+ * - Slabs belong to a thread while it allocates from them (`owner`, a small per-instance id), so
+ *   two threads never share a slab's state-word lines. The owner frees its own slabs' slots with
+ *   a load and a store: it is the only thread that does so without a CAS. Any other thread frees
+ *   with one CAS on the state word (LIVE -> FREE|RFREE), which makes racing non-owner frees exact,
+ *   and hands the slot back to the owner through the slab's remote bitmap (batched, under the
+ *   class lock). The owner validates each remote slot before reusing it: a slot whose word no
+ *   longer carries RFREE was also freed by the owner's plain store in a race, so the remote copy
+ *   is a duplicate and is dropped. Only the owner (or, for a slab nobody owns, anyone holding the
+ *   class lock after the last owner let go) validates, so the owner's plain store is always
+ *   visible to the validation: a slot is never handed out twice.
+ * - A slab is recycled only when its bitmap holds every slot, i.e. every slot is owned by the
+ *   slab: no thread can be allocating from it, so there is no "stale current slab" to race with.
  */
 #ifndef TSLAB_INTERNAL_H
 #define TSLAB_INTERNAL_H
@@ -82,10 +90,14 @@ _Static_assert((1u << TSLAB__CLS_BITS) >= TSLAB_CLASSES_MAX, "class bits");
 _Static_assert((1u << TSLAB__TAG_BITS) > TSLAB_INSTANCES_MAX, "tag bits");
 _Static_assert((UINT32_C(1) << TSLAB__IDX_BITS) == TSLAB_CLASS_SLOTS_MAX, "index bits");
 
-/* Slot state word: bit 0 LIVE, bits 1..22 generation. Only a CAS from a LIVE value may change a
- * word that is not yours; a FREE word is changed only by the thread that owns the slot. */
+/* Slot state word: bit 0 LIVE, bits 1..22 generation, bit 23 RFREE (freed by a CAS of a thread
+ * other than the slab's owner; cleared by the next allocation). A LIVE word is changed by the
+ * slab owner's plain store or by another thread's CAS; a FREE word only by the thread that owns
+ * the slot (cache or slab). */
 #define TSLAB__LIVE 1u
-static inline uint32_t tslab__state_gen(uint32_t s) { return s >> 1; }
+#define TSLAB__RFREE (1u << 23)
+_Static_assert(TSLAB__GEN_BITS + 2 <= 24, "state word: LIVE, generation, RFREE");
+static inline uint32_t tslab__state_gen(uint32_t s) { return (s >> 1) & TSLAB__GEN_MASK; }
 static inline uint32_t tslab__state_freed(uint32_t gen)
 {
     return ((gen + 1) & TSLAB__GEN_MASK) << 1;
@@ -173,13 +185,20 @@ enum {
 };
 #define TSLAB__NIL UINT32_MAX
 
-/* Slab descriptor; every field is guarded by the class lock. */
+/* Slab descriptor; every field is guarded by the class lock. A PARTIAL slab (free or remote
+ * bits) is on its home list: its owner's `own` list, or the class's partial list when unowned. */
 typedef struct tslab__slab {
     uint32_t nfree;      /* bits set in the free bitmap (slots owned by the slab) */
     uint32_t prev, next; /* list links (slab indices) */
     uint16_t state;
-    uint16_t hint; /* first bitmap word that may have a set bit */
+    uint16_t hint;   /* first bitmap word that may have a set bit */
+    uint32_t rcount; /* bits set in the remote bitmap (slots waiting for the owner's check) */
 } tslab__slab;
+
+/* Owner ids: 1..TSLAB__IDS - 1 name a thread cache of the instance; 0 is "unowned". A thread
+ * that finds no free id gets TSLAB__NO_ID, which matches no owner: it frees with a CAS. */
+#define TSLAB__IDS 1024
+#define TSLAB__NO_ID UINT16_MAX
 
 /* A reservation whose prefix is committed as it grows. */
 typedef struct tslab__area {
@@ -197,6 +216,7 @@ typedef struct tslab__list {
 typedef struct tslab__class {
     char *base;              /* object region: span i at base + (i << span_shift) */
     _Atomic uint32_t *state; /* one word per slot index */
+    _Atomic uint16_t *owner; /* one owner id per slab; written under the lock */
     uint32_t size;           /* object size (multiple of 8) */
     uint32_t slot_shift;     /* log2(objects per slab) */
     uint32_t span_shift;     /* log2(bytes between slab starts) */
@@ -215,9 +235,10 @@ typedef struct tslab__class {
 
     _Alignas(64) pthread_mutex_t lock; /* guards everything below */
     tslab__area objects;               /* the object region */
-    tslab__area meta_state, meta_slab, meta_bits;
+    tslab__area meta_state, meta_slab, meta_bits, meta_rbits, meta_owner;
     tslab__slab *slabs;
-    uint64_t *bits;
+    uint64_t *bits;  /* free bitmaps, bitmap_words per slab */
+    uint64_t *rbits; /* remote bitmaps, same shape */
     uint32_t nslabs; /* slabs ever committed */
     tslab__list partial, cached, released;
     uint64_t *quarantine; /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
@@ -226,7 +247,8 @@ typedef struct tslab__class {
 } tslab__class;
 
 /* ---- Thread caches ---- */
-#define TSLAB__TC_MAX 48 /* most slots a thread caches per class (keeps the struct 512 bytes) */
+#define TSLAB__TC_MAX 48 /* most slots a thread caches per class */
+#define TSLAB__RBUF 64   /* remote frees a thread batches per class before handing them back */
 
 /* A thread's cache of one class. Owned and used by one thread only; `tc` is read by
  * tslab_stats_read. The hot block repeats the class's constants so the fast paths touch this
@@ -239,15 +261,20 @@ typedef struct tslab__tclass {
     uint32_t cap;
     char *base;
     _Atomic uint32_t *state;
+    _Atomic uint16_t *owner;
     uint32_t size;
     uint32_t slot_shift;
     uint32_t span_shift;
     uint32_t slot_mask;
+    uint16_t id;     /* this cache's owner id, or TSLAB__NO_ID */
+    uint16_t rcount; /* entries in remote[] */
     tslab__tcounters tc;
+    tslab__list own; /* slabs owned by this cache with free or remote bits; class lock */
     uint64_t slots[TSLAB__TC_MAX];
-    char pad_[32];
+    /* Slots this thread freed in other threads' slabs (entries: next handles, state RFREE). */
+    uint64_t remote[TSLAB__RBUF];
 } tslab__tclass;
-_Static_assert(sizeof(tslab__tclass) == 512, "adjust pad_ or TSLAB__TC_MAX");
+_Static_assert(sizeof(tslab__tclass) == 1024, "adjust TSLAB__TC_MAX or TSLAB__RBUF");
 
 static inline uint32_t tslab__handle_idx(uint64_t h)
 {
@@ -269,6 +296,7 @@ static inline uint64_t tslab__handle_next(uint64_t h)
 typedef struct tslab__tcache {
     struct tslab__tcache *prev, *next; /* the instance's list, guarded by tslab.tc_lock */
     uint64_t uid;
+    uint16_t id; /* owner id, or TSLAB__NO_ID */
     tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
 
@@ -306,8 +334,13 @@ struct tslab {
     tslab__area region;
     uint32_t region_shift;
 
-    pthread_mutex_t tc_lock; /* guards the tcache list and `retired` */
+    pthread_mutex_t tc_lock; /* guards the tcache list, `retired` and the id map */
     tslab__tcache *tcaches;
+    /* Owner id -> cache. Set under tc_lock before the cache claims any slab; read under a class
+     * lock for slabs owned by that id (the claim, under the class lock, orders the two); cleared
+     * after the cache has let go of every slab. */
+    tslab__tcache *by_id[TSLAB__IDS];
+    uint64_t id_used[TSLAB__IDS / 64]; /* bit i: id i is taken (bit 0 always: "unowned") */
     tslab__tcounters *retired; /* counters of exited threads, class_count + 1 entries */
 
     tslab__class cls[];
@@ -332,10 +365,23 @@ int tslab__class_of_size(const tslab *a, size_t size);
 /* ---- slab.c: slab lists, refill and drain (the slow path) ---- */
 /* Moves up to `want` free slots into `out` as cache entries (their next handles); returns how
  * many (0 with errno ENOMEM). */
-uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t want);
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t *out,
+                            uint32_t want);
 /* Returns n slots (cache entries: handles, of which only the index is used) to their slabs;
  * empty slabs are cached or released. */
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n);
+/* Hands n remotely freed slots (entries with state RFREE at their generation) back: checked and
+ * taken at once when the slab is unowned or owned by `id`, else marked in the slab's remote
+ * bitmap for its owner. */
+void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *ent, uint32_t n);
+/* Checks the remote bits of every slab t owns (t's thread only), so slabs other threads emptied
+ * go back to the cache without waiting for t's next refill. */
+void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t);
+/* Thread exit: gives up every slab `id` owns in class c (remote bits checked first). */
+void tslab__slab_disown(tslab *a, tslab__class *c, uint16_t id);
+/* fork() child: gives up every slab owned by an id other than `keep` (their threads are gone,
+ * mid-free or not, so their remote bits can be checked by anyone). */
+void tslab__slab_disown_others(tslab *a, tslab__class *c, uint16_t keep);
 /* Sanitizer builds: parks a freed slot's entry; returns the entry it evicts, or TSLAB__NO_ENTRY. */
 #define TSLAB__NO_ENTRY UINT64_MAX
 uint64_t tslab__quarantine_push(tslab__class *c, uint64_t ent);

@@ -1,6 +1,12 @@
 /* Slabs: the shared, locked side of the allocator. Refill moves free slots from slabs to a
- * thread cache in a batch; drain moves them back. A slab is cached or released only when its
- * bitmap holds every slot, i.e. no thread owns any of them and none can allocate from it.
+ * thread cache in a batch; drain moves them back; remote hand-back returns slots other threads
+ * freed. A slab is cached or released only when its bitmap holds every slot, i.e. no thread owns
+ * any of them and none can allocate from it.
+ *
+ * Ownership: a thread with an owner id refills only from slabs it owns (its `own` list), and
+ * claims an unowned partial or empty slab when that list runs dry. Slabs go back to nobody when
+ * they empty or their owner exits. Remote bits are checked only by the owner, or by anyone once
+ * the slab is unowned (see internal.h for why that makes the check exact).
  *
  * Every function here takes the class lock itself, except the static helpers, whose callers
  * hold it. Pages are handed back to the OS outside the lock and only while the slab is on no list
@@ -62,9 +68,11 @@ static void list_remove(tslab__class *c, tslab__list *l, uint32_t s)
  * that is untouched, so it is mapped but not resident). */
 static void update_bytes(tslab *a, tslab__class *c)
 {
-    uint64_t meta_committed =
-        c->meta_state.committed + c->meta_slab.committed + c->meta_bits.committed;
-    uint64_t per_slab_meta = (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) + c->bitmap_words * 8;
+    uint64_t meta_committed = c->meta_state.committed + c->meta_slab.committed +
+                              c->meta_bits.committed + c->meta_rbits.committed +
+                              c->meta_owner.committed;
+    uint64_t per_slab_meta = (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) +
+                             c->bitmap_words * 16 + sizeof(uint16_t);
     uint64_t meta_used = (c->nslabs * per_slab_meta + a->page - 1) / a->page * a->page;
     uint64_t released = atomic_load_explicit(&c->cc.slabs_released, memory_order_relaxed);
     atomic_store_explicit(&c->cc.mapped_bytes, c->objects.committed + meta_committed,
@@ -95,11 +103,14 @@ static uint32_t grow(tslab *a, tslab__class *c)
     if (tslab__area_grow(a, &c->meta_state, n * c->per_slab * 4) != 0 ||
         tslab__area_grow(a, &c->meta_slab, n * sizeof(tslab__slab)) != 0 ||
         tslab__area_grow(a, &c->meta_bits, n * c->bitmap_words * 8) != 0 ||
+        tslab__area_grow(a, &c->meta_rbits, n * c->bitmap_words * 8) != 0 ||
+        tslab__area_grow(a, &c->meta_owner, n * sizeof(uint16_t)) != 0 ||
         tslab__area_grow(a, &c->objects, ((size_t)s << c->span_shift) + c->slab_bytes) != 0) {
         tslab__cadd(&c->cc.os_failures, 1);
         return TSLAB__NIL;
     }
-    c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0};
+    c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0, 0};
+    atomic_store_explicit(&c->owner[s], 0, memory_order_relaxed);
     /* Not yet published (nslots), so no other thread reads these words. */
     for (uint32_t i = 0, base = s << c->slot_shift; i < c->per_slab; i++)
         atomic_store_explicit(&c->state[base + i],
@@ -137,18 +148,121 @@ static uint32_t acquire(tslab *a, tslab__class *c)
     return s;
 }
 
-uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t want)
+/* The list a PARTIAL slab is on: its owner's, or the class's partial list. */
+static tslab__list *home(tslab *a, tslab__class *c, uint32_t s)
 {
+    uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
+    return o == 0 ? &c->partial : &a->by_id[o]->cls[c->index].own;
+}
+
+/* Moves s's remote bits into its free bitmap, each after checking that the slot still carries
+ * RFREE: a slot whose word lost it was also freed by its owner's plain store (it is in the owner's
+ * cache or bitmap already), and the remote copy is dropped. Caller holds the lock and is s's
+ * owner, or s is unowned. RFREE is cleared on the way: in a bitmap or cache the word is plain
+ * FREE, so a stale remote bit can never take a slot twice. */
+static void merge(tslab__class *c, uint32_t s)
+{
+    tslab__slab *sl = &c->slabs[s];
+    uint64_t *rw = &c->rbits[(size_t)s * c->bitmap_words];
+    uint64_t *w = &c->bits[(size_t)s * c->bitmap_words];
+    uint32_t base = s << c->slot_shift;
+    uint64_t dups = 0;
+    for (uint32_t i = 0; i < c->bitmap_words && sl->rcount > 0; i++) {
+        uint64_t b = rw[i];
+        rw[i] = 0;
+        for (; b != 0; b &= b - 1) {
+            uint32_t bit = (uint32_t)__builtin_ctzll(b);
+            _Atomic uint32_t *st = &c->state[base + i * 64 + bit];
+            uint32_t v = atomic_load_explicit(st, memory_order_relaxed);
+            sl->rcount--;
+            if ((v & (TSLAB__RFREE | TSLAB__LIVE)) != TSLAB__RFREE) {
+                dups++;
+                continue;
+            }
+            atomic_store_explicit(st, v & ~TSLAB__RFREE, memory_order_relaxed);
+            w[i] |= UINT64_C(1) << bit;
+            sl->nfree++;
+            if (i < sl->hint)
+                sl->hint = (uint16_t)i;
+        }
+    }
+    if (dups)
+        tslab__cadd(&c->cc.duplicates_dropped, (int64_t)dups);
+}
+
+/* An empty slab (every slot in its bitmap, on no list) stops being owned and goes to the cache;
+ * with the cache full it and the oldest cached slabs down to half the bound are queued in rel[]
+ * for release, so the (on some hosts very slow) calls are rare and adjacent slabs share one. The
+ * cache never exceeds its bound. Remote bits left on an empty slab are duplicates. */
+static void make_empty(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uint32_t *nrel)
+{
+    tslab__slab *sl = &c->slabs[s];
+    if (sl->rcount > 0) {
+        tslab__cadd(&c->cc.duplicates_dropped, sl->rcount);
+        for (uint32_t i = 0; i < c->bitmap_words; i++)
+            c->rbits[(size_t)s * c->bitmap_words + i] = 0;
+        sl->rcount = 0;
+    }
+    atomic_store_explicit(&c->owner[s], 0, memory_order_relaxed);
+    if (c->cached.count < a->cache_slabs) {
+        set_state(c, s, TSLAB__SLAB_CACHED);
+        list_push(c, &c->cached, s);
+        tslab__cadd(&c->cc.cache_inserts, 1);
+        return;
+    }
+    set_state(c, s, TSLAB__SLAB_RELEASING);
+    tslab__cadd(&c->cc.cache_overflows, 1);
+    rel[(*nrel)++] = s;
+    while (c->cached.count > a->cache_slabs / 2 && *nrel < 64) {
+        uint32_t old = c->cached.tail;
+        list_remove(c, &c->cached, old);
+        set_state(c, old, TSLAB__SLAB_RELEASING);
+        tslab__cadd(&c->cc.cache_overflows, 1);
+        rel[(*nrel)++] = old;
+    }
+}
+
+/* s gained free or remote bits: an empty slab leaves its list (make_empty), a FULL one joins its
+ * home list. */
+static void settle(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uint32_t *nrel)
+{
+    tslab__slab *sl = &c->slabs[s];
+    if (sl->nfree == c->per_slab) {
+        if (sl->state == TSLAB__SLAB_PARTIAL)
+            list_remove(c, home(a, c, s), s);
+        make_empty(a, c, s, rel, nrel);
+    } else if (sl->state == TSLAB__SLAB_FULL) {
+        set_state(c, s, TSLAB__SLAB_PARTIAL);
+        list_push(c, home(a, c, s), s);
+        tslab__cadd(&c->cc.full_to_partial, 1);
+    }
+}
+
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t *out,
+                            uint32_t want)
+{
+    uint16_t id = t != NULL ? t->id : TSLAB__NO_ID;
+    tslab__list *list = id != TSLAB__NO_ID ? &t->own : &c->partial;
     uint32_t n = 0;
     pthread_mutex_lock(&c->lock);
     while (n < want) {
-        uint32_t s = c->partial.head;
-        if (s == TSLAB__NIL) {
-            s = acquire(a, c);
-            if (s == TSLAB__NIL)
-                break;
-            set_state(c, s, TSLAB__SLAB_PARTIAL);
-            list_push(c, &c->partial, s);
+        uint32_t s = list->head;
+        if (s != TSLAB__NIL) {
+            if (c->slabs[s].rcount > 0)
+                merge(c, s);
+        } else {
+            s = id != TSLAB__NO_ID ? pop(c, &c->partial) : TSLAB__NIL;
+            if (s == TSLAB__NIL) {
+                s = acquire(a, c);
+                if (s == TSLAB__NIL)
+                    break;
+                set_state(c, s, TSLAB__SLAB_PARTIAL);
+            }
+            /* seq_cst: a non-owner's free does CAS(state) then load(owner); our later plain free
+             * does load(state) after this store. One of the two must see the other's write. */
+            if (id != TSLAB__NO_ID)
+                atomic_store_explicit(&c->owner[s], id, memory_order_seq_cst);
+            list_push(c, list, s);
         }
         tslab__slab *sl = &c->slabs[s];
         uint64_t *words = &c->bits[(size_t)s * c->bitmap_words];
@@ -167,7 +281,7 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint64_t *out, uint32_t w
             sl->hint = (uint16_t)w;
         }
         if (sl->nfree == 0) {
-            list_remove(c, &c->partial, s);
+            list_remove(c, list, s);
             set_state(c, s, TSLAB__SLAB_FULL);
             tslab__cadd(&c->cc.partial_to_full, 1);
         }
@@ -230,34 +344,8 @@ void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t 
         c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);
         if (slot / 64 < sl->hint)
             sl->hint = (uint16_t)(slot / 64);
-        uint32_t was = sl->nfree++;
-        if (sl->nfree == c->per_slab) {
-            if (was > 0)
-                list_remove(c, &c->partial, s);
-            if (c->cached.count < a->cache_slabs) {
-                set_state(c, s, TSLAB__SLAB_CACHED);
-                list_push(c, &c->cached, s);
-                tslab__cadd(&c->cc.cache_inserts, 1);
-            } else {
-                /* Full cache: this slab and the oldest cached ones down to half the bound go
-                 * back to the OS together, so the (on some hosts very slow) calls are rare and
-                 * adjacent slabs share one. The cache never exceeds its bound. */
-                set_state(c, s, TSLAB__SLAB_RELEASING);
-                tslab__cadd(&c->cc.cache_overflows, 1);
-                rel[nrel++] = s;
-                while (c->cached.count > a->cache_slabs / 2 && nrel < 64) {
-                    uint32_t old = c->cached.tail;
-                    list_remove(c, &c->cached, old);
-                    set_state(c, old, TSLAB__SLAB_RELEASING);
-                    tslab__cadd(&c->cc.cache_overflows, 1);
-                    rel[nrel++] = old;
-                }
-            }
-        } else if (was == 0) {
-            set_state(c, s, TSLAB__SLAB_PARTIAL);
-            list_push(c, &c->partial, s);
-            tslab__cadd(&c->cc.full_to_partial, 1);
-        }
+        sl->nfree++;
+        settle(a, c, s, rel, &nrel);
         if (nrel == sizeof rel / sizeof rel[0]) {
             pthread_mutex_unlock(&c->lock);
             release_slabs(a, c, rel, nrel, NULL);
@@ -268,6 +356,150 @@ void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t 
     update_bytes(a, c);
     pthread_mutex_unlock(&c->lock);
     release_slabs(a, c, rel, nrel, NULL);
+}
+
+void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *ent, uint32_t n)
+{
+    uint32_t rel[64];
+    uint32_t nrel = 0;
+    uint64_t dups = 0;
+    uint32_t mask = c->per_slab - 1;
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t idx = tslab__handle_idx(ent[i]);
+        uint32_t s = idx >> c->slot_shift, slot = idx & mask;
+        tslab__slab *sl = &c->slabs[s];
+        uint64_t bit = UINT64_C(1) << (slot % 64);
+        size_t wi = (size_t)s * c->bitmap_words + slot / 64;
+        uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
+        if (o == 0 || o == id) {
+            /* No other thread can still be in a plain free of this slot: check it now, against
+             * the exact generation this thread's CAS wrote. */
+            uint32_t want = ((uint32_t)ent[i] & TSLAB__GEN_MASK) << 1 | TSLAB__RFREE;
+            if (atomic_load_explicit(&c->state[idx], memory_order_relaxed) != want) {
+                dups++;
+                continue;
+            }
+            atomic_store_explicit(&c->state[idx], want & ~TSLAB__RFREE, memory_order_relaxed);
+            c->bits[wi] |= bit;
+            if (slot / 64 < sl->hint)
+                sl->hint = (uint16_t)(slot / 64);
+            sl->nfree++;
+        } else if (c->rbits[wi] & bit) {
+            /* Already waiting for the owner's check: of two pending copies at most one is real
+             * (a second CAS needed the slot LIVE again, which the first copy's loss made it). */
+            dups++;
+            continue;
+        } else {
+            c->rbits[wi] |= bit;
+            sl->rcount++;
+        }
+        settle(a, c, s, rel, &nrel);
+        if (nrel == sizeof rel / sizeof rel[0]) {
+            pthread_mutex_unlock(&c->lock);
+            release_slabs(a, c, rel, nrel, NULL);
+            nrel = 0;
+            pthread_mutex_lock(&c->lock);
+        }
+    }
+    if (dups)
+        tslab__cadd(&c->cc.duplicates_dropped, (int64_t)dups);
+    update_bytes(a, c);
+    pthread_mutex_unlock(&c->lock);
+    release_slabs(a, c, rel, nrel, NULL);
+}
+
+/* Gives up s (owned, its remote bits already checked by a thread entitled to): it goes to the
+ * class's partial list, stays FULL, or empties. Caller holds the lock. */
+static void disown_one(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uint32_t *nrel)
+{
+    tslab__slab *sl = &c->slabs[s];
+    if (sl->rcount > 0)
+        merge(c, s);
+    bool listed = sl->state == TSLAB__SLAB_PARTIAL;
+    if (listed)
+        list_remove(c, home(a, c, s), s);
+    if (sl->nfree == c->per_slab) {
+        make_empty(a, c, s, rel, nrel);
+        return;
+    }
+    atomic_store_explicit(&c->owner[s], 0, memory_order_release);
+    if (sl->nfree > 0) {
+        if (!listed) {
+            set_state(c, s, TSLAB__SLAB_PARTIAL);
+            tslab__cadd(&c->cc.full_to_partial, 1);
+        }
+        list_push(c, &c->partial, s);
+    } else if (listed) {
+        set_state(c, s, TSLAB__SLAB_FULL);
+        tslab__cadd(&c->cc.partial_to_full, 1);
+    }
+}
+
+static void disown_where(tslab *a, tslab__class *c, uint16_t id, bool others)
+{
+    uint32_t rel[64];
+    uint32_t nrel = 0;
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t s = 0; s < c->nslabs; s++) {
+        uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
+        if (o == 0 || (others ? o == id : o != id))
+            continue;
+        disown_one(a, c, s, rel, &nrel);
+        if (nrel == sizeof rel / sizeof rel[0]) {
+            pthread_mutex_unlock(&c->lock);
+            release_slabs(a, c, rel, nrel, NULL);
+            nrel = 0;
+            pthread_mutex_lock(&c->lock);
+        }
+    }
+    update_bytes(a, c);
+    pthread_mutex_unlock(&c->lock);
+    release_slabs(a, c, rel, nrel, NULL);
+}
+
+void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t)
+{
+    if (t->id == TSLAB__NO_ID)
+        return;
+    uint32_t rel[64];
+    uint32_t nrel = 0;
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t s = t->own.head, next; s != TSLAB__NIL; s = next) {
+        next = c->slabs[s].next;
+        if (c->slabs[s].rcount == 0)
+            continue;
+        merge(c, s);
+        if (c->slabs[s].nfree == c->per_slab) {
+            list_remove(c, &t->own, s);
+            make_empty(a, c, s, rel, &nrel);
+        } else if (c->slabs[s].nfree == 0) {
+            list_remove(c, &t->own, s);
+            set_state(c, s, TSLAB__SLAB_FULL);
+            tslab__cadd(&c->cc.partial_to_full, 1);
+        }
+        if (nrel == sizeof rel / sizeof rel[0]) {
+            pthread_mutex_unlock(&c->lock);
+            release_slabs(a, c, rel, nrel, NULL);
+            nrel = 0;
+            pthread_mutex_lock(&c->lock);
+            next = t->own.head; /* the list may have changed meanwhile: start over */
+        }
+    }
+    update_bytes(a, c);
+    pthread_mutex_unlock(&c->lock);
+    release_slabs(a, c, rel, nrel, NULL);
+}
+
+void tslab__slab_disown(tslab *a, tslab__class *c, uint16_t id)
+{
+    if (id != TSLAB__NO_ID)
+        disown_where(a, c, id, false);
+}
+
+void tslab__slab_disown_others(tslab *a, tslab__class *c, uint16_t keep)
+{
+    disown_where(a, c, keep, true);
 }
 
 uint64_t tslab__quarantine_push(tslab__class *c, uint64_t idx)
