@@ -123,11 +123,12 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
 /* h names slot idx of c at generation gen (bounds already checked). The owner of the slot's slab
  * frees with a load and a store: no other thread frees that slab's slots without a CAS, and a
  * CAS that races the store is caught when the owner checks its remote bits (internal.h). */
-static inline bool free_fast(tslab *a, tslab__class *c, uint64_t h, uint32_t idx, uint32_t gen)
+static inline bool free_fast(tslab *a, tslab__class *c, uint32_t ci, uint64_t h, uint32_t idx,
+                             uint32_t gen)
 {
     tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
     if (tslab_likely(!tslab_config_sanitize && e->uid == a->uid)) {
-        tslab__tclass *t = &e->tc->cls[c->index];
+        tslab__tclass *t = &e->tc->cls[ci];
         _Atomic uint32_t *st = &t->state[idx];
         /* Relaxed: only this thread makes a slab its own or gives it up. */
         if (tslab_likely(atomic_load_explicit(&t->owner[idx >> t->slot_shift],
@@ -170,7 +171,7 @@ bool tslab_free(tslab *a, tslab_handle h)
     /* Acquire: a slot below nslots has committed metadata (published by grow()). */
     if (tslab_unlikely(idx >= atomic_load_explicit(&c->nslots, memory_order_acquire)))
         return tslab__reject(a, ci, TSLAB__REJ_INVALID);
-    return free_fast(a, c, h, idx, gen);
+    return free_fast(a, c, ci, h, idx, gen);
 }
 
 bool tslab_free_ptr(tslab *a, void *p)
@@ -191,7 +192,8 @@ bool tslab_free_ptr(tslab *a, void *p)
     /* The handle of the generation seen; a free racing in between makes it stale, and the
      * handle path then rejects ours as the double it is. */
     uint32_t gen = tslab__state_gen(s);
-    return free_fast(a, c, tslab__handle_make(a->tag, ci, (uint32_t)idx, gen), (uint32_t)idx, gen);
+    return free_fast(a, c, ci, tslab__handle_make(a->tag, ci, (uint32_t)idx, gen), (uint32_t)idx,
+                     gen);
 }
 
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */
