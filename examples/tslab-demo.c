@@ -413,27 +413,31 @@ static void *worker_main(void *arg)
 
 /* Frees stale, double, foreign and invalid handles and pointers `rate` times a second.
  *
- * A stale handle needs its slot to be handed out again. Usually the next allocation of the same
- * size does that at once; sanitizer builds quarantine freed slots, so every freed handle is also
- * kept in a graveyard and freed once more half a second later, when the workers' churn has
- * almost surely reused its slot (stale; double if not). */
-#define GRAVEYARD 4096
+ * A stale handle needs its slot to be handed out again. A freed slot goes back to the thread
+ * that freed it (this one: it owns the slab), and usually its very next allocation of the same
+ * size takes it. Sanitizer builds quarantine freed slots first, so this thread allocates and
+ * frees until the slot comes back (bounded; if it does not, the second free counts as a double). */
+#define REUSE_TRIES 20000
 
 static void *injector_main(void *arg)
 {
     unsigned rate = *(unsigned *)arg;
     uint64_t period = 1000000000u / rate, n = 0;
     uint64_t next = now_ns();
-    static struct {
-        tslab_handle h;
-        uint64_t freed_ns;
-    } grave[GRAVEYARD];
-    size_t head = 0, count = 0; /* oldest at head */
     while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
-        tslab_handle h1, h2;
-        if (tslab_alloc(sessions, sizeof(session), &h1) != NULL) {
+        tslab_handle h1, h2 = TSLAB_HANDLE_NONE;
+        void *p1 = tslab_alloc(sessions, sizeof(session), &h1);
+        if (p1 != NULL) {
             tslab_free(sessions, h1);
-            bool reused = tslab_alloc(sessions, sizeof(session), &h2) != NULL;
+            bool reused = false;
+            for (int k = 0; k < REUSE_TRIES && !reused; k++) {
+                void *p = tslab_alloc(sessions, sizeof(session), &h2);
+                if (p == NULL)
+                    break;
+                reused = p == p1;
+                if (!reused)
+                    tslab_free(sessions, h2);
+            }
             tslab_free(sessions, h1); /* stale when h2 took its slot, else double */
             if (reused) {
                 tslab_free(sessions, h2);
@@ -443,25 +447,11 @@ static void *injector_main(void *arg)
                     tslab_free_ptr(sessions, &n); /* invalid: not an object of the allocator */
                 }
             }
-            if (count == GRAVEYARD) { /* full: the oldest goes now */
-                tslab_free(sessions, grave[head].h);
-                head = (head + 1) % GRAVEYARD;
-                count--;
-            }
-            grave[(head + count) % GRAVEYARD].h = h1;
-            grave[(head + count) % GRAVEYARD].freed_ns = now_ns();
-            count++;
             atomic_fetch_add_explicit(&injected, 1, memory_order_relaxed);
-        }
-        uint64_t now = now_ns();
-        while (count > 0 && now - grave[head].freed_ns >= 500000000u) {
-            tslab_free(sessions, grave[head].h); /* stale once its slot was reused */
-            head = (head + 1) % GRAVEYARD;
-            count--;
         }
         n++;
         next += period;
-        now = now_ns();
+        uint64_t now = now_ns();
         if (next > now)
             sleep_ns(next - now);
         else

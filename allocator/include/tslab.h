@@ -134,8 +134,12 @@ TSLAB_API void *tslab_alloc(tslab *a, size_t size, tslab_handle *out);
 
 /* Frees the object `h` names. Returns false, changing nothing but a rejection counter, when h is
  * not a live object of this instance: double free, stale (the slot was reused since), foreign
- * (another instance's), or invalid (any other value). Of two threads freeing one handle at once,
- * exactly one gets true.
+ * (another instance's), or invalid (any other value). A free ordered after another free of the
+ * same handle (the usual double free, on any thread) is always rejected. Two frees of one handle
+ * racing at the same instant never hand the slot out twice: between two threads that do not own
+ * the object's slab exactly one gets true; when one of them is the owner (the thread that
+ * allocated the object, while its slab is its own) both may get true, and the second copy is
+ * found and dropped before the slot is reused (counted in duplicates_dropped).
  * Generation wrap: a slot's generation has TSLAB_GENERATION_BITS bits, so a handle kept past
  * 2^22 reuses of its own slot may name the slot's current object again; until then stale
  * handles are rejected exactly. */
