@@ -162,9 +162,9 @@ static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
 
 bool tslab_free(tslab *a, tslab_handle h)
 {
-    if (tslab_unlikely(a == NULL || tslab__handle_bad(h, a->tag, a->nclasses)))
+    uint32_t ci;
+    if (tslab_unlikely(a == NULL || tslab__handle_bad(h, a->tag_base, a->nclasses, &ci)))
         return reject_handle(a, h);
-    uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
     tslab__class *c = &a->cls[ci];
     uint32_t idx = (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
     uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
@@ -199,9 +199,9 @@ bool tslab_free_ptr(tslab *a, void *p)
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */
 static uint32_t live_state(tslab *a, tslab_handle h, tslab__class **c_out, uint32_t *idx_out)
 {
-    if (a == NULL || tslab__handle_bad(h, a->tag, a->nclasses))
+    uint32_t ci;
+    if (a == NULL || tslab__handle_bad(h, a->tag_base, a->nclasses, &ci))
         return 0;
-    uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
     tslab__class *c = &a->cls[ci];
     uint32_t idx = (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
     if (idx >= atomic_load_explicit(&c->nslots, memory_order_acquire))

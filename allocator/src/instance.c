@@ -220,6 +220,7 @@ tslab *tslab_create(const tslab_config *cfg)
     if (tag != 0) {
         registry_cursor = tag % TSLAB_INSTANCES_MAX;
         a->tag = tag;
+        a->tag_base = tag << TSLAB__CLS_BITS;
         a->uid = ++registry_uid;
         atomic_store_explicit(&registry[tag], a, memory_order_release);
     }

@@ -115,13 +115,16 @@ static inline tslab_handle tslab__handle_make(uint32_t tag, uint32_t cls, uint32
 }
 
 /* True when h cannot be one of a's handles for a class below nclasses (wrong tag, class out of
- * range, or odd parity). One test on the free fast path. */
-static inline bool tslab__handle_bad(uint64_t h, uint32_t tag, uint32_t nclasses)
+ * range, or odd parity); else *ci is its class. `tag_base` is the instance's tag << CLS_BITS:
+ * tag and class form one 15-bit field, which is below nclasses after subtracting tag_base
+ * exactly when the tag matches and the class is in range (a smaller tag wraps to a huge value).
+ * One subtraction and one compare on the free fast path. */
+static inline bool tslab__handle_bad(uint64_t h, uint32_t tag_base, uint32_t nclasses,
+                                     uint32_t *ci)
 {
-    uint32_t hi = (uint32_t)(h >> TSLAB__CLS_SHIFT); /* parity:1 tag:9 class:6 */
-    uint32_t want = tag << TSLAB__CLS_BITS;
-    return (hi & ~((1u << TSLAB__CLS_BITS) - 1) & 0x7FFFu) != want ||
-           (hi & ((1u << TSLAB__CLS_BITS) - 1)) >= nclasses || __builtin_parityll(h);
+    uint32_t x = ((uint32_t)(h >> TSLAB__CLS_SHIFT) & 0x7FFFu) - tag_base;
+    *ci = x;
+    return x >= nclasses || __builtin_parityll(h);
 }
 
 /* Scattered first generation of a slot, different per instance (uid), class and slot, so a handle
@@ -320,6 +323,7 @@ struct tslab {
     /* read-only after create */
     uint32_t tag; /* 1..TSLAB_INSTANCES_MAX; also index + 1 into the tls map */
     uint32_t nclasses;
+    uint32_t tag_base; /* tag << TSLAB__CLS_BITS (tslab__handle_bad) */
     uint64_t uid;     /* never reused within the process */
     size_t lut_limit; /* sizes 1..lut_limit are looked up in lut */
     size_t max_size;
