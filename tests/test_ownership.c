@@ -9,6 +9,8 @@
  * makes both frees succeed. Everything else uses the public API; no test sleeps. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,5 +273,73 @@ static void replayed_race_unowned_check(void)
     tslab_destroy(A);
 }
 
+/* ---- fork(): the child gives up the slabs of the parent's other threads ---- */
+
+static void *alloc_and_wait(void *arg)
+{
+    (void)arg;
+    for (uint32_t i = 0; i < N; i++)
+        CHECK(tslab_alloc(A, 64, &H[i]) != NULL);
+    /* Our cache's free slots would be lost to the child (it has no such thread): give them
+     * back, so that the child can empty every slab. */
+    tslab_flush(A);
+    pthread_barrier_wait(&bar); /* main forks */
+    pthread_barrier_wait(&bar);
+    return NULL;
+}
+
+/* In the child the owner thread does not exist: its slabs are unowned, so frees of its objects
+ * are checked and taken at once, and every slab empties. Exit status says which check failed. */
+static int child_frees_parents_objects(void)
+{
+    for (uint32_t i = 0; i < N; i++)
+        if (!tslab_free(A, H[i]))
+            return 2;
+    tslab_flush(A);
+    tslab_class_stats s = cls0(A);
+    if (s.live_objects != 0)
+        return 3;
+    if (s.slabs_partial + s.slabs_full != 0)
+        return 4;
+    return 0;
+}
+
+static void fork_child_disowns(void)
+{
+    A = mk(0);
+    N = (uint32_t)scaled(5000);
+    H = calloc(N, sizeof *H);
+    CHECK(H != NULL);
+    tslab_handle h; /* this thread's cache exists before the fork (no malloc in the child) */
+    CHECK(tslab_alloc(A, 64, &h) != NULL);
+    CHECK(tslab_free(A, h));
+    tslab_flush(A);
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, alloc_and_wait, NULL) == 0);
+    pthread_barrier_wait(&bar);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(child_frees_parents_objects());
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "fork child: status %#x\n", status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pthread_barrier_wait(&bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&bar);
+    /* The parent is untouched: the objects are still live here. */
+    CHECK_EQ_U(cls0(A).live_objects, N);
+    for (uint32_t i = 0; i < N; i++)
+        CHECK(tslab_free(A, H[i]));
+    printf("fork: the child freed %u objects of a thread it does not have and emptied every "
+           "slab\n",
+           N);
+    free(H);
+    tslab_destroy(A);
+}
+
 TEST_MAIN(T(remote_frees_reach_owner), T(owner_exit_disowns), T(owner_races_others),
-          T(replayed_race_owner_checks), T(replayed_race_unowned_check))
+          T(replayed_race_owner_checks), T(replayed_race_unowned_check), T(fork_child_disowns))
