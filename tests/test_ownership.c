@@ -341,5 +341,44 @@ static void fork_child_disowns(void)
     tslab_destroy(A);
 }
 
+/* ---- a thread without an owner id (white box: every id marked taken) ---- */
+
+static void *no_id_worker(void *arg)
+{
+    (void)arg;
+    for (uint32_t i = 0; i < N; i++)
+        CHECK(tslab_alloc(A, 64, &H[i]) != NULL);
+    CHECK_EQ_U(tslab__tcache_get(A)->id, TSLAB__NO_ID);
+    for (uint32_t i = 0; i < N; i++) /* every free is a CAS: no slab is ours */
+        CHECK(tslab_free(A, H[i]));
+    for (uint32_t i = 0; i < N; i++)
+        CHECK(!tslab_free(A, H[i]));
+    check_unique(A, N);
+    return NULL;
+}
+
+static void thread_without_id(void)
+{
+    A = mk(0);
+    N = (uint32_t)scaled(20000);
+    H = calloc(N, sizeof *H);
+    CHECK(H != NULL);
+    pthread_mutex_lock(&A->tc_lock);
+    memset(A->id_used, 0xff, sizeof A->id_used);
+    pthread_mutex_unlock(&A->tc_lock);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, no_id_worker, NULL) == 0);
+    pthread_join(t, NULL);
+    tslab_class_stats s = cls0(A);
+    CHECK_EQ_U(s.live_objects, 0);
+    CHECK_EQ_U(s.rejected_double, N);
+    CHECK_EQ_U(s.slabs_partial + s.slabs_full, 0);
+    CHECK_EQ_U(s.duplicates_dropped, 0);
+    printf("no owner id: %u objects allocated, freed by CAS and reused; every slab emptied\n", N);
+    free(H);
+    tslab_destroy(A);
+}
+
 TEST_MAIN(T(remote_frees_reach_owner), T(owner_exit_disowns), T(owner_races_others),
-          T(replayed_race_owner_checks), T(replayed_race_unowned_check), T(fork_child_disowns))
+          T(replayed_race_owner_checks), T(replayed_race_unowned_check), T(fork_child_disowns),
+          T(thread_without_id))
