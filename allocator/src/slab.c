@@ -148,6 +148,12 @@ static uint32_t acquire(tslab *a, tslab__class *c)
     return s;
 }
 
+/* Slabs emptied under the lock, waiting to be released outside it (release_slabs). */
+typedef struct relq {
+    uint32_t s[64];
+    uint32_t n;
+} relq;
+
 /* The list a PARTIAL slab is on: its owner's, or the class's partial list. */
 static tslab__list *home(tslab *a, tslab__class *c, uint32_t s)
 {
@@ -191,10 +197,10 @@ static void merge(tslab__class *c, uint32_t s)
 }
 
 /* An empty slab (every slot in its bitmap, on no list) stops being owned and goes to the cache;
- * with the cache full it and the oldest cached slabs down to half the bound are queued in rel[]
+ * with the cache full it and the oldest cached slabs down to half the bound are queued in q
  * for release, so the (on some hosts very slow) calls are rare and adjacent slabs share one. The
  * cache never exceeds its bound. Remote bits left on an empty slab are duplicates. */
-static void make_empty(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uint32_t *nrel)
+static void make_empty(tslab *a, tslab__class *c, uint32_t s, relq *q)
 {
     tslab__slab *sl = &c->slabs[s];
     if (sl->rcount > 0) {
@@ -212,25 +218,25 @@ static void make_empty(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uin
     }
     set_state(c, s, TSLAB__SLAB_RELEASING);
     tslab__cadd(&c->cc.cache_overflows, 1);
-    rel[(*nrel)++] = s;
-    while (c->cached.count > a->cache_slabs / 2 && *nrel < 64) {
+    q->s[q->n++] = s;
+    while (c->cached.count > a->cache_slabs / 2 && q->n < sizeof q->s / sizeof q->s[0]) {
         uint32_t old = c->cached.tail;
         list_remove(c, &c->cached, old);
         set_state(c, old, TSLAB__SLAB_RELEASING);
         tslab__cadd(&c->cc.cache_overflows, 1);
-        rel[(*nrel)++] = old;
+        q->s[q->n++] = old;
     }
 }
 
 /* s gained free or remote bits: an empty slab leaves its list (make_empty), a FULL one joins its
  * home list. */
-static void settle(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uint32_t *nrel)
+static void settle(tslab *a, tslab__class *c, uint32_t s, relq *q)
 {
     tslab__slab *sl = &c->slabs[s];
     if (sl->nfree == c->per_slab) {
         if (sl->state == TSLAB__SLAB_PARTIAL)
             list_remove(c, home(a, c, s), s);
-        make_empty(a, c, s, rel, nrel);
+        make_empty(a, c, s, q);
     } else if (sl->state == TSLAB__SLAB_FULL) {
         set_state(c, s, TSLAB__SLAB_PARTIAL);
         list_push(c, home(a, c, s), s);
@@ -331,44 +337,60 @@ static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint32_t n, in
     }
 }
 
-void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n)
+/* Caller holds the lock. When the queue is full, drops the lock, releases the queue and takes
+ * the lock again; returns true if it did (lists may have changed meanwhile). make_empty adds at
+ * most one slab per call once the queue has room, so checking after each call is enough. */
+static bool relq_drain_if_full(tslab *a, tslab__class *c, relq *q)
 {
-    uint32_t rel[64];
-    uint32_t nrel = 0;
-    uint32_t mask = c->per_slab - 1;
+    if (q->n < sizeof q->s / sizeof q->s[0])
+        return false;
+    pthread_mutex_unlock(&c->lock);
+    release_slabs(a, c, q->s, q->n, NULL);
+    q->n = 0;
     pthread_mutex_lock(&c->lock);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t idx = tslab__handle_idx(ent[i]);
-        uint32_t s = idx >> c->slot_shift, slot = idx & mask;
-        tslab__slab *sl = &c->slabs[s];
-        c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);
-        if (slot / 64 < sl->hint)
-            sl->hint = (uint16_t)(slot / 64);
-        sl->nfree++;
-        settle(a, c, s, rel, &nrel);
-        if (nrel == sizeof rel / sizeof rel[0]) {
-            pthread_mutex_unlock(&c->lock);
-            release_slabs(a, c, rel, nrel, NULL);
-            nrel = 0;
-            pthread_mutex_lock(&c->lock);
-        }
-    }
+    return true;
+}
+
+/* Caller holds the lock: publishes the byte gauges, unlocks, then releases what is queued. */
+static void unlock_and_release(tslab *a, tslab__class *c, relq *q)
+{
     update_bytes(a, c);
     pthread_mutex_unlock(&c->lock);
-    release_slabs(a, c, rel, nrel, NULL);
+    release_slabs(a, c, q->s, q->n, NULL);
+}
+
+/* Gives slot idx back to its slab's free bitmap; returns the slab. Caller holds the lock. */
+static uint32_t give_slot(tslab__class *c, uint32_t idx)
+{
+    uint32_t s = idx >> c->slot_shift, slot = idx & (c->per_slab - 1);
+    tslab__slab *sl = &c->slabs[s];
+    c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);
+    if (slot / 64 < sl->hint)
+        sl->hint = (uint16_t)(slot / 64);
+    sl->nfree++;
+    return s;
+}
+
+void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n)
+{
+    relq q = {.n = 0};
+    pthread_mutex_lock(&c->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t s = give_slot(c, tslab__handle_idx(ent[i]));
+        settle(a, c, s, &q);
+        relq_drain_if_full(a, c, &q);
+    }
+    unlock_and_release(a, c, &q);
 }
 
 void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *ent, uint32_t n)
 {
-    uint32_t rel[64];
-    uint32_t nrel = 0;
+    relq q = {.n = 0};
     uint64_t dups = 0;
-    uint32_t mask = c->per_slab - 1;
     pthread_mutex_lock(&c->lock);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t idx = tslab__handle_idx(ent[i]);
-        uint32_t s = idx >> c->slot_shift, slot = idx & mask;
-        tslab__slab *sl = &c->slabs[s];
+        uint32_t s = idx >> c->slot_shift, slot = idx & (c->per_slab - 1);
         uint64_t bit = UINT64_C(1) << (slot % 64);
         size_t wi = (size_t)s * c->bitmap_words + slot / 64;
         uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
@@ -381,10 +403,7 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
                 continue;
             }
             atomic_store_explicit(&c->state[idx], want & ~TSLAB__RFREE, memory_order_relaxed);
-            c->bits[wi] |= bit;
-            if (slot / 64 < sl->hint)
-                sl->hint = (uint16_t)(slot / 64);
-            sl->nfree++;
+            give_slot(c, idx);
         } else if (c->rbits[wi] & bit) {
             /* Already waiting for the owner's check: of two pending copies at most one is real
              * (a second CAS needed the slot LIVE again, which the first copy's loss made it). */
@@ -392,26 +411,19 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
             continue;
         } else {
             c->rbits[wi] |= bit;
-            sl->rcount++;
+            c->slabs[s].rcount++;
         }
-        settle(a, c, s, rel, &nrel);
-        if (nrel == sizeof rel / sizeof rel[0]) {
-            pthread_mutex_unlock(&c->lock);
-            release_slabs(a, c, rel, nrel, NULL);
-            nrel = 0;
-            pthread_mutex_lock(&c->lock);
-        }
+        settle(a, c, s, &q);
+        relq_drain_if_full(a, c, &q);
     }
     if (dups)
         tslab__cadd(&c->cc.duplicates_dropped, (int64_t)dups);
-    update_bytes(a, c);
-    pthread_mutex_unlock(&c->lock);
-    release_slabs(a, c, rel, nrel, NULL);
+    unlock_and_release(a, c, &q);
 }
 
 /* Gives up s (owned, its remote bits already checked by a thread entitled to): it goes to the
  * class's partial list, stays FULL, or empties. Caller holds the lock. */
-static void disown_one(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uint32_t *nrel)
+static void disown_one(tslab *a, tslab__class *c, uint32_t s, relq *q)
 {
     tslab__slab *sl = &c->slabs[s];
     if (sl->rcount > 0)
@@ -420,7 +432,7 @@ static void disown_one(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uin
     if (listed)
         list_remove(c, home(a, c, s), s);
     if (sl->nfree == c->per_slab) {
-        make_empty(a, c, s, rel, nrel);
+        make_empty(a, c, s, q);
         return;
     }
     atomic_store_explicit(&c->owner[s], 0, memory_order_release);
@@ -438,32 +450,23 @@ static void disown_one(tslab *a, tslab__class *c, uint32_t s, uint32_t *rel, uin
 
 static void disown_where(tslab *a, tslab__class *c, uint16_t id, bool others)
 {
-    uint32_t rel[64];
-    uint32_t nrel = 0;
+    relq q = {.n = 0};
     pthread_mutex_lock(&c->lock);
     for (uint32_t s = 0; s < c->nslabs; s++) {
         uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
         if (o == 0 || (others ? o == id : o != id))
             continue;
-        disown_one(a, c, s, rel, &nrel);
-        if (nrel == sizeof rel / sizeof rel[0]) {
-            pthread_mutex_unlock(&c->lock);
-            release_slabs(a, c, rel, nrel, NULL);
-            nrel = 0;
-            pthread_mutex_lock(&c->lock);
-        }
+        disown_one(a, c, s, &q);
+        relq_drain_if_full(a, c, &q);
     }
-    update_bytes(a, c);
-    pthread_mutex_unlock(&c->lock);
-    release_slabs(a, c, rel, nrel, NULL);
+    unlock_and_release(a, c, &q);
 }
 
 void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t)
 {
     if (t->id == TSLAB__NO_ID)
         return;
-    uint32_t rel[64];
-    uint32_t nrel = 0;
+    relq q = {.n = 0};
     pthread_mutex_lock(&c->lock);
     for (uint32_t s = t->own.head, next; s != TSLAB__NIL; s = next) {
         next = c->slabs[s].next;
@@ -472,23 +475,16 @@ void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t)
         merge(c, s);
         if (c->slabs[s].nfree == c->per_slab) {
             list_remove(c, &t->own, s);
-            make_empty(a, c, s, rel, &nrel);
+            make_empty(a, c, s, &q);
         } else if (c->slabs[s].nfree == 0) {
             list_remove(c, &t->own, s);
             set_state(c, s, TSLAB__SLAB_FULL);
             tslab__cadd(&c->cc.partial_to_full, 1);
         }
-        if (nrel == sizeof rel / sizeof rel[0]) {
-            pthread_mutex_unlock(&c->lock);
-            release_slabs(a, c, rel, nrel, NULL);
-            nrel = 0;
-            pthread_mutex_lock(&c->lock);
+        if (relq_drain_if_full(a, c, &q))
             next = t->own.head; /* the list may have changed meanwhile: start over */
-        }
     }
-    update_bytes(a, c);
-    pthread_mutex_unlock(&c->lock);
-    release_slabs(a, c, rel, nrel, NULL);
+    unlock_and_release(a, c, &q);
 }
 
 void tslab__slab_disown(tslab *a, tslab__class *c, uint16_t id)
