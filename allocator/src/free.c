@@ -101,10 +101,21 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
     _Atomic uint32_t *st = &c->state[idx];
     if (t != NULL &&
         atomic_load_explicit(&c->owner[idx >> c->slot_shift], memory_order_relaxed) == t->id) {
-        uint32_t s = atomic_load_explicit(st, memory_order_acquire);
-        if (s != live)
-            return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
-        atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
+        uint32_t s = live;
+        if (tslab_config_sanitize) {
+            /* Sanitizer builds: a CAS even for the owner. Two racing frees that both succeeded
+             * would both poison the object, one of them possibly after its next owner unpoisoned
+             * it; exact frees keep the shadow memory right (and the quarantine in use). */
+            if (!atomic_compare_exchange_strong_explicit(st, &s, tslab__state_freed(gen),
+                                                         memory_order_acq_rel,
+                                                         memory_order_acquire))
+                return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
+        } else {
+            s = atomic_load_explicit(st, memory_order_acquire);
+            if (s != live)
+                return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
+            atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
+        }
         if (tslab_config_sanitize)
             tslab__san_free(c->size, tslab__slot_addr(c, idx));
         return keep_slow(a, c, t, tslab__handle_next(h));
