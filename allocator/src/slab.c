@@ -264,10 +264,12 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_
                     break;
                 set_state(c, s, TSLAB__SLAB_PARTIAL);
             }
-            /* seq_cst: a non-owner's free does CAS(state) then load(owner); our later plain free
-             * does load(state) after this store. One of the two must see the other's write. */
+            /* Relaxed: the owner is read under this lock (hand-backs, lists) or by this thread
+             * itself (its fast path), so the lock orders every read that matters. A remote slot
+             * checked before this claim was checked under the lock, before our first plain free
+             * of the slab could load its word. */
             if (id != TSLAB__NO_ID)
-                atomic_store_explicit(&c->owner[s], id, memory_order_seq_cst);
+                atomic_store_explicit(&c->owner[s], id, memory_order_relaxed);
             list_push(c, list, s);
         }
         tslab__slab *sl = &c->slabs[s];
