@@ -59,12 +59,10 @@ int tslab_stats_read(tslab *a, tslab_stats *out)
         for (tslab__tcache *tc = a->tcaches; tc; tc = tc->next)
             s->allocations +=
                 atomic_load_explicit(&tc->cls[i].tc.allocations, memory_order_acquire);
-        /* A dropped duplicate is a free that returned true and was undone; it is counted after
+        /* A dropped duplicate is a free that returned true and was undone. It is counted after
          * both frees, so a snapshot may see the frees without it: clamp at zero. */
-        uint64_t out_ = s->frees - s->duplicates_dropped;
-        s->live_objects = s->frees < s->duplicates_dropped ? s->allocations
-                          : s->allocations > out_         ? s->allocations - out_
-                                                          : 0;
+        uint64_t in = s->allocations + s->duplicates_dropped;
+        s->live_objects = in > s->frees ? in - s->frees : 0;
     }
     pthread_mutex_unlock(&a->tc_lock);
     return 0;
