@@ -25,7 +25,7 @@
 typedef struct bench_ring {
     _Alignas(64) _Atomic uint64_t head; /* consumer's position */
     _Alignas(64) _Atomic uint64_t tail; /* producer's position */
-    _Atomic uint64_t total;             /* objects the producer will pass (UINT64_MAX: not known yet) */
+    _Atomic uint64_t total; /* objects the producer will pass (UINT64_MAX: not known yet) */
     _Alignas(64) uint64_t buf[BENCH_RING];
 } bench_ring;
 
@@ -224,19 +224,21 @@ typedef struct bench_ops {
 } bench_ops;
 
 #define BENCH_OPS(k)                                                                               \
-    {tight_##k,   fill_##k,     drain_##k,    churn_##k,   latency_##k,                            \
-     seq_alloc_##k, seq_free_##k, turnover_##k, produce_##k, consume_##k}
+    {                                                                                              \
+        tight_##k, fill_##k, drain_##k, churn_##k, latency_##k, seq_alloc_##k, seq_free_##k,       \
+            turnover_##k, produce_##k, consume_##k                                                 \
+    }
 static const bench_ops ops_by_kind[] = {
-    [BENCH_KIND_SYS] = BENCH_OPS(sys),     [BENCH_KIND_TSH] = BENCH_OPS(tsh),
-    [BENCH_KIND_TSM] = BENCH_OPS(tsm),     [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
-    [BENCH_KIND_NULL] = BENCH_OPS(null),   [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
+    [BENCH_KIND_SYS] = BENCH_OPS(sys),   [BENCH_KIND_TSH] = BENCH_OPS(tsh),
+    [BENCH_KIND_TSM] = BENCH_OPS(tsm),   [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
+    [BENCH_KIND_NULL] = BENCH_OPS(null), [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
 };
 
 /* ---- Process-level helpers ---------------------------------------------------------------- */
 
-static tslab *g_inst;          /* the temporal-slab instance (tslab kinds) */
-static uint64_t g_bad;         /* rejected frees: must stay 0 */
-static uint64_t g_allocs;      /* allocations the workload made (checked against the counters) */
+static tslab *g_inst;     /* the temporal-slab instance (tslab kinds) */
+static uint64_t g_bad;    /* rejected frees: must stay 0 */
+static uint64_t g_allocs; /* allocations the workload made (checked against the counters) */
 
 static size_t rss_bytes(void)
 {
@@ -269,8 +271,8 @@ static void purge(const bench_params *p)
         if (collect)
             collect(true);
     } else if (strcmp(p->backend, "tcmalloc") == 0) {
-        void (*release)(void) = (void (*)(void))dlsym(RTLD_DEFAULT,
-                                                     "MallocExtension_ReleaseFreeMemory");
+        void (*release)(void) =
+            (void (*)(void))dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory");
         if (release)
             release();
     } else {
@@ -631,8 +633,8 @@ static void check_counters(const bench_params *p)
         if (st.classes[i].object_size < p->size)
             continue;
         const tslab_class_stats *c = &st.classes[i];
-        bench_emit("slow_path_per_kop", 1000.0 * (double)c->slow_path /
-                                            (double)(c->allocations + c->frees + 1));
+        bench_emit("slow_path_per_kop",
+                   1000.0 * (double)c->slow_path / (double)(c->allocations + c->frees + 1));
         bool ok = c->allocations == g_allocs && c->frees == g_allocs;
         bench_emit("counters_ok", ok);
         if (!ok)

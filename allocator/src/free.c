@@ -106,9 +106,8 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
             /* Sanitizer builds: a CAS even for the owner. Two racing frees that both succeeded
              * would both poison the object, one of them possibly after its next owner unpoisoned
              * it; exact frees keep the shadow memory right (and the quarantine in use). */
-            if (!atomic_compare_exchange_strong_explicit(st, &s, tslab__state_freed(gen),
-                                                         memory_order_acq_rel,
-                                                         memory_order_acquire))
+            if (!atomic_compare_exchange_strong_explicit(
+                    st, &s, tslab__state_freed(gen), memory_order_acq_rel, memory_order_acquire))
                 return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
         } else {
             s = atomic_load_explicit(st, memory_order_acquire);
@@ -123,7 +122,8 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
     /* acq_rel: acquire the allocating thread's publication of the slot, release our writes to
      * the object before the slot can be handed to another thread. */
     uint32_t expect = live;
-    if (!atomic_compare_exchange_strong_explicit(st, &expect, tslab__state_freed(gen) | TSLAB__RFREE,
+    if (!atomic_compare_exchange_strong_explicit(st, &expect,
+                                                 tslab__state_freed(gen) | TSLAB__RFREE,
                                                  memory_order_acq_rel, memory_order_acquire))
         return tslab__reject(a, c->index, tslab__reject_reason(gen, expect));
     if (tslab_config_sanitize)
@@ -142,11 +142,11 @@ static inline bool free_fast(tslab *a, tslab__class *c, uint32_t ci, uint64_t h,
         tslab__tclass *t = &e->tc->cls[ci];
         _Atomic uint32_t *st = &t->state[idx];
         /* Relaxed: only this thread makes a slab its own or gives it up. */
-        if (tslab_likely(atomic_load_explicit(&t->owner[idx >> t->slot_shift],
-                                              memory_order_relaxed) == t->id &&
-                         t->count != t->cap &&
-                         atomic_load_explicit(st, memory_order_acquire) ==
-                             (gen << 1 | TSLAB__LIVE))) {
+        if (tslab_likely(
+                atomic_load_explicit(&t->owner[idx >> t->slot_shift], memory_order_relaxed) ==
+                    t->id &&
+                t->count != t->cap &&
+                atomic_load_explicit(st, memory_order_acquire) == (gen << 1 | TSLAB__LIVE))) {
             /* Release: our writes to the object happen before whoever gets the slot next. */
             atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
             t->slots[t->count++] = tslab__handle_next(h);

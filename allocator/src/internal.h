@@ -119,8 +119,7 @@ static inline tslab_handle tslab__handle_make(uint32_t tag, uint32_t cls, uint32
  * tag and class form one 15-bit field, which is below nclasses after subtracting tag_base
  * exactly when the tag matches and the class is in range (a smaller tag wraps to a huge value).
  * One subtraction and one compare on the free fast path. */
-static inline bool tslab__handle_bad(uint64_t h, uint32_t tag_base, uint32_t nclasses,
-                                     uint32_t *ci)
+static inline bool tslab__handle_bad(uint64_t h, uint32_t tag_base, uint32_t nclasses, uint32_t *ci)
 {
     uint32_t x = ((uint32_t)(h >> TSLAB__CLS_SHIFT) & 0x7FFFu) - tag_base;
     *ci = x;
@@ -300,7 +299,7 @@ static inline uint64_t tslab__handle_next(uint64_t h)
 typedef struct tslab__tcache {
     struct tslab__tcache *prev, *next; /* the instance's list, guarded by tslab.tc_lock */
     uint64_t uid;
-    uint16_t id; /* owner id, or TSLAB__NO_ID */
+    uint16_t id;         /* owner id, or TSLAB__NO_ID */
     tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
 
@@ -325,8 +324,8 @@ struct tslab {
     uint32_t tag; /* 1..TSLAB_INSTANCES_MAX; also index + 1 into the tls map */
     uint32_t nclasses;
     uint32_t tag_base; /* tag << TSLAB__CLS_BITS (tslab__handle_bad) */
-    uint64_t uid;     /* never reused within the process */
-    size_t lut_limit; /* sizes 1..lut_limit are looked up in lut */
+    uint64_t uid;      /* never reused within the process */
+    size_t lut_limit;  /* sizes 1..lut_limit are looked up in lut */
     size_t max_size;
     const tslab_os *os;
     size_t page;
@@ -346,7 +345,7 @@ struct tslab {
      * after the cache has let go of every slab. */
     tslab__tcache *by_id[TSLAB__IDS];
     uint64_t id_used[TSLAB__IDS / 64]; /* bit i: id i is taken (bit 0 always: "unowned") */
-    tslab__tcounters *retired; /* counters of exited threads, class_count + 1 entries */
+    tslab__tcounters *retired;         /* counters of exited threads, class_count + 1 entries */
 
     tslab__class cls[];
 };

@@ -71,8 +71,8 @@ static void update_bytes(tslab *a, tslab__class *c)
     uint64_t meta_committed = c->meta_state.committed + c->meta_slab.committed +
                               c->meta_bits.committed + c->meta_rbits.committed +
                               c->meta_owner.committed;
-    uint64_t per_slab_meta = (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) +
-                             c->bitmap_words * 16 + sizeof(uint16_t);
+    uint64_t per_slab_meta =
+        (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) + c->bitmap_words * 16 + sizeof(uint16_t);
     uint64_t meta_used = (c->nslabs * per_slab_meta + a->page - 1) / a->page * a->page;
     uint64_t released = atomic_load_explicit(&c->cc.slabs_released, memory_order_relaxed);
     atomic_store_explicit(&c->cc.mapped_bytes, c->objects.committed + meta_committed,
