@@ -1196,33 +1196,6 @@ static void *fork_churner(void *arg)
     return NULL;
 }
 
-/* Runs fn in a forked child. A child that returns from fn says so through a pipe before it
- * exits, and that counts as success whatever the exit status: under memcheck the status of a
- * child forked from a threaded parent reports the other threads' memory, which the child can
- * never reach, as leaked. A child that dies or exits early reports its real status. */
-static int run_child(void (*fn)(void))
-{
-    int fd[2];
-    CHECK(pipe(fd) == 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(fd[0]);
-        alarm(20); /* a deadlock in the child fails instead of hanging */
-        fn();
-        if (write(fd[1], "K", 1) != 1)
-            _exit(7);
-        _exit(0);
-    }
-    close(fd[1]);
-    char ok = 0;
-    ssize_t n = read(fd[0], &ok, 1);
-    close(fd[0]);
-    int status;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    return n == 1 && ok == 'K' ? 0 : status;
-}
-
 static void fork_child_body(void)
 {
     tslab_handle h[1000];
@@ -1263,7 +1236,7 @@ static void fork_during_churn(void)
     pthread_barrier_wait(&fork_bar);
     int forks = SANITIZED ? 5 : 30;
     for (int i = 0; i < forks; i++) {
-        int status = run_child(fork_child_body);
+        int status = test_run_child(fork_child_body);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             fprintf(stderr, "fork child: status %#x\n", status);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -1423,7 +1396,7 @@ static void null_instance(void)
     CHECK(tslab_usable_size(NULL, &errno) == 0);
     tslab_flush(NULL);
     CHECK(tslab_purge(NULL) == -EINVAL);
-    int status = run_child(null_instance_child);
+    int status = test_run_child(null_instance_child);
     if (WIFSIGNALED(status))
         fprintf(stderr, "tslab_alloc/tslab_malloc(NULL, ...) killed the process with signal %d\n",
                 WTERMSIG(status));

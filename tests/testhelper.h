@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -79,6 +81,34 @@ static inline int run_tests(const test_case *t, size_t n, int argc, char **argv)
     {                                                                                              \
 #fn, fn                                                                                    \
     }
+
+/* Runs fn in a forked child and returns its wait status. A child that returns from fn says so
+ * through a pipe before it exits, and that counts as success (0) whatever the exit status: under
+ * memcheck the status of a child forked from a threaded parent reports the other threads' memory,
+ * which the child can never reach, as leaked. A child that dies or exits early (fn calls _exit
+ * with a code naming the failed check) reports its real status. */
+static inline int test_run_child(void (*fn)(void))
+{
+    int fd[2];
+    CHECK(pipe(fd) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        alarm(20); /* a deadlock in the child fails instead of hanging */
+        fn();
+        if (write(fd[1], "K", 1) != 1)
+            _exit(7);
+        _exit(0);
+    }
+    close(fd[1]);
+    char ok = 0;
+    ssize_t n = read(fd[0], &ok, 1);
+    close(fd[0]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    return n == 1 && ok == 'K' ? 0 : status;
+}
 
 /* Builds whose allocator delays reuse of freed slots (ASan, or TSLAB_VALGRIND): tests that rely
  * on the thread cache's immediate LIFO reuse must force reuse instead. */
