@@ -148,11 +148,8 @@ static _Atomic unsigned long wins;
 static void *racer(void *arg)
 {
     (void)arg;
-    unsigned long mine = 0;
     pthread_barrier_wait(&bar);
-    for (unsigned i = 0; i < RACE; i++)
-        mine += tslab_free(A, race_h[i]);
-    atomic_fetch_add(&wins, mine);
+    atomic_fetch_add(&wins, free_each(A, race_h, RACE));
     return NULL;
 }
 

@@ -142,6 +142,16 @@ static inline int test_rss_meaningful(void)
 }
 
 #ifdef TSLAB_H
+/* Frees h[0..n) in order; returns how many of the frees returned true (racing-free tests run
+ * it on several threads over the same handles). */
+static inline unsigned long free_each(tslab *a, const tslab_handle *h, unsigned n)
+{
+    unsigned long won = 0;
+    for (unsigned i = 0; i < n; i++)
+        won += tslab_free(a, h[i]);
+    return won;
+}
+
 /* Allocates objects of `size` until the slot at `want` is handed out again (at once without a
  * quarantine); frees the others. Returns the handle of the object at `want`. */
 static inline tslab_handle alloc_until_reuse(tslab *a, size_t size, void *want)
