@@ -109,14 +109,13 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
             if (!atomic_compare_exchange_strong_explicit(
                     st, &s, tslab__state_freed(gen), memory_order_acq_rel, memory_order_acquire))
                 return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
+            tslab__san_free(c->size, tslab__slot_addr(c, idx));
         } else {
             s = atomic_load_explicit(st, memory_order_acquire);
             if (s != live)
                 return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
             atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
         }
-        if (tslab_config_sanitize)
-            tslab__san_free(c->size, tslab__slot_addr(c, idx));
         return keep_slow(a, c, t, tslab__handle_next(h));
     }
     /* acq_rel: acquire the allocating thread's publication of the slot, release our writes to

@@ -161,6 +161,18 @@ static tslab__list *home(tslab *a, tslab__class *c, uint32_t s)
     return o == 0 ? &c->partial : &a->by_id[o]->cls[c->index].own;
 }
 
+/* Gives slot idx back to its slab's free bitmap; returns the slab. Caller holds the lock. */
+static uint32_t give_slot(tslab__class *c, uint32_t idx)
+{
+    uint32_t s = idx >> c->slot_shift, slot = idx & (c->per_slab - 1);
+    tslab__slab *sl = &c->slabs[s];
+    c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);
+    if (slot / 64 < sl->hint)
+        sl->hint = (uint16_t)(slot / 64);
+    sl->nfree++;
+    return s;
+}
+
 /* Moves s's remote bits into its free bitmap, each after checking that the slot still carries
  * RFREE: a slot whose word lost it was also freed by its owner's plain store (it is in the owner's
  * cache or bitmap already), and the remote copy is dropped. Caller holds the lock and is s's
@@ -170,7 +182,6 @@ static void merge(tslab__class *c, uint32_t s)
 {
     tslab__slab *sl = &c->slabs[s];
     uint64_t *rw = &c->rbits[(size_t)s * c->bitmap_words];
-    uint64_t *w = &c->bits[(size_t)s * c->bitmap_words];
     uint32_t base = s << c->slot_shift;
     uint64_t dups = 0;
     for (uint32_t i = 0; i < c->bitmap_words && sl->rcount > 0; i++) {
@@ -186,10 +197,7 @@ static void merge(tslab__class *c, uint32_t s)
                 continue;
             }
             atomic_store_explicit(st, v & ~TSLAB__RFREE, memory_order_relaxed);
-            w[i] |= UINT64_C(1) << bit;
-            sl->nfree++;
-            if (i < sl->hint)
-                sl->hint = (uint16_t)i;
+            give_slot(c, base + i * 64 + bit);
         }
     }
     if (dups)
@@ -359,18 +367,6 @@ static void unlock_and_release(tslab *a, tslab__class *c, relq *q)
     update_bytes(a, c);
     pthread_mutex_unlock(&c->lock);
     release_slabs(a, c, q->s, q->n, NULL);
-}
-
-/* Gives slot idx back to its slab's free bitmap; returns the slab. Caller holds the lock. */
-static uint32_t give_slot(tslab__class *c, uint32_t idx)
-{
-    uint32_t s = idx >> c->slot_shift, slot = idx & (c->per_slab - 1);
-    tslab__slab *sl = &c->slabs[s];
-    c->bits[(size_t)s * c->bitmap_words + slot / 64] |= UINT64_C(1) << (slot % 64);
-    if (slot / 64 < sl->hint)
-        sl->hint = (uint16_t)(slot / 64);
-    sl->nfree++;
-    return s;
 }
 
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n)
