@@ -48,6 +48,12 @@ FAILED=0
 
 note() { printf '\n=== %s\n' "$*"; }
 
+# What the failed tests of a ctest log printed (--output-on-failure), so that a CI log says why a
+# test failed and not only which.
+show_failures() { # ctest-log
+    grep -E -A40 '\*\*\*(Failed|Timeout|Exception)' "$1" | head -200
+}
+
 count_reports() { # files...
     local n=0 f c
     for f in "$@"; do
@@ -107,6 +113,7 @@ run_config() {
             (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 1200 \
                 $(ctest_excludes "$preset")) >"$logs/ctest.log" 2>&1 || status=FAIL-tests
             tail -15 "$logs/ctest.log"
+            [ $status = PASS ] || show_failures "$logs/ctest.log"
         fi
         # The ASan configurations must really run the use-after-free test (not skip it).
         if [ "$preset" = asan ] && ! grep -q 'asan-uaf: PASS' "$dir"/Testing/Temporary/LastTest*.log; then
@@ -187,9 +194,10 @@ print("|".join(n.replace(".", "\\.") for n in names))' "$dir")
         --overwrite "MemoryCheckCommandOptions=--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=no --fair-sched=yes --child-silent-after-fork=yes" \
         -E "^($scripted)\$") >"$logs/ctest.log" 2>&1 || rc=1
     tail -25 "$logs/ctest.log"
+    [ $rc = 0 ] || show_failures "$logs/ctest.log"
     note "valgrind: script-driven tests natively, and san_valgrind_misuse (deliberate misuse must be reported)"
     (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 1200 -R "^($scripted)\$" \
-        -E '^core\.install_consumer$') >"$logs/ctest-native.log" 2>&1 || rc=1
+        -E '^core\.install_consumer$') >"$logs/ctest-native.log" 2>&1 || { rc=1; show_failures "$logs/ctest-native.log"; }
     grep -E '^valgrind|tests passed|Failed|Passed' "$logs/ctest-native.log"
     # One total for the summary table.
     local a b

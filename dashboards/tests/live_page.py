@@ -52,6 +52,28 @@ PROBE = r"""
 """
 
 
+def chart_failures(state):
+    """What is wrong with the page's charts in one probe result (empty when all is well)."""
+    if not state or state["samples"] < 6:
+        return ["page took fewer than 6 samples in 60 s: %r" % (state,)]
+    failures = []
+    if state["sections"] < 1 or not state["charts"]:
+        failures.append("no allocator section drawn")
+    for c in state["charts"]:
+        if c["chart"] == "hitRatio":
+            continue
+        if c["points"] < 2 or c["pixels"] < 20:
+            failures.append("chart %s of %s did not draw (points=%d, pixels=%d)" %
+                            (c["chart"], c["allocator"], c["points"], c["pixels"]))
+    # A hit ratio needs slab-cache lookups in the window: at least one allocator has them.
+    hr = [c for c in state["charts"] if c["chart"] == "hitRatio"]
+    if hr and not any(c["points"] >= 1 and c["pixels"] > 0 for c in hr):
+        failures.append("no hit-ratio chart drew (no slab-cache lookups in any 10 s window?)")
+    if state["errors"]:
+        failures.append("page failed %d polls: %s" % (state["errors"], state["lastError"]))
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--demo", default="")
@@ -108,38 +130,23 @@ def main():
                   mobile=False)
         page.call("Page.navigate", url=url)
 
-        # Bounded wait until the page has polled enough to draw history for every allocator.
-        deadline = time.monotonic() + 45
+        # Bounded wait until the page shows what the test asserts: history is drawn as the
+        # samples come in (a line a few seconds long on a one-minute axis is a few dozen pixels),
+        # so on a slow build (TSan) the first samples can still be too short a line to count.
+        deadline = time.monotonic() + 60
         state = None
         while time.monotonic() < deadline:
             page.pump(0.5)
             state = page.evaluate(PROBE)
-            drawn = [c for c in state["charts"] if c["points"] >= 2]
-            if state["samples"] >= 6 and state["charts"] and \
-                    all(c["points"] >= 2 for c in state["charts"] if c["chart"] != "hitRatio"):
+            if not chart_failures(state) or state["errors"]:
                 break
-        failures = []
-        if not state or state["samples"] < 6:
-            failures.append("page took fewer than 6 samples in 45 s: %r" % (state,))
-        else:
+        failures = chart_failures(state)
+        if state and state["samples"] >= 6:
             print("page: %d samples, %d allocator sections, %d charts" %
                   (state["samples"], state["sections"], len(state["charts"])))
-            if state["sections"] < 1 or not state["charts"]:
-                failures.append("no allocator section drawn")
             for c in state["charts"]:
                 print("  chart %-10s %-16s points=%-4d line pixels=%d" %
                       (c["chart"], c["allocator"], c["points"], c["pixels"]))
-                if c["chart"] == "hitRatio":
-                    continue
-                if c["points"] < 2 or c["pixels"] < 20:
-                    failures.append("chart %s of %s did not draw (points=%d, pixels=%d)" %
-                                    (c["chart"], c["allocator"], c["points"], c["pixels"]))
-            # A hit ratio needs slab-cache lookups in the window: at least one allocator has them.
-            hr = [c for c in state["charts"] if c["chart"] == "hitRatio"]
-            if hr and not any(c["points"] >= 1 and c["pixels"] > 0 for c in hr):
-                failures.append("no hit-ratio chart drew (no slab-cache lookups in any 10 s window?)")
-            if state["errors"]:
-                failures.append("page failed %d polls: %s" % (state["errors"], state["lastError"]))
 
         shot1 = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         nums1, allocs1, samples1 = state["numbers"], state["allocs"], state["samples"]
