@@ -98,11 +98,14 @@ static void reserve_refused(void)
     CHECK(a != NULL);
     tslab_destroy(a);
     /* address space beyond what the machine can map: a clear ENOMEM, not a crash */
-    uint32_t huge[] = {TSLAB_OBJECT_MAX - 24, TSLAB_OBJECT_MAX - 16, TSLAB_OBJECT_MAX - 8,
-                       TSLAB_OBJECT_MAX};
+    uint32_t huge[] = {TSLAB_OBJECT_MAX - 56, TSLAB_OBJECT_MAX - 48, TSLAB_OBJECT_MAX - 40,
+                       TSLAB_OBJECT_MAX - 32, TSLAB_OBJECT_MAX - 24, TSLAB_OBJECT_MAX - 16,
+                       TSLAB_OBJECT_MAX - 8,  TSLAB_OBJECT_MAX};
     tslab_config big = {0};
-    big.sizes = huge, big.size_count = 4;
-    big.class_max_bytes = (size_t)1 << 46; /* 4 x 64 TiB: more than a 47-bit address space */
+    big.sizes = huge, big.size_count = 8;
+    /* 8 classes of at least 2^64 / 2^20 = 16 TiB each (the most a class of 1 MiB objects can
+     * hold): more than a 47-bit address space. */
+    big.class_max_bytes = (size_t)1 << 46;
     errno = 0;
     tslab *b = tslab_create(&big);
     CHECK(b == NULL && errno == ENOMEM);

@@ -97,7 +97,8 @@ typedef struct tslab_config {
                                back to the OS together with the oldest cached ones, down to half
                                the bound (fewer, larger madvise calls). */
     size_t class_max_bytes; /* address space reserved per class, the most one class can hold;
-                               default 1 GiB. Reserved, not committed: it costs no memory. */
+                               default 1 GiB, at most 2^64 / object size. Reserved, not
+                               committed: it costs no memory. */
     const tslab_os *os;     /* default tslab_os_default() */
 } tslab_config;
 

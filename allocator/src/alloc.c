@@ -19,8 +19,7 @@ static inline void *take(tslab__tclass *t, tslab_handle *out)
      * acquire of tslab_handle_ptr and of the CAS in a concurrent (stale or forged) free. */
     atomic_store_explicit(&t->state[idx], ((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE,
                           memory_order_release);
-    char *p = t->base + ((size_t)(idx >> t->slot_shift) << t->span_shift) +
-              (size_t)(idx & t->slot_mask) * t->size;
+    char *p = t->base + (size_t)idx * t->pitch;
     if (tslab_config_sanitize)
         tslab__san_alloc(t->size, p);
     *out = h;
@@ -61,7 +60,7 @@ static TSLAB_NOINLINE void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
 static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
 {
     size_t k = size - 1; /* size 0 wraps and takes the slow path */
-    tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
+    tslab__tls_entry *e = tslab__tls_slot(a);
     if (tslab_likely(k < a->lut_limit && e->uid == a->uid)) {
         tslab__tclass *t = &e->tc->cls[a->lut[k >> 3]];
         if (tslab_likely(t->count != 0))

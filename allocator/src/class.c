@@ -1,4 +1,4 @@
-/* Size-class geometry: how a class lays out its slabs, spans and metadata. */
+/* Size-class geometry: how a class lays out its slots, slabs and metadata. */
 #include "internal.h"
 
 #include <errno.h>
@@ -6,7 +6,6 @@
 #include <string.h>
 
 static uint32_t log2_floor(uint64_t x) { return 63u - (uint32_t)__builtin_clzll(x); }
-static uint32_t log2_ceil(uint64_t x) { return x <= 1 ? 0 : log2_floor(x - 1) + 1; }
 
 size_t tslab_slab_capacity(size_t object_size, size_t slab_bytes)
 {
@@ -29,18 +28,31 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
     c->size = size;
     c->per_slab = (uint32_t)tslab_slab_capacity(size, slab_target);
     c->slot_shift = log2_floor(c->per_slab);
+    /* Slots are laid out back to back, `pitch` bytes apart, so a slot index and an address map
+     * to each other with one multiply (the fast paths) or one multiply-high (pointer lookups).
+     * A slab is per_slab slots and a whole number of pages, so that its pages can go back to the
+     * OS without touching a neighbour: when per_slab * size is not a page multiple, the pitch is
+     * padded (a multiple of 8, of 16 when size is), which costs the same memory as rounding the
+     * slab itself up to pages. */
+    uint32_t align = size % 16 == 0 ? 16 : 8;
     size_t slab_bytes = ((size_t)c->per_slab * size + a->page - 1) / a->page * a->page;
-    c->slab_bytes = (uint32_t)slab_bytes;
-    c->span_shift = log2_ceil(slab_bytes);
-    /* Objects start at 0, size, 2*size... within a span; the reciprocal turns the offset into a
-     * slot with one multiply. It is exact for every multiple of size below 2^24 (spans are at
-     * most 4 MiB); for other offsets the caller's q * size == off check fails either way. */
-    c->div_magic = ((uint64_t)1 << 40) / size + 1;
+    size_t pitch = (slab_bytes / c->per_slab + align - 1) / align * align;
+    while (pitch * c->per_slab % a->page != 0)
+        pitch += align;
+    c->pitch = (uint32_t)pitch;
+    c->slab_bytes = (uint32_t)(pitch * c->per_slab);
     c->bitmap_words = (c->per_slab + 63) / 64;
 
-    uint64_t by_bytes = class_max_bytes >> c->span_shift;
+    /* The multiply-high by ceil(2^64 / pitch) is exact for every multiple of the pitch below
+     * 2^64 / pitch (the error term times the offset stays under 2^64); the class's objects are
+     * capped below that, far beyond any real reservation. */
+    c->div_magic = UINT64_MAX / pitch + 1;
+    uint64_t by_bytes = class_max_bytes / c->slab_bytes;
     uint64_t by_index = (uint64_t)TSLAB_CLASS_SLOTS_MAX >> c->slot_shift;
+    uint64_t by_magic = (UINT64_MAX / pitch) / c->slab_bytes;
     uint64_t max_slabs = by_bytes < by_index ? by_bytes : by_index;
+    if (max_slabs > by_magic)
+        max_slabs = by_magic;
     if (max_slabs == 0)
         return -EINVAL;
     c->max_slabs = (uint32_t)max_slabs;
@@ -54,7 +66,7 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
     c->partial.tail = c->cached.tail = c->released.tail = TSLAB__NIL;
     int r;
     /* The object region is carved out of the instance's single reservation by tslab_create. */
-    c->objects.reserved = (size_t)max_slabs << c->span_shift;
+    c->objects.reserved = ((size_t)max_slabs * c->slab_bytes + a->page - 1) / a->page * a->page;
     if ((r = tslab__area_reserve(a, &c->meta_state, max_slabs * c->per_slab * 4)) != 0 ||
         (r = tslab__area_reserve(a, &c->meta_slab, max_slabs * sizeof(tslab__slab))) != 0 ||
         (r = tslab__area_reserve(a, &c->meta_bits, max_slabs * c->bitmap_words * 8)) != 0 ||

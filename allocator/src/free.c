@@ -130,30 +130,36 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
     return give_back(a, c, t, tslab__handle_next(h));
 }
 
-/* h names slot idx of c at generation gen (bounds already checked). The owner of the slot's slab
- * frees with a load and a store: no other thread frees that slab's slots without a CAS, and a
- * CAS that races the store is caught when the owner checks its remote bits (internal.h). */
-static inline bool free_fast(tslab *a, tslab__class *c, uint32_t ci, uint64_t h, uint32_t idx,
-                             uint32_t gen)
+/* The calling thread's cache of class ci when it may free slot idx with a plain store: it owns
+ * the slot's slab and its cache has room (*n entries). NULL otherwise, and always in sanitizer
+ * builds (where every free is a CAS). No other thread frees an owned slab's slots without a CAS,
+ * and a CAS that races the owner's store is caught when the owner checks its remote bits
+ * (internal.h). */
+static inline tslab__tclass *owner_cache(tslab *a, uint32_t ci, uint32_t idx, uint32_t *n)
 {
-    tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
-    if (tslab_likely(!tslab_config_sanitize && e->uid == a->uid)) {
-        tslab__tclass *t = &e->tc->cls[ci];
-        _Atomic uint32_t *st = &t->state[idx];
-        /* Relaxed: only this thread makes a slab its own or gives it up. */
-        if (tslab_likely(
-                atomic_load_explicit(&t->owner[idx >> t->slot_shift], memory_order_relaxed) ==
-                    t->id &&
-                t->count != t->cap &&
-                atomic_load_explicit(st, memory_order_acquire) == (gen << 1 | TSLAB__LIVE))) {
-            /* Release: our writes to the object happen before whoever gets the slot next. */
-            atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
-            t->slots[t->count++] = tslab__handle_next(h);
-            tslab__bump(&t->tc.frees);
-            return true;
-        }
-    }
-    return free_slow(a, c, h);
+    tslab__tls_entry *e = tslab__tls_slot(a);
+    if (tslab_config_sanitize || e->uid != a->uid)
+        return NULL;
+    tslab__tclass *t = &e->tc->cls[ci];
+    *n = t->count;
+    /* Relaxed: only this thread makes a slab its own or gives it up. */
+    if (atomic_load_explicit(&t->owner[idx >> t->slot_shift], memory_order_relaxed) != t->id ||
+        *n == t->cap)
+        return NULL;
+    return t;
+}
+
+/* The owner's free of a slot whose word `st` it saw LIVE at generation gen, into its cache of n
+ * entries; `next` is the handle the slot carries next. Release: our writes to the object happen
+ * before whoever gets the slot next. */
+static inline bool owner_free(tslab__tclass *t, uint32_t n, _Atomic uint32_t *st, uint32_t gen,
+                              uint64_t next)
+{
+    atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
+    t->slots[n] = next;
+    t->count = n + 1;
+    tslab__bump(&t->tc.frees);
+    return true;
 }
 
 static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
@@ -176,12 +182,33 @@ bool tslab_free(tslab *a, tslab_handle h)
     if (tslab_unlikely(a == NULL || tslab__handle_bad(h, a->tag_base, a->nclasses, &ci)))
         return reject_handle(a, h);
     tslab__class *c = &a->cls[ci];
-    uint32_t idx = (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
+    uint32_t idx = tslab__handle_idx(h);
     uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
     /* Acquire: a slot below nslots has committed metadata (published by grow()). */
     if (tslab_unlikely(idx >= atomic_load_explicit(&c->nslots, memory_order_acquire)))
         return tslab__reject(a, ci, TSLAB__REJ_INVALID);
-    return free_fast(a, c, ci, h, idx, gen);
+    uint32_t n;
+    tslab__tclass *t = owner_cache(a, ci, idx, &n);
+    if (tslab_likely(t != NULL)) {
+        _Atomic uint32_t *st = &t->state[idx];
+        if (tslab_likely(atomic_load_explicit(st, memory_order_acquire) ==
+                         (gen << 1 | TSLAB__LIVE)))
+            return owner_free(t, n, st, gen, tslab__handle_next(h));
+    }
+    return free_slow(a, c, h);
+}
+
+/* Everything tslab_free_ptr's fast path did not finish: not the owner, a full cache, sanitizer
+ * builds, and frees of slots that are not live. */
+static TSLAB_NOINLINE bool free_ptr_slow(tslab *a, uint32_t ci, uint32_t idx)
+{
+    tslab__class *c = &a->cls[ci];
+    uint32_t s = atomic_load_explicit(&c->state[idx], memory_order_acquire);
+    if (!(s & TSLAB__LIVE))
+        return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
+    /* The handle of the generation seen; a free racing in between makes it stale, and the
+     * handle path then rejects ours as the double it is. */
+    return free_slow(a, c, tslab__handle_make(a->tag_base | ci, idx, tslab__state_gen(s)));
 }
 
 bool tslab_free_ptr(tslab *a, void *p)
@@ -192,18 +219,24 @@ bool tslab_free_ptr(tslab *a, void *p)
         return false;
     uint32_t ci;
     int reason;
-    int64_t idx = tslab__ptr_slot(a, p, &ci, &reason);
-    if (tslab_unlikely(idx < 0))
+    int64_t slot = tslab__ptr_slot(a, p, &ci, &reason);
+    if (tslab_unlikely(slot < 0))
         return tslab__reject(a, ci, reason);
-    tslab__class *c = &a->cls[ci];
-    uint32_t s = atomic_load_explicit(&c->state[idx], memory_order_acquire);
-    if (tslab_unlikely(!(s & TSLAB__LIVE)))
-        return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
-    /* The handle of the generation seen; a free racing in between makes it stale, and the
-     * handle path then rejects ours as the double it is. */
-    uint32_t gen = tslab__state_gen(s);
-    return free_fast(a, c, ci, tslab__handle_make(a->tag, ci, (uint32_t)idx, gen), (uint32_t)idx,
-                     gen);
+    uint32_t idx = (uint32_t)slot;
+    uint32_t n;
+    tslab__tclass *t = owner_cache(a, ci, idx, &n);
+    if (tslab_likely(t != NULL)) {
+        _Atomic uint32_t *st = &t->state[idx];
+        uint32_t top = t->top;
+        /* A LIVE word is the object's: its generation is the one being freed. */
+        uint32_t s = atomic_load_explicit(st, memory_order_acquire);
+        if (tslab_likely(s & TSLAB__LIVE)) {
+            uint32_t gen = tslab__state_gen(s);
+            return owner_free(t, n, st, gen,
+                              tslab__handle_make(top, idx, (gen + 1) & TSLAB__GEN_MASK));
+        }
+    }
+    return free_ptr_slow(a, ci, idx);
 }
 
 /* The live state word of h's slot, or 0 when h is not live; *c_out and *idx_out name the slot. */
@@ -243,7 +276,7 @@ tslab_handle tslab_ptr_handle(tslab *a, const void *p)
     uint32_t s = atomic_load_explicit(&a->cls[ci].state[idx], memory_order_acquire);
     if (!(s & TSLAB__LIVE))
         return TSLAB_HANDLE_NONE;
-    return tslab__handle_make(a->tag, ci, (uint32_t)idx, tslab__state_gen(s));
+    return tslab__handle_make(a->tag_base | ci, (uint32_t)idx, tslab__state_gen(s));
 }
 
 size_t tslab_usable_size(tslab *a, const void *p)

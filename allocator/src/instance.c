@@ -193,6 +193,7 @@ tslab *tslab_create(const tslab_config *cfg)
     a->region_shift = 63u - (uint32_t)__builtin_clzll(stride);
     if (((size_t)1 << a->region_shift) < stride)
         a->region_shift++;
+    a->region_mask = ((uintptr_t)1 << a->region_shift) - 1;
     if (n << a->region_shift >> a->region_shift != n ||
         (r = tslab__area_reserve(a, &a->region, n << a->region_shift)) != 0)
         return create_failed(a, (uint32_t)n, ENOMEM);
@@ -221,6 +222,7 @@ tslab *tslab_create(const tslab_config *cfg)
         registry_cursor = tag % TSLAB_INSTANCES_MAX;
         a->tag = tag;
         a->tag_base = tag << TSLAB__CLS_BITS;
+        a->tls_off = (tag & (TSLAB__TLS_FAST - 1)) * (uint32_t)sizeof(tslab__tls_entry);
         a->uid = ++registry_uid;
         atomic_store_explicit(&registry[tag], a, memory_order_release);
     }

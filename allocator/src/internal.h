@@ -2,9 +2,10 @@
  * internal function, grouped under the file that defines it.
  *
  * Design in brief (README.md "Design" has the long form):
- * - Each class owns one address-space reservation, cut into power-of-two "spans"; slab i lives at
- *   the start of span i. A pointer maps to (class, slab, slot) by arithmetic alone, and a slot
- *   index maps to an address the same way, so no lookup ever dereferences caller-supplied memory.
+ * - Each class owns one address-space reservation in which slots lie back to back, `pitch` bytes
+ *   apart; slab i is slots [i * per_slab, (i + 1) * per_slab), a whole number of pages. A pointer
+ *   maps to (class, slot) by arithmetic alone (a shift and a multiply-high), and a slot index to
+ *   an address by one multiply, so no lookup ever dereferences caller-supplied memory.
  * - Metadata (per-slot state words, slab descriptors, free bitmaps) lives in separate reservations
  *   that are committed as the class grows and never decommitted, so madvise cannot zero it and an
  *   overflowing object cannot reach it.
@@ -103,15 +104,13 @@ static inline uint32_t tslab__state_freed(uint32_t gen)
     return ((gen + 1) & TSLAB__GEN_MASK) << 1;
 }
 
-static inline tslab_handle tslab__handle_make(uint32_t tag, uint32_t cls, uint32_t idx,
-                                              uint32_t gen)
+/* The handle of slot idx at generation gen; `top` is the instance's tag << CLS_BITS | class. */
+static inline tslab_handle tslab__handle_make(uint32_t top, uint32_t idx, uint32_t gen)
 {
-    uint64_t h = ((uint64_t)tag << TSLAB__TAG_SHIFT) | ((uint64_t)cls << TSLAB__CLS_SHIFT) |
-                 ((uint64_t)idx << TSLAB__GEN_BITS) | gen;
+    uint64_t h = ((uint64_t)top << TSLAB__CLS_SHIFT) | ((uint64_t)idx << TSLAB__GEN_BITS) | gen;
     /* Parity is linear in XOR, so the fields' parity can be folded in 32 bits: fewer steps
      * than the parity of the assembled 64-bit word. */
-    uint32_t fold = idx ^ gen ^ (tag << TSLAB__CLS_BITS | cls);
-    return h | (uint64_t)__builtin_parity(fold) << 63;
+    return h | (uint64_t)__builtin_parity(idx ^ gen ^ top) << 63;
 }
 
 /* True when h cannot be one of a's handles for a class below nclasses (wrong tag, class out of
@@ -216,16 +215,16 @@ typedef struct tslab__list {
 
 /* One size class. The first block is read-only after create and read by the fast paths. */
 typedef struct tslab__class {
-    char *base;              /* object region: span i at base + (i << span_shift) */
+    char *base;              /* object region: slot i at base + i * pitch */
     _Atomic uint32_t *state; /* one word per slot index */
     _Atomic uint16_t *owner; /* one owner id per slab; written under the lock */
     uint32_t size;           /* object size (multiple of 8) */
+    uint32_t pitch;          /* bytes between slots: size, padded so a slab is whole pages */
     uint32_t slot_shift;     /* log2(objects per slab) */
-    uint32_t span_shift;     /* log2(bytes between slab starts) */
     uint32_t index;          /* class index in the instance */
-    uint64_t div_magic;      /* offset-in-slab / size == (off * div_magic) >> 32 */
+    uint64_t div_magic;      /* offset / pitch == high 64 bits of offset * div_magic */
     uint32_t per_slab;       /* objects per slab, 1 << slot_shift */
-    uint32_t slab_bytes;     /* committed bytes per slab (page multiple <= span) */
+    uint32_t slab_bytes;     /* bytes per slab, per_slab * pitch (a page multiple) */
     uint32_t tcache_cap;     /* slots a thread cache holds for this class */
     uint32_t batch;          /* slots moved per refill / drain */
     uint32_t bitmap_words;   /* 64-bit words of free bitmap per slab */
@@ -266,9 +265,9 @@ typedef struct tslab__tclass {
     _Atomic uint32_t *state;
     _Atomic uint16_t *owner;
     uint32_t size;
+    uint32_t pitch;
     uint32_t slot_shift;
-    uint32_t span_shift;
-    uint32_t slot_mask;
+    uint32_t top;    /* tag << CLS_BITS | class: the top fields of its handles */
     uint16_t id;     /* this cache's owner id, or TSLAB__NO_ID */
     uint16_t rcount; /* entries in remote[] */
     tslab__tcounters tc;
@@ -325,6 +324,7 @@ struct tslab {
     uint32_t nclasses;
     uint32_t tag_base; /* tag << TSLAB__CLS_BITS (tslab__handle_bad) */
     uint64_t uid;      /* never reused within the process */
+    uint32_t tls_off;  /* byte offset of this instance's entry in tslab__tls_fast */
     size_t lut_limit;  /* sizes 1..lut_limit are looked up in lut */
     size_t max_size;
     const tslab_os *os;
@@ -337,6 +337,7 @@ struct tslab {
      * shift away and a pointer outside [base, base + reserved) is not ours. */
     tslab__area region;
     uint32_t region_shift;
+    uintptr_t region_mask; /* (1 << region_shift) - 1 */
 
     pthread_mutex_t tc_lock; /* guards the tcache list, `retired` and the id map */
     tslab__tcache *tcaches;
@@ -401,9 +402,15 @@ void tslab__tcache_flush(tslab *a, tslab__tcache *tc);
 /* Frees every cache of `a` (tslab_destroy). */
 void tslab__tcache_destroy_all(tslab *a);
 
+/* The calling thread's fast-map entry for `a` (trusted only when its uid is a's). */
+static inline tslab__tls_entry *tslab__tls_slot(const tslab *a)
+{
+    return (tslab__tls_entry *)(void *)((char *)tslab__tls_fast + a->tls_off);
+}
+
 static inline tslab__tcache *tslab__tcache_get(tslab *a)
 {
-    tslab__tls_entry *e = &tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)];
+    tslab__tls_entry *e = tslab__tls_slot(a);
     if (tslab_likely(e->uid == a->uid))
         return e->tc;
     return tslab__tcache_bind(a);
@@ -435,8 +442,7 @@ void tslab__san_release(const tslab__class *c);
 
 static inline char *tslab__slot_addr(const tslab__class *c, uint32_t idx)
 {
-    return c->base + ((size_t)(idx >> c->slot_shift) << c->span_shift) +
-           (size_t)(idx & (c->per_slab - 1)) * c->size;
+    return c->base + (size_t)idx * c->pitch;
 }
 
 /* Slot index of a live-or-free object start address in class *cls_out, or -1 if `p` is not an
@@ -453,17 +459,13 @@ static inline int64_t tslab__ptr_slot(const tslab *a, const void *p, uint32_t *c
     const tslab__class *c = &a->cls[ci];
     *cls_out = ci;
     *reason = TSLAB__REJ_INVALID;
-    uintptr_t rel = off & (((uintptr_t)1 << a->region_shift) - 1);
-    uint32_t nslabs =
-        atomic_load_explicit(&((tslab__class *)c)->nslots, memory_order_acquire) >> c->slot_shift;
-    uintptr_t s = rel >> c->span_shift;
-    if (s >= nslabs)
+    uint64_t rel = off & a->region_mask;
+    __extension__ uint64_t idx = (uint64_t)(((unsigned __int128)rel * c->div_magic) >> 64);
+    /* Not a multiple of the pitch (interior, padding), or past the slots with metadata. */
+    if (idx * c->pitch != rel ||
+        idx >= atomic_load_explicit(&((tslab__class *)c)->nslots, memory_order_acquire))
         return -1;
-    uint64_t within = rel & (((uintptr_t)1 << c->span_shift) - 1);
-    uint64_t slot = (within * c->div_magic) >> 40;
-    if (slot >= c->per_slab || slot * c->size != within)
-        return -1; /* interior pointer or slab tail */
-    return (int64_t)((s << c->slot_shift) | slot);
+    return (int64_t)idx;
 }
 
 #endif /* TSLAB_INTERNAL_H */

@@ -105,7 +105,7 @@ static uint32_t grow(tslab *a, tslab__class *c)
         tslab__area_grow(a, &c->meta_bits, n * c->bitmap_words * 8) != 0 ||
         tslab__area_grow(a, &c->meta_rbits, n * c->bitmap_words * 8) != 0 ||
         tslab__area_grow(a, &c->meta_owner, n * sizeof(uint16_t)) != 0 ||
-        tslab__area_grow(a, &c->objects, ((size_t)s << c->span_shift) + c->slab_bytes) != 0) {
+        tslab__area_grow(a, &c->objects, n * c->slab_bytes) != 0) {
         tslab__cadd(&c->cc.os_failures, 1);
         return TSLAB__NIL;
     }
@@ -289,7 +289,7 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_
                 uint32_t idx = base + w * 64 + (uint32_t)__builtin_ctzll(bits);
                 /* Our slot now; its last writer published through this lock. */
                 uint32_t st = atomic_load_explicit(&c->state[idx], memory_order_relaxed);
-                out[n++] = tslab__handle_make(a->tag, c->index, idx, tslab__state_gen(st));
+                out[n++] = tslab__handle_make(a->tag_base | c->index, idx, tslab__state_gen(st));
                 bits &= bits - 1;
                 sl->nfree--;
             }
@@ -310,10 +310,9 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_
 }
 
 /* Hands the pages of RELEASING slabs back to the OS, then publishes them as released. Slabs
- * with consecutive indices go in one call (the gap between a slab's end and the next span is
- * committed but never touched, so advising it is harmless): on some hosts each call costs far
- * more than the pages. A failed call is counted once and its slabs stay resident in the cache,
- * beyond its bound. `s` is sorted in place. */
+ * with consecutive indices are adjacent whole pages and go in one call: on some hosts each call
+ * costs far more than the pages. A failed call is counted once and its slabs stay resident in the
+ * cache, beyond its bound. `s` is sorted in place. */
 static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint32_t n, int *first_err)
 {
     for (uint32_t i = 1; i < n; i++)
@@ -325,7 +324,7 @@ static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint32_t n, in
     for (uint32_t i = 0, j; i < n; i = j) {
         for (j = i + 1; j < n && s[j] == s[j - 1] + 1; j++)
             ;
-        size_t len = ((size_t)(s[j - 1] - s[i]) << c->span_shift) + c->slab_bytes;
+        size_t len = (size_t)(s[j - 1] - s[i] + 1) * c->slab_bytes;
         int r = tslab__area_decommit(a, tslab__slot_addr(c, s[i] << c->slot_shift), len);
         pthread_mutex_lock(&c->lock);
         for (uint32_t k = i; k < j; k++) {

@@ -103,9 +103,9 @@ static tslab__tcache *tcache_new(tslab *a)
         t->owner = c->owner;
         t->own = (tslab__list){TSLAB__NIL, TSLAB__NIL, 0};
         t->size = c->size;
+        t->pitch = c->pitch;
         t->slot_shift = c->slot_shift;
-        t->span_shift = c->span_shift;
-        t->slot_mask = c->per_slab - 1;
+        t->top = a->tag_base | i;
     }
     tc->uid = a->uid;
     tc->id = TSLAB__NO_ID;
@@ -149,7 +149,7 @@ TSLAB_NOINLINE tslab__tcache *tslab__tcache_bind(tslab *a)
         }
         m[a->tag] = (tslab__tls_entry){a->uid, tc};
     }
-    tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)] = m[a->tag];
+    *tslab__tls_slot(a) = m[a->tag];
     return m[a->tag].tc;
 }
 
@@ -168,8 +168,8 @@ void tslab__tcache_destroy_all(tslab *a)
      * uid check rejects it; clear it now so nothing can ever read it. */
     if (tslab__tls != NULL && tslab__tls[a->tag].uid == a->uid)
         tslab__tls[a->tag] = (tslab__tls_entry){0, NULL};
-    if (tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)].uid == a->uid)
-        tslab__tls_fast[a->tag & (TSLAB__TLS_FAST - 1)] = (tslab__tls_entry){0, NULL};
+    if (tslab__tls_slot(a)->uid == a->uid)
+        *tslab__tls_slot(a) = (tslab__tls_entry){0, NULL};
 }
 
 void tslab_flush(tslab *a)
