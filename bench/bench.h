@@ -72,7 +72,19 @@ typedef enum {
     BENCH_KIND_FLOOR, /* inline thread-local free list: the physical floor, for reference */
     BENCH_KIND_NULL,  /* no allocator at all: the loop's own cost (instruction counts) */
     BENCH_KIND_FLOORCAS, /* the floor plus a per-slot state word: store on alloc, CAS on free */
+    BENCH_KIND_FLOORCALL, /* the floor in a shared library, through its PLT (floor_call.c) */
 } bench_kind;
+/* Names of the kinds on the worker's command line, in bench_kind order. */
+#define BENCH_KIND_NAMES {"sys", "tsh", "tsm", "floor", "null", "floorcas", "floorcall"}
+/* References, not allocators: they hold objects for the tight loop only and have no ratio. */
+static inline int bench_kind_is_floor(bench_kind k)
+{
+    return k == BENCH_KIND_FLOOR || k == BENCH_KIND_FLOORCAS || k == BENCH_KIND_FLOORCALL;
+}
+
+/* floor_call.c */
+void *bench_floor_call_alloc(size_t size, uint64_t *tok);
+_Bool bench_floor_call_free(uint64_t tok);
 
 /* Parameters of one cell, as the driver passes them to a worker. */
 typedef struct bench_params {

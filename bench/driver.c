@@ -64,7 +64,7 @@ typedef struct backend {
     bool usable;
 } backend;
 
-static const char *kind_name[] = {"sys", "tsh", "tsm", "floor", "null", "floorcas"};
+static const char *kind_name[] = BENCH_KIND_NAMES;
 
 static backend backends[] = {
     {"tslab-h", BENCH_KIND_TSH, NULL, 0, false, false, true},
@@ -77,6 +77,7 @@ static backend backends[] = {
     {"tslab-h-nocnt", BENCH_KIND_TSH, NULL, 1, false, false, true},
     {"tslab-h-scrape", BENCH_KIND_TSH, NULL, 0, false, true, true},
     {"loop", BENCH_KIND_NULL, NULL, 0, false, false, true},
+    {"floor-call", BENCH_KIND_FLOORCALL, NULL, 0, false, false, true},
     {"floor-cas", BENCH_KIND_FLOORCAS, NULL, 0, false, false, true},
 };
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
@@ -119,7 +120,8 @@ typedef struct wl {
  * loaded 2-core machine (README.md, "Time budget"). */
 static const wl workloads[] = {
     {.label = "a.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
-     .backends = MAIN_BACKENDS ",floor,floor-cas", .metrics = "-pair_ns", .max_ms = 800},
+     .backends = MAIN_BACKENDS ",floor,floor-call,floor-cas", .metrics = "-pair_ns",
+     .max_ms = 800},
     {.label = "b.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
      .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "-pair_ns", .max_ms = 800},
     {.label = "c.latency", .workload = "latency", .n = 500000, .n_quick = 100000,
@@ -763,7 +765,7 @@ static void write_table(const opts *o, const machine *m, FILE *f)
                                 any_s && any_s->ref_be >= 0 ? backends[any_s->ref_be].name : "");
                 for (int c = 0; c < nc; c++) {
                     const backend *b = &backends[cols[c]];
-                    if (b->peer || b->kind == BENCH_KIND_FLOOR || b->kind == BENCH_KIND_FLOORCAS)
+                    if (b->peer || bench_kind_is_floor(b->kind))
                         continue;
                     const summary *s = find_sum(w->label, metric, size, b->name);
                     if (!s || isnan(s->ratio) || s->be == s->ref_be)
@@ -1036,8 +1038,9 @@ static void write_instructions_plot(const opts *o)
     FILE *in = fopen(path, "r");
     if (!in)
         return;
-    static const char *const order[] = {"tslab-h", "tslab-m",  "tslab-h-nocnt", "glibc",    "jemalloc",
-                                        "mimalloc", "tcmalloc", "floor",         "floor-cas"};
+    static const char *const order[] = {"tslab-h",  "tslab-m",  "tslab-h-nocnt", "glibc",
+                                        "jemalloc", "mimalloc", "tcmalloc",      "floor",
+                                        "floor-call", "floor-cas"};
     enum { NB = sizeof order / sizeof order[0] };
     double v[NB][8];
     for (int i = 0; i < NB; i++)
@@ -1091,9 +1094,9 @@ static int run_instructions(opts *o, const machine *m)
         uint32_t live;
     } iw[] = {{"a.tight", 100000, 0}, {"b.churn", 200000, 100000}, {"g.seq", 100000, 0}};
     /* "loop" first: its count is subtracted from the others ("net") */
-    static const char *const ibe[] = {"loop",     "tslab-h",  "tslab-m",  "tslab-h-nocnt",
-                                      "glibc",    "jemalloc", "mimalloc", "tcmalloc",
-                                      "floor",    "floor-cas"};
+    static const char *const ibe[] = {"loop",     "tslab-h",  "tslab-m",    "tslab-h-nocnt",
+                                      "glibc",    "jemalloc", "mimalloc",   "tcmalloc",
+                                      "floor",    "floor-call", "floor-cas"};
     char dir[PATH_MAX + 16];
     str_join(dir, sizeof dir, o->out, "/callgrind", NULL);
     mkdir(dir, 0755);
@@ -1127,8 +1130,7 @@ static int run_instructions(opts *o, const machine *m)
             if (bi < 0 || !backends[bi].usable ||
                 (o->only_backends[0] && !be_in_list(o->only_backends, ibe[k])))
                 continue;
-            if ((backends[bi].kind == BENCH_KIND_FLOOR || backends[bi].kind == BENCH_KIND_FLOORCAS) &&
-                iw[wi].label[0] != 'a')
+            if (bench_kind_is_floor(backends[bi].kind) && iw[wi].label[0] != 'a')
                 continue;
             fprintf(txt, "%-14s", ibe[k]);
             for (int si = 0; si < o->nsizes; si++) {

@@ -12,7 +12,7 @@ static int child_main(int argc, char **argv)
 {
     bench_params p = {.backend = "glibc", .kind = BENCH_KIND_SYS, .workload = "tight",
                       .size = 128, .n = 1000000, .live = 100000, .cycles = 1000, .seed = 1};
-    static const char *const kinds[] = {"sys", "tsh", "tsm", "floor", "null", "floorcas"};
+    static const char *const kinds[] = BENCH_KIND_NAMES;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(a, "--child") == 0)

@@ -201,6 +201,14 @@ static inline void *null_alloc(uint64_t *tok)
 #undef BK_ALLOC
 #undef BK_FREE
 
+#define BK(name) name##_floorcall
+#define BK_ALLOC(A, size, tokp) bench_floor_call_alloc(size, tokp)
+#define BK_FREE(A, tok) bench_floor_call_free(tok)
+#include "workloads.inc.h"
+#undef BK
+#undef BK_ALLOC
+#undef BK_FREE
+
 #define BK(name) name##_null
 #define BK_ALLOC(A, size, tokp) ((void)(size), null_alloc(tokp))
 #define BK_FREE(A, tok) ((void)(tok), true)
@@ -232,6 +240,7 @@ static const bench_ops ops_by_kind[] = {
     [BENCH_KIND_SYS] = BENCH_OPS(sys),   [BENCH_KIND_TSH] = BENCH_OPS(tsh),
     [BENCH_KIND_TSM] = BENCH_OPS(tsm),   [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
     [BENCH_KIND_NULL] = BENCH_OPS(null), [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
+    [BENCH_KIND_FLOORCALL] = BENCH_OPS(floorcall),
 };
 
 /* ---- Process-level helpers ---------------------------------------------------------------- */
