@@ -53,6 +53,8 @@ static TSLAB_NOINLINE void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
         if (n == 0)
             return NULL; /* errno ENOMEM */
         t->count = n;
+        /* Acquire: the slabs just claimed or grown have their metadata (grow() publishes). */
+        t->limit = atomic_load_explicit(&c->nslots, memory_order_acquire);
     }
     return take(t, out);
 }
@@ -63,6 +65,7 @@ static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
     tslab__tls_entry *e = tslab__tls_slot(a);
     if (tslab_likely(k < a->lut_limit && e->uid == a->uid)) {
         tslab__tclass *t = &e->tc->cls[a->lut[k >> 3]];
+        tslab__opaque(t);
         if (tslab_likely(t->count != 0))
             return take(t, out);
     }

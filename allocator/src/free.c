@@ -89,8 +89,8 @@ static bool give_back(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t ent)
     return true;
 }
 
-/* Every free the fast path did not finish: no cache bound yet, full cache, a slab this thread
- * does not own, sanitizer builds, and rejections. */
+/* Every free the fast paths did not finish: no cache bound yet, full cache, a slab this thread
+ * does not own, sanitizer builds, and rejections. h names a slot below c's nslots. */
 static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
 {
     uint32_t idx = tslab__handle_idx(h);
@@ -141,9 +141,12 @@ static inline tslab__tclass *owner_cache(tslab *a, uint32_t ci, uint32_t idx, ui
     if (tslab_config_sanitize || e->uid != a->uid)
         return NULL;
     tslab__tclass *t = &e->tc->cls[ci];
+    tslab__opaque(t);
     *n = t->count;
-    /* Relaxed: only this thread makes a slab its own or gives it up. */
-    if (atomic_load_explicit(&t->owner[idx >> t->slot_shift], memory_order_relaxed) != t->id ||
+    /* Below the limit the owner id and state word exist; above it no slab is ours. Relaxed
+     * owner load: only this thread makes a slab its own or gives it up. */
+    if (idx >= t->limit ||
+        atomic_load_explicit(&t->owner[idx >> t->slot_shift], memory_order_relaxed) != t->id ||
         *n == t->cap)
         return NULL;
     return t;
@@ -176,17 +179,23 @@ static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
     return tslab__reject(a, ci < a->nclasses ? ci : a->nclasses, TSLAB__REJ_INVALID);
 }
 
+/* tslab_free beyond its fast path: bounds-checks h's slot against the class before free_slow. */
+static TSLAB_NOINLINE bool free_handle_slow(tslab *a, uint32_t ci, uint64_t h)
+{
+    tslab__class *c = &a->cls[ci];
+    /* Acquire: a slot below nslots has committed metadata (published by grow()). */
+    if (tslab__handle_idx(h) >= atomic_load_explicit(&c->nslots, memory_order_acquire))
+        return tslab__reject(a, ci, TSLAB__REJ_INVALID);
+    return free_slow(a, c, h);
+}
+
 bool tslab_free(tslab *a, tslab_handle h)
 {
     uint32_t ci;
     if (tslab_unlikely(a == NULL || tslab__handle_bad(h, a->tag_base, a->nclasses, &ci)))
         return reject_handle(a, h);
-    tslab__class *c = &a->cls[ci];
     uint32_t idx = tslab__handle_idx(h);
     uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
-    /* Acquire: a slot below nslots has committed metadata (published by grow()). */
-    if (tslab_unlikely(idx >= atomic_load_explicit(&c->nslots, memory_order_acquire)))
-        return tslab__reject(a, ci, TSLAB__REJ_INVALID);
     uint32_t n;
     tslab__tclass *t = owner_cache(a, ci, idx, &n);
     if (tslab_likely(t != NULL)) {
@@ -195,7 +204,7 @@ bool tslab_free(tslab *a, tslab_handle h)
                          (gen << 1 | TSLAB__LIVE)))
             return owner_free(t, n, st, gen, tslab__handle_next(h));
     }
-    return free_slow(a, c, h);
+    return free_handle_slow(a, ci, h);
 }
 
 /* Everything tslab_free_ptr's fast path did not finish: not the owner, a full cache, sanitizer

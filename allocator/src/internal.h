@@ -40,6 +40,11 @@
 #define tslab_likely(x) __builtin_expect(!!(x), 1)
 #define tslab_unlikely(x) __builtin_expect(!!(x), 0)
 #define TSLAB_NOINLINE __attribute__((noinline))
+/* Hides from the compiler how pointer p was computed. Used once per fast path on the thread's
+ * class cache, so every field is addressed from that one register: left alone, GCC re-derives
+ * each field's address from the cache base and class index, which costs registers (pushes and
+ * pops) and instructions on the hottest paths. */
+#define tslab__opaque(p) __asm__("" : "+r"(p))
 #define TSLAB_COLD __attribute__((cold, noinline))
 
 /* ---- Compile-time knobs: defaulted here, tested as constants so every variant compiles ---- */
@@ -268,6 +273,8 @@ typedef struct tslab__tclass {
     uint32_t pitch;
     uint32_t slot_shift;
     uint32_t top;    /* tag << CLS_BITS | class: the top fields of its handles */
+    uint32_t limit;  /* the class's nslots at this cache's last refill: slots below it have
+                        metadata, and every slab this cache owns is below it */
     uint16_t id;     /* this cache's owner id, or TSLAB__NO_ID */
     uint16_t rcount; /* entries in remote[] */
     tslab__tcounters tc;
