@@ -84,7 +84,7 @@ static inline int bench_kind_is_floor(bench_kind k)
 
 /* floor_call.c */
 void *bench_floor_call_alloc(size_t size, uint64_t *tok);
-_Bool bench_floor_call_free(uint64_t tok);
+bool bench_floor_call_free(uint64_t tok);
 
 /* Parameters of one cell, as the driver passes them to a worker. */
 typedef struct bench_params {

@@ -1,6 +1,7 @@
 /* The worker: one (workload, size, backend) cell in its own process. */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "floor.h"
 
 #include <tslab.h>
 
@@ -69,72 +70,26 @@ static inline void *tsm_alloc(tslab *a, size_t size, uint64_t *tok)
     return p;
 }
 
-/* The floor: a thread-local LIFO free list, inline, refilled from one big block. */
-static __thread void *floor_head;
-static BENCH_NOINLINE void *floor_refill(size_t size)
-{
-    size_t n = 4096, sz = (size + 15) & ~(size_t)15;
-    char *blk = aligned_alloc(64, n * sz);
-    if (!blk)
-        bench_oom(size);
-    for (size_t i = 1; i + 1 < n; i++)
-        *(void **)(blk + i * sz) = blk + (i + 1) * sz;
-    *(void **)(blk + (n - 1) * sz) = NULL;
-    floor_head = blk + sz;
-    return blk;
-}
-static inline void *floor_alloc(size_t size, uint64_t *tok)
-{
-    void *p = floor_head;
-    if (__builtin_expect(p != NULL, 1))
-        floor_head = *(void **)p;
-    else
-        p = floor_refill(size);
-    *tok = (uint64_t)(uintptr_t)p;
-    return p;
-}
-static inline bool floor_free(uint64_t tok)
-{
-    void *p = (void *)(uintptr_t)tok;
-    *(void **)p = floor_head;
-    floor_head = p;
-    return true;
-}
-
 /* The floor plus what temporal-slab's safety costs at minimum: a release store of a per-slot
  * state word on alloc and a CAS on it on free (the word lives outside the object, as in the
  * core). One block of 4096 objects: only the tight loop uses it. */
-static char *fc_base;
-static unsigned fc_shift;
 static _Atomic uint32_t fc_state[4096];
 static BENCH_NOINLINE void *floorcas_refill(size_t size)
 {
-    if (fc_base) {
+    if (floor_block) {
         fprintf(stderr, "bench: floor-cas holds 4096 objects (tight loop only)\n");
         exit(3);
     }
-    fc_shift = 4;
-    while (((size_t)1 << fc_shift) < size)
-        fc_shift++;
-    size_t sz = (size_t)1 << fc_shift, n = 4096;
-    char *blk = aligned_alloc(64, n * sz);
-    if (!blk)
-        bench_oom(size);
-    for (size_t i = 1; i + 1 < n; i++)
-        *(void **)(blk + i * sz) = blk + (i + 1) * sz;
-    *(void **)(blk + (n - 1) * sz) = NULL;
-    floor_head = blk + sz;
-    fc_base = blk;
-    return blk;
+    return floor_refill(size);
+}
+static inline _Atomic uint32_t *floorcas_word(void *p)
+{
+    return &fc_state[((uintptr_t)p - (uintptr_t)floor_block) >> floor_shift];
 }
 static inline void *floorcas_alloc(size_t size, uint64_t *tok)
 {
-    void *p = floor_head;
-    if (__builtin_expect(p != NULL, 1))
-        floor_head = *(void **)p;
-    else
-        p = floorcas_refill(size);
-    _Atomic uint32_t *st = &fc_state[((uintptr_t)p - (uintptr_t)fc_base) >> fc_shift];
+    void *p = floor_pop(size, floorcas_refill);
+    _Atomic uint32_t *st = floorcas_word(p);
     atomic_store_explicit(st, atomic_load_explicit(st, memory_order_relaxed) | 1,
                           memory_order_release);
     *tok = (uint64_t)(uintptr_t)p;
@@ -143,13 +98,12 @@ static inline void *floorcas_alloc(size_t size, uint64_t *tok)
 static inline bool floorcas_free(uint64_t tok)
 {
     void *p = (void *)(uintptr_t)tok;
-    _Atomic uint32_t *st = &fc_state[((uintptr_t)p - (uintptr_t)fc_base) >> fc_shift];
+    _Atomic uint32_t *st = floorcas_word(p);
     uint32_t s = atomic_load_explicit(st, memory_order_relaxed) | 1;
     if (!atomic_compare_exchange_strong_explicit(st, &s, (s + 2) & ~1u, memory_order_acq_rel,
                                                  memory_order_acquire))
         return false;
-    *(void **)p = floor_head;
-    floor_head = p;
+    floor_push(p);
     return true;
 }
 
