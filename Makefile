@@ -3,11 +3,12 @@
 #   make test      build (release preset) and run every test with ctest
 #   make sanitize  ASan+UBSan, TSan, Valgrind matrix (sanitizers/run-matrix.sh all)
 #   make bench     the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
+#   make bench-smoke  the same suite once with small counts: builds and checks the harness (CI)
 JOBS ?= 2
 DEMO_LISTEN ?= 127.0.0.1:9464
 DEMO_ARGS ?=
 
-.PHONY: all build demo test sanitize fuzz bench install clean format
+.PHONY: all build demo test sanitize fuzz bench bench-smoke install clean format
 
 all: build
 
@@ -40,6 +41,10 @@ fuzz:
 bench:
 	scripts/deps.sh bench
 	bench/run.sh
+
+bench-smoke:
+	scripts/deps.sh bench
+	bench/run.sh --quick
 
 install: build
 	cmake --install build/release

@@ -27,7 +27,7 @@ INSTRUCTIONS=${INSTRUCTIONS:-$([ $quick = 1 ] && echo 0 || echo 1)}
 
 # ---- Debian packages the suite needs (installed only when missing) --------------------------
 need=""
-for p in build-essential cmake pkg-config libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
+for p in gcc make cmake pkg-config libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev \
          valgrind gnuplot-nox libmicrohttpd-dev libcjson-dev zlib1g-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         need="$need $p"

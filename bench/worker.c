@@ -600,12 +600,14 @@ static void check_counters(const bench_params *p)
                    1000.0 * (double)c->slow_path / (double)(c->allocations + c->frees + 1));
         bool ok = c->allocations == g_allocs && c->frees == g_allocs;
         bench_emit("counters_ok", ok);
-        if (!ok)
+        if (!ok) {
             fprintf(stderr,
                     "bench: %s %s %zu: class %u counts %llu allocations, %llu frees; expected "
                     "%llu\n",
                     p->backend, p->workload, p->size, i, (unsigned long long)c->allocations,
                     (unsigned long long)c->frees, (unsigned long long)g_allocs);
+            exit(4); /* a cell whose counters are wrong fails the run */
+        }
         break;
     }
 #endif
