@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,6 +269,22 @@ static bool find_result(int w, int b, size_t size, int rep, const char *key, dou
 
 /* ---- Running a worker ------------------------------------------------------------------------- */
 
+/* The CPU a single-threaded cell of repeat `rep` runs on: every cell of one repeat on the same
+ * CPU, the repeats round robin over the CPUs the driver may use. On a shared host one vCPU is
+ * often slower than the other for a while (another tenant); left to the scheduler, a repeat's
+ * cells land on either and its ratios compare allocators measured on different CPUs. -1: none. */
+static int cpu_for_rep(int rep)
+{
+    cpu_set_t set;
+    if (rep < 0 || sched_getaffinity(0, sizeof set, &set) != 0)
+        return -1;
+    int n = CPU_COUNT(&set), want = rep % (n > 0 ? n : 1);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set) && want-- == 0)
+            return c;
+    return -1;
+}
+
 /* Runs one worker; parses its "key value" lines into results (rep >= 0) or into kv (callgrind).
  * Returns the worker's exit status. */
 static int run_worker(const opts *o, const backend *b, const wl *w, size_t size, int rep,
@@ -325,6 +342,18 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         argv[k++] = "--callgrind";
     if (b->scrape)
         argv[k++] = "--scrape";
+    /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
+     * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
+    char a_cpu[16];
+    int cpu = strcmp(w->workload, "mt_churn") != 0 && strcmp(w->workload, "prodcons") != 0 &&
+                      !cg_out
+                  ? cpu_for_rep(rep)
+                  : -1;
+    if (cpu >= 0) {
+        snprintf(a_cpu, sizeof a_cpu, "%d", cpu);
+        argv[k++] = "--cpu";
+        argv[k++] = a_cpu;
+    }
     argv[k] = NULL;
 
     int pfd[2];

@@ -11,7 +11,8 @@
 static int child_main(int argc, char **argv)
 {
     bench_params p = {.backend = "glibc", .kind = BENCH_KIND_SYS, .workload = "tight",
-                      .size = 128, .n = 1000000, .live = 100000, .cycles = 1000, .seed = 1};
+                      .size = 128, .n = 1000000, .live = 100000, .cycles = 1000, .seed = 1,
+                      .cpu = -1};
     static const char *const kinds[] = BENCH_KIND_NAMES;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -55,6 +56,8 @@ static int child_main(int argc, char **argv)
             p.tsc_ghz = atof(v);
         else if (strcmp(a, "--seed") == 0)
             p.seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--cpu") == 0)
+            p.cpu = atoi(v);
         else {
             fprintf(stderr, "bench: unknown worker option %s\n", a);
             return 2;

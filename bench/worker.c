@@ -637,6 +637,13 @@ int bench_worker_run(const bench_params *p)
     }
     if (p->scrape && bench_scrape_start(g_inst) != 0)
         return 2;
+    if (p->cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(p->cpu, &one);
+        /* Best effort: a refused affinity leaves the cell unpinned, as before. */
+        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    }
 
     const char *w = p->workload;
     if (strcmp(w, "tight") == 0)
