@@ -40,12 +40,12 @@
 #define tslab_likely(x) __builtin_expect(!!(x), 1)
 #define tslab_unlikely(x) __builtin_expect(!!(x), 0)
 #define TSLAB_NOINLINE __attribute__((noinline))
+#define TSLAB_COLD __attribute__((cold, noinline))
 /* Hides from the compiler how pointer p was computed. Used once per fast path on the thread's
  * class cache, so every field is addressed from that one register: left alone, GCC re-derives
  * each field's address from the cache base and class index, which costs registers (pushes and
  * pops) and instructions on the hottest paths. */
 #define tslab__opaque(p) __asm__("" : "+r"(p))
-#define TSLAB_COLD __attribute__((cold, noinline))
 
 /* ---- Compile-time knobs: defaulted here, tested as constants so every variant compiles ---- */
 #ifndef TSLAB_COUNTERS
