@@ -164,6 +164,12 @@ static void ptr_slot_one(uint32_t size, size_t slab)
     CHECK(per >= 1 && (per & (per - 1)) == 0);
     CHECK(per == 1 || per * csize <= slab);
     CHECK(st->classes[0].slab_bytes >= per * csize);
+    /* A slab is whole pages, so its pages go back to the OS without a neighbour's; the padding
+     * between slots that takes costs no more than rounding the slab up to pages, plus each
+     * slot's alignment. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    CHECK(st->classes[0].slab_bytes % page == 0);
+    CHECK(st->classes[0].slab_bytes <= (per * csize + page - 1) / page * page + per * 15);
     size_t span = next_pow2(st->classes[0].slab_bytes);
     size_t n = 2 * per + 1;
     live_obj *lv = calloc(n, sizeof *lv);
