@@ -258,11 +258,12 @@ typedef struct tslab__class {
 
 /* A thread's cache of one class. Owned and used by one thread only; `tc` is read by
  * tslab_stats_read, `own` is guarded by the class lock. The hot block repeats the class's
- * constants so the fast paths touch this structure, the slab's owner id and the slot's state
- * word, nothing else. An entry is the complete handle the slot
- * will be handed out under (its generation is exact: the state word of a cached slot changes
- * only under this thread), so allocation neither reads the word nor assembles a handle. The size
- * is a power of two so that indexing by class is a shift. */
+ * constants so the handle fast paths touch the instance's read-only fields, this structure, the
+ * slab's owner id and the slot's state word, nothing else (tslab_free_ptr also reads the class's
+ * pitch and slot count to find the slot). An entry is the complete handle the slot will be handed
+ * out under (its generation is exact: the state word of a cached slot changes only under this
+ * thread), so allocation neither reads the word nor assembles a handle. The size is a power of
+ * two so that indexing by class is a shift. */
 typedef struct tslab__tclass {
     uint32_t count;
     uint32_t cap;
