@@ -55,10 +55,10 @@ extern "C" {
 typedef struct tslab tslab; /* an allocator instance (opaque) */
 
 /* An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API, but two
- * properties are: a handle whose single bit is flipped is always rejected (the handle carries a
- * parity bit), and slots start at generations scattered per instance, class and slot, so a
- * handle corrupted in more bits, or kept from a destroyed instance, names a live object only by a
- * 2^-22 chance. */
+ * properties are: a handle whose single bit is flipped is always rejected (a parity bit covers its
+ * instance, class and slot fields, and a slot holds exactly one generation), and slots start at
+ * generations scattered per instance, class and slot, so a handle corrupted in more bits, or kept
+ * from a destroyed instance, names a live object only by a 2^-22 chance. */
 typedef uint64_t tslab_handle;
 #define TSLAB_HANDLE_NONE ((tslab_handle)0)
 

@@ -171,7 +171,7 @@ static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
         return false;
     uint32_t tag = (uint32_t)(h >> TSLAB__TAG_SHIFT) & TSLAB__TAG_MASK;
     uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
-    if (__builtin_parityll(h))
+    if (tslab__handle_odd(h))
         return tslab__reject(a, a->nclasses, TSLAB__REJ_INVALID);
     if (tag != a->tag)
         return tslab__reject(a, a->nclasses,

@@ -64,7 +64,30 @@
 #ifndef TSLAB_ASAN
 #define TSLAB_ASAN 0
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define TSLAB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSLAB_TSAN 1
+#endif
+#endif
+#ifndef TSLAB_TSAN
+#define TSLAB_TSAN 0
+#endif
+/* How a thread bumps a counter only it writes (tslab__bump). On x86-64 it is one `addq $1, mem`:
+ * an aligned 8-byte store is single-copy atomic there and every store is a release, so a reader's
+ * acquire load sees exactly what the C11 load + release store would show it, for one instruction
+ * instead of three (compilers do not fuse an atomic load and store into one add). TSan builds keep
+ * the C11 form so that TSan checks the ordering rather than trusting it, as do other targets. */
+#if defined(__x86_64__) && !TSLAB_TSAN
+#define TSLAB__X86_BUMP 1
+#define TSLAB__ADD1(c) __asm__ volatile("addq $1, %0" : "+m"(*(uint64_t *)(void *)(c)))
+#else
+#define TSLAB__X86_BUMP 0
+#define TSLAB__ADD1(c) ((void)(c))
+#endif
 static const bool tslab_config_counters = TSLAB_COUNTERS;
+static const bool tslab_config_x86_bump = TSLAB__X86_BUMP;
 /* Freed slots wait in a per-class FIFO before reuse so that a use-after-free hits poisoned
  * memory rather than the next owner's object. */
 static const bool tslab_config_quarantine = TSLAB_ASAN || TSLAB_VALGRIND;
@@ -78,8 +101,12 @@ static const bool tslab_config_sanitize = TSLAB_ASAN || TSLAB_VALGRIND;
  *   bits 22..47  slot index within the class (slab << slot_shift | slot)
  *   bits 48..53  class index
  *   bits 54..62  instance tag, 1..TSLAB_INSTANCES_MAX (0 never used, so handle 0 is invalid)
- *   bit  63      parity: every valid handle has an even number of set bits, so any single-bit
- *                corruption is rejected before a slot is even looked at */
+ *   bit  63      parity of bits 22..62: bits 22..63 of a valid handle have an even number of
+ *                set bits, so a flipped index, class or tag bit is rejected before a slot is
+ *                looked at. A flipped generation bit needs no parity: a slot holds exactly one
+ *                generation, so the check against its state word rejects it. Leaving the
+ *                generation out means the next handle of a slot is the generation field plus
+ *                one, with no parity to recompute (tslab__handle_next, on every free). */
 #define TSLAB__GEN_BITS TSLAB_GENERATION_BITS
 #define TSLAB__IDX_BITS 26
 #define TSLAB__CLS_BITS 6
@@ -114,8 +141,15 @@ static inline tslab_handle tslab__handle_make(uint32_t top, uint32_t idx, uint32
 {
     uint64_t h = ((uint64_t)top << TSLAB__CLS_SHIFT) | ((uint64_t)idx << TSLAB__GEN_BITS) | gen;
     /* Parity is linear in XOR, so the fields' parity can be folded in 32 bits: fewer steps
-     * than the parity of the assembled 64-bit word. */
-    return h | (uint64_t)__builtin_parity(idx ^ gen ^ top) << 63;
+     * than the parity of the assembled word. */
+    return h | (uint64_t)__builtin_parity(idx ^ top) << 63;
+}
+
+/* True when bits 22..63 of h have odd parity: h is not a handle (a bit outside the generation
+ * is wrong). */
+static inline bool tslab__handle_odd(uint64_t h)
+{
+    return __builtin_parityll(h >> TSLAB__GEN_BITS);
 }
 
 /* True when h cannot be one of a's handles for a class below nclasses (wrong tag, class out of
@@ -127,7 +161,7 @@ static inline bool tslab__handle_bad(uint64_t h, uint32_t tag_base, uint32_t ncl
 {
     uint32_t x = ((uint32_t)(h >> TSLAB__CLS_SHIFT) & 0x7FFFu) - tag_base;
     *ci = x;
-    return x >= nclasses || __builtin_parityll(h);
+    return x >= nclasses || tslab__handle_odd(h);
 }
 
 /* Scattered first generation of a slot, different per instance (uid), class and slot, so a handle
@@ -163,12 +197,16 @@ typedef struct tslab__ccounters {
 #undef TSLAB__CFIELD
 } tslab__ccounters;
 
-/* Single-writer increment: the owning thread is the only writer, so a load and a store suffice
- * (no lock prefix). Release so that a reader that sees a later free count also sees the
- * allocation count that happened before it on another thread (see tslab_stats_read). */
+/* Single-writer increment: the owning thread is the only writer, so no lock prefix is needed.
+ * Release (both forms, see TSLAB__ADD1) so that a reader that sees a later free count also sees
+ * the allocation count that happened before it on another thread (see tslab_stats_read). */
 static inline void tslab__bump(_Atomic uint64_t *c)
 {
-    if (tslab_config_counters)
+    if (!tslab_config_counters)
+        return;
+    if (tslab_config_x86_bump)
+        TSLAB__ADD1(c);
+    else
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_release);
 }
@@ -291,14 +329,11 @@ static inline uint32_t tslab__handle_idx(uint64_t h)
     return (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
 }
 
-/* The handle the same slot gets after one more free: generation + 1, parity kept even. The
- * generation bits that change form a run of ones d; the parity bit flips when d has an odd
- * number of ones, which is the count of trailing ones of d (ctz of ~d, nonzero: d < 2^22). */
+/* The handle the same slot gets after one more free: generation + 1 (wrapping within its field);
+ * the parity does not cover the generation, so it stays as it is. */
 static inline uint64_t tslab__handle_next(uint64_t h)
 {
-    uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
-    uint32_t d = gen ^ ((gen + 1) & TSLAB__GEN_MASK);
-    return h ^ d ^ ((uint64_t)(__builtin_ctz(~d) & 1) << 63);
+    return (h & ~(uint64_t)TSLAB__GEN_MASK) | (((uint32_t)h + 1) & TSLAB__GEN_MASK);
 }
 
 /* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the
