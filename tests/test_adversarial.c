@@ -995,12 +995,24 @@ static tslab *aba_A;
 static _Atomic tslab_handle aba_stale;
 static _Atomic int aba_done;
 static _Atomic unsigned long aba_accepted;
+static _Atomic unsigned long aba_tries[2]; /* stale frees each attacker has made */
+static pthread_barrier_t aba_start;
+#define ABA_MIN_TRIES 1000
 
+static unsigned long aba_min_tries(void)
+{
+    unsigned long a = atomic_load(&aba_tries[0]), b = atomic_load(&aba_tries[1]);
+    return a < b ? a : b;
+}
+
+/* Reuses one slot over and over; keeps going past its own count until both attackers have
+ * tried enough stale frees, so the race is exercised however the threads get scheduled. */
 static void *aba_owner(void *arg)
 {
     (void)arg;
     unsigned long iters = scaled(SANITIZED ? 50000 : 500000);
-    for (unsigned long i = 0; i < iters; i++) {
+    pthread_barrier_wait(&aba_start);
+    for (unsigned long i = 0; i < iters || aba_min_tries() < ABA_MIN_TRIES; i++) {
         tslab_handle h;
         stamped *p = tslab_alloc(aba_A, 64, &h);
         CHECK(p != NULL);
@@ -1017,8 +1029,8 @@ static void *aba_owner(void *arg)
 
 static void *aba_attacker(void *arg)
 {
-    (void)arg;
-    unsigned long n = 0;
+    _Atomic unsigned long *tries = &aba_tries[(intptr_t)arg];
+    pthread_barrier_wait(&aba_start);
     while (!atomic_load(&aba_done)) {
         tslab_handle h = atomic_load_explicit(&aba_stale, memory_order_acquire);
         if (h == 0)
@@ -1026,9 +1038,8 @@ static void *aba_attacker(void *arg)
         if (tslab_free(aba_A, h)) /* already freed by the owner: only false is right */
             atomic_fetch_add(&aba_accepted, 1);
         CHECK(tslab_handle_ptr(aba_A, h) == NULL);
-        n++;
+        atomic_fetch_add(tries, 1);
     }
-    CHECK(n > 0 || SANITIZED);
     return NULL;
 }
 
@@ -1039,14 +1050,22 @@ static void stale_handle_aba(void)
     atomic_store(&aba_stale, 0);
     atomic_store(&aba_done, 0);
     atomic_store(&aba_accepted, 0);
+    atomic_store(&aba_tries[0], 0);
+    atomic_store(&aba_tries[1], 0);
+    CHECK(pthread_barrier_init(&aba_start, NULL, 3) == 0);
     pthread_t o, x[2];
     CHECK(pthread_create(&o, NULL, aba_owner, NULL) == 0);
-    for (int i = 0; i < 2; i++)
-        CHECK(pthread_create(&x[i], NULL, aba_attacker, NULL) == 0);
+    for (intptr_t i = 0; i < 2; i++)
+        CHECK(pthread_create(&x[i], NULL, aba_attacker, (void *)i) == 0);
     pthread_join(o, NULL);
     for (int i = 0; i < 2; i++)
         pthread_join(x[i], NULL);
+    pthread_barrier_destroy(&aba_start);
+    CHECK(aba_min_tries() >= ABA_MIN_TRIES);
     CHECK_EQ_U(atomic_load(&aba_accepted), 0);
+    printf("stale handle ABA: %lu and %lu stale frees against a slot reused meanwhile, none "
+           "accepted\n",
+           (unsigned long)atomic_load(&aba_tries[0]), (unsigned long)atomic_load(&aba_tries[1]));
     tslab_destroy(aba_A);
 }
 
