@@ -456,7 +456,9 @@ int main(int argc, char **argv)
     /* Instance 0: the default eight classes. Instance 1: odd and large classes, small slabs and a
      * slab cache of one, so emptied slabs go back to the OS all the time (decommit/recommit under
      * load). With no cache at all (TSLAB_CACHE_NONE) the madvise calls, each a TLB shoot-down
-     * across the threads, would dominate the run (~0.7 ms each on a 2-core guest). */
+     * across the threads, would dominate the run (~0.7 ms each on a 2-core guest). Instance 1
+     * also has exact_frees, so both free protocols run under the sanitizers: slabs owned by the
+     * allocating thread (plain-store frees, remote bitmaps) and every free a CAS. */
     static const uint32_t sizes1[] = {32, 40, 1000, 4096, 20000, 65536};
     tslab_config c0 = {.name = "stress-default"};
     tslab_config c1 = {.name = "stress-large",
@@ -464,7 +466,8 @@ int main(int argc, char **argv)
                        .size_count = sizeof sizes1 / sizeof sizes1[0],
                        .slab_bytes = 16384,
                        .cache_slabs = 1,
-                       .class_max_bytes = 256u << 20};
+                       .class_max_bytes = 256u << 20,
+                       .exact_frees = true};
     inst[0] = tslab_create(&c0);
     inst[1] = tslab_create(&c1);
     SAN_CHECK(inst[0] && inst[1], "tslab_create failed: errno %d", errno);

@@ -23,14 +23,16 @@ static tslab_class_stats cls0(tslab *a)
     return st.classes[0];
 }
 
-static tslab *mk(size_t cache)
+static tslab *mk_mode(size_t cache, bool exact)
 {
     static const uint32_t sizes[] = {64};
-    tslab_config cfg = {.sizes = sizes, .size_count = 1, .cache_slabs = cache};
+    tslab_config cfg = {.sizes = sizes, .size_count = 1, .cache_slabs = cache, .exact_frees = exact};
     tslab *a = tslab_create(&cfg);
     CHECK(a != NULL);
     return a;
 }
+
+static tslab *mk(size_t cache) { return mk_mode(cache, false); }
 
 /* Allocates n objects and checks that no two share an address; frees them. */
 static void check_unique(tslab *a, uint32_t n)
@@ -153,40 +155,60 @@ static void *racer(void *arg)
     return NULL;
 }
 
-static void owner_races_others(void)
+/* The allocating thread and T others free the same RACE handles at once, `rounds` times. By
+ * default the allocating thread frees with a plain store, so a handle may be won twice and the
+ * duplicate dropped; with exact_frees every free is a CAS and each handle is won exactly once. */
+static void owner_race(bool exact)
 {
-    A = mk(TSLAB_CACHE_NONE);
+    A = mk_mode(TSLAB_CACHE_NONE, exact);
     enum { T = 3 };
     unsigned long total_wins = 0;
     int rounds = (int)scaled(20);
     for (int round = 0; round < rounds; round++) {
         for (unsigned i = 0; i < RACE; i++)
             CHECK(tslab_alloc(A, 64, &race_h[i]) != NULL);
+        if (exact) {
+            /* White box, so this does not rest on the race being hit: no cache has an owner id
+             * and no slab an owner, so no free can take the plain-store path. */
+            CHECK_EQ_U(tslab__tcache_get(A)->id, TSLAB__NO_ID);
+            const tslab__class *c = &A->cls[0];
+            for (unsigned i = 0; i < RACE; i++)
+                CHECK_EQ_U(atomic_load(&c->owner[tslab__handle_idx(race_h[i]) >> c->slot_shift]),
+                           0);
+        }
         atomic_store(&wins, 0);
         pthread_t th[T];
         pthread_barrier_init(&bar, NULL, T + 1);
         for (int t = 0; t < T; t++)
             CHECK(pthread_create(&th[t], NULL, racer, NULL) == 0);
-        racer(NULL); /* the owner races too, with its plain stores */
+        racer(NULL); /* the allocating thread races too */
         for (int t = 0; t < T; t++)
             pthread_join(th[t], NULL);
         pthread_barrier_destroy(&bar);
         unsigned long w = atomic_load(&wins);
-        CHECK(w >= RACE && w <= 2 * RACE); /* at most the owner and one CAS per handle */
+        if (exact)
+            CHECK_EQ_U(w, RACE);
+        else
+            CHECK(w >= RACE && w <= 2 * RACE); /* at most the owner and one CAS per handle */
         total_wins += w;
     }
     tslab_flush(A); /* checks every remote bit: each duplicate is found here */
     tslab_class_stats s = cls0(A);
+    if (exact)
+        CHECK_EQ_U(s.duplicates_dropped, 0);
     CHECK_EQ_U(total_wins - s.duplicates_dropped, (unsigned long)rounds * RACE);
     CHECK_EQ_U(s.frees - s.duplicates_dropped, s.allocations);
     CHECK_EQ_U(s.live_objects, 0);
     CHECK_EQ_U(s.slabs_partial + s.slabs_full, 0);
     check_unique(A, 3 * RACE);
-    printf("owner vs others: %d rounds x %d handles x %d threads, %llu frees won twice and "
-           "dropped\n",
-           rounds, RACE, T + 1, (unsigned long long)s.duplicates_dropped);
+    printf("%s: %d rounds x %d handles x %d threads, %llu frees won twice and dropped\n",
+           exact ? "exact_frees, allocating thread vs others" : "owner vs others", rounds, RACE,
+           T + 1, (unsigned long long)s.duplicates_dropped);
     tslab_destroy(A);
 }
+
+static void owner_races_others(void) { owner_race(false); }
+static void exact_frees_race(void) { owner_race(true); }
 
 /* ---- the race, replayed in its worst order (white box) ---- */
 
@@ -369,5 +391,6 @@ static void thread_without_id(void)
 }
 
 TEST_MAIN(T(remote_frees_reach_owner), T(owner_exit_disowns), T(owner_races_others),
+          T(exact_frees_race),
           T(replayed_race_owner_checks), T(replayed_race_unowned_check), T(fork_child_disowns),
           T(thread_without_id))

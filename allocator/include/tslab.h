@@ -100,6 +100,12 @@ typedef struct tslab_config {
                                default 1 GiB, at most 2^64 / object size. Reserved, not
                                committed: it costs no memory. */
     const tslab_os *os;     /* default tslab_os_default() */
+    bool exact_frees;       /* true: every free is a CAS on the slot's state word, so of two
+                               threads racing to free one handle exactly one gets true, even
+                               when one of them is the thread that allocated it. Default false:
+                               that thread frees with a plain store, and a racing duplicate is
+                               dropped and counted instead (tslab_class_stats
+                               duplicates_dropped). Costs every free its slow path and a CAS. */
 } tslab_config;
 
 /* ---------------------------------------------------------------------------------------------

@@ -166,6 +166,7 @@ tslab *tslab_create(const tslab_config *cfg)
     }
     a->id_used[0] = 1; /* id 0 means "unowned" */
     a->os = cfg->os ? cfg->os : tslab_os_default();
+    a->exact_frees = cfg->exact_frees;
     a->page = tslab__os_page_size();
     a->nclasses = (uint32_t)n;
     a->cache_slabs = cfg->cache_slabs == 0                  ? DEFAULT_CACHE_SLABS

@@ -23,6 +23,9 @@
  *   is a duplicate and is dropped. Only the owner (or, for a slab nobody owns, anyone holding the
  *   class lock after the last owner let go) validates, so the owner's plain store is always
  *   visible to the validation: a slot is never handed out twice.
+ * - An instance created with exact_frees gives no thread cache an owner id, so no slab has an
+ *   owner and no free is a plain store: every free is a CAS, and a won CAS puts the slot straight
+ *   into the freeing thread's cache (free.c, free_slow).
  * - A slab is recycled only when its bitmap holds every slot, i.e. every slot is owned by the
  *   slab: no thread can be allocating from it, so there is no "stale current slab" to race with.
  */
@@ -376,6 +379,7 @@ struct tslab {
     char name[TSLAB_NAME_MAX];
     size_t cache_slabs;
     size_t reserved_bytes;
+    bool exact_frees; /* no thread cache gets an owner id, so no slab has an owner (config) */
     /* Object regions: class i at region.base + (i << region_shift), so a pointer's class is one
      * shift away and a pointer outside [base, base + reserved) is not ours. */
     tslab__area region;
