@@ -99,6 +99,7 @@ typedef struct bench_params {
     double tsc_ghz;       /* ticks per ns */
     bool callgrind;       /* toggle callgrind collection around the measured loop */
     bool scrape;          /* start the exporter and scrape it at 10 Hz meanwhile */
+    bool exact_frees;     /* temporal-slab kinds: create the instance with exact_frees */
     int cpu;              /* >= 0: the measured thread runs on this CPU only (the exporter and
                              scraper threads, started first, keep every CPU) */
     uint64_t seed;

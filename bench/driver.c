@@ -63,23 +63,25 @@ typedef struct backend {
     bool peer;       /* counts towards "best peer" */
     bool scrape;     /* exporter running and scraped at 10 Hz */
     bool usable;
+    bool exact;      /* temporal-slab instance with exact_frees (every free a CAS) */
 } backend;
 
 static const char *kind_name[] = BENCH_KIND_NAMES;
 
 static backend backends[] = {
-    {"tslab-h", BENCH_KIND_TSH, NULL, 0, false, false, true},
-    {"tslab-m", BENCH_KIND_TSM, NULL, 0, false, false, true},
-    {"glibc", BENCH_KIND_SYS, NULL, 0, true, false, true},
-    {"jemalloc", BENCH_KIND_SYS, BENCH_LIB_JEMALLOC, 0, true, false, true},
-    {"mimalloc", BENCH_KIND_SYS, BENCH_LIB_MIMALLOC, 0, true, false, true},
-    {"tcmalloc", BENCH_KIND_SYS, BENCH_LIB_TCMALLOC, 0, true, false, true},
-    {"floor", BENCH_KIND_FLOOR, NULL, 0, false, false, true},
-    {"tslab-h-nocnt", BENCH_KIND_TSH, NULL, 1, false, false, true},
-    {"tslab-h-scrape", BENCH_KIND_TSH, NULL, 0, false, true, true},
-    {"loop", BENCH_KIND_NULL, NULL, 0, false, false, true},
-    {"floor-call", BENCH_KIND_FLOORCALL, NULL, 0, false, false, true},
-    {"floor-cas", BENCH_KIND_FLOORCAS, NULL, 0, false, false, true},
+    {"tslab-h", BENCH_KIND_TSH, NULL, 0, false, false, true, false},
+    {"tslab-m", BENCH_KIND_TSM, NULL, 0, false, false, true, false},
+    {"glibc", BENCH_KIND_SYS, NULL, 0, true, false, true, false},
+    {"jemalloc", BENCH_KIND_SYS, BENCH_LIB_JEMALLOC, 0, true, false, true, false},
+    {"mimalloc", BENCH_KIND_SYS, BENCH_LIB_MIMALLOC, 0, true, false, true, false},
+    {"tcmalloc", BENCH_KIND_SYS, BENCH_LIB_TCMALLOC, 0, true, false, true, false},
+    {"floor", BENCH_KIND_FLOOR, NULL, 0, false, false, true, false},
+    {"tslab-h-nocnt", BENCH_KIND_TSH, NULL, 1, false, false, true, false},
+    {"tslab-h-scrape", BENCH_KIND_TSH, NULL, 0, false, true, true, false},
+    {"loop", BENCH_KIND_NULL, NULL, 0, false, false, true, false},
+    {"floor-call", BENCH_KIND_FLOORCALL, NULL, 0, false, false, true, false},
+    {"floor-cas", BENCH_KIND_FLOORCAS, NULL, 0, false, false, true, false},
+    {"tslab-h-exact", BENCH_KIND_TSH, NULL, 0, false, false, true, true},
 };
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
 
@@ -121,17 +123,18 @@ typedef struct wl {
  * loaded 2-core machine (README.md, "Time budget"). */
 static const wl workloads[] = {
     {.label = "a.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
-     .backends = MAIN_BACKENDS ",floor,floor-call,floor-cas", .metrics = "-pair_ns",
+     .backends = MAIN_BACKENDS ",tslab-h-exact,floor,floor-call,floor-cas", .metrics = "-pair_ns",
      .max_ms = 800},
     {.label = "b.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
-     .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "-pair_ns", .max_ms = 800},
+     .live_quick = 100000, .backends = MAIN_BACKENDS ",tslab-h-exact", .metrics = "-pair_ns",
+     .max_ms = 800},
     {.label = "c.latency", .workload = "latency", .n = 500000, .n_quick = 100000,
      .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = LAT_METRICS},
     {.label = "d.mt_churn", .workload = "mt_churn", .n = 3000000, .n_quick = 200000,
-     .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = "+mops",
-     .max_ms = 700},
+     .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS ",tslab-h-exact",
+     .metrics = "+mops", .max_ms = 700},
     {.label = "d.prodcons", .workload = "prodcons", .n = 5000000, .n_quick = 300000,
-     .backends = MAIN_BACKENDS, .metrics = "+mops", .max_ms = 700},
+     .backends = MAIN_BACKENDS ",tslab-h-exact", .metrics = "+mops", .max_ms = 700},
     {.label = "e.rss", .workload = "rss", .live = 100000, .live_quick = 100000, .cycles = 1000,
      .cycles_quick = 100, .backends = MAIN_BACKENDS,
      .metrics = "-rss_over_live_c10,-rss_over_live_c100,-rss_over_live_c1000,-rss_over_live_end,"
@@ -342,6 +345,8 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         argv[k++] = "--callgrind";
     if (b->scrape)
         argv[k++] = "--scrape";
+    if (b->exact)
+        argv[k++] = "--exact-frees";
     /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
      * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
     char a_cpu[16];
@@ -1067,8 +1072,9 @@ static void write_instructions_plot(const opts *o)
     FILE *in = fopen(path, "r");
     if (!in)
         return;
-    static const char *const order[] = {"tslab-h",  "tslab-m",  "tslab-h-nocnt", "glibc",
-                                        "jemalloc", "mimalloc", "tcmalloc",      "floor",
+    static const char *const order[] = {"tslab-h",    "tslab-m",       "tslab-h-nocnt",
+                                        "tslab-h-exact", "glibc",    "jemalloc",
+                                        "mimalloc",   "tcmalloc",      "floor",
                                         "floor-call", "floor-cas"};
     enum { NB = sizeof order / sizeof order[0] };
     double v[NB][8];
@@ -1123,9 +1129,9 @@ static int run_instructions(opts *o, const machine *m)
         uint32_t live;
     } iw[] = {{"a.tight", 100000, 0}, {"b.churn", 200000, 100000}, {"g.seq", 100000, 0}};
     /* "loop" first: its count is subtracted from the others ("net") */
-    static const char *const ibe[] = {"loop",     "tslab-h",  "tslab-m",    "tslab-h-nocnt",
-                                      "glibc",    "jemalloc", "mimalloc",   "tcmalloc",
-                                      "floor",    "floor-call", "floor-cas"};
+    static const char *const ibe[] = {"loop",     "tslab-h",       "tslab-m",  "tslab-h-nocnt",
+                                      "tslab-h-exact", "glibc",    "jemalloc", "mimalloc",
+                                      "tcmalloc", "floor",         "floor-call", "floor-cas"};
     char dir[PATH_MAX + 16];
     str_join(dir, sizeof dir, o->out, "/callgrind", NULL);
     mkdir(dir, 0755);

@@ -26,6 +26,10 @@ static int child_main(int argc, char **argv)
             p.scrape = true;
             continue;
         }
+        if (strcmp(a, "--exact-frees") == 0) {
+            p.exact_frees = true;
+            continue;
+        }
         i++;
         if (strcmp(a, "--backend") == 0)
             p.backend = v;
