@@ -26,7 +26,8 @@ static tslab_class_stats cls0(tslab *a)
 static tslab *mk_mode(size_t cache, bool exact)
 {
     static const uint32_t sizes[] = {64};
-    tslab_config cfg = {.sizes = sizes, .size_count = 1, .cache_slabs = cache, .exact_frees = exact};
+    tslab_config cfg = {
+        .sizes = sizes, .size_count = 1, .cache_slabs = cache, .exact_frees = exact};
     tslab *a = tslab_create(&cfg);
     CHECK(a != NULL);
     return a;
@@ -391,6 +392,5 @@ static void thread_without_id(void)
 }
 
 TEST_MAIN(T(remote_frees_reach_owner), T(owner_exit_disowns), T(owner_races_others),
-          T(exact_frees_race),
-          T(replayed_race_owner_checks), T(replayed_race_unowned_check), T(fork_child_disowns),
-          T(thread_without_id))
+          T(exact_frees_race), T(replayed_race_owner_checks), T(replayed_race_unowned_check),
+          T(fork_child_disowns), T(thread_without_id))

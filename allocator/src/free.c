@@ -102,9 +102,8 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
     /* The slot goes to this thread's cache when the thread owns its slab, and always in an
      * exact_frees instance: there no free is a plain store, so a won CAS leaves the slot to this
      * thread alone and there is nothing for the owner's remote check to catch. */
-    if (t != NULL &&
-        (a->exact_frees ||
-         atomic_load_explicit(&c->owner[idx >> c->slot_shift], memory_order_relaxed) == t->id)) {
+    if (t != NULL && (a->exact_frees || atomic_load_explicit(&c->owner[idx >> c->slot_shift],
+                                                             memory_order_relaxed) == t->id)) {
         uint32_t s = live;
         if (tslab_config_sanitize || a->exact_frees) {
             /* A CAS even for the owner: exact_frees asks for it, and in sanitizer builds two
