@@ -169,13 +169,16 @@ static void owner_race(bool exact)
         for (unsigned i = 0; i < RACE; i++)
             CHECK(tslab_alloc(A, 64, &race_h[i]) != NULL);
         if (exact) {
-            /* White box, so this does not rest on the race being hit: no cache has an owner id
-             * and no slab an owner, so no free can take the plain-store path. */
-            CHECK_EQ_U(tslab__tcache_get(A)->id, TSLAB__NO_ID);
+            /* White box, so this does not rest on the race being hit: the slabs are this
+             * thread's (they still have an owner), but its cache's limit of 0 keeps every free
+             * off the plain-store fast path. */
+            const tslab__tclass *t = &tslab__tcache_get(A)->cls[0];
+            CHECK(t->id != TSLAB__NO_ID);
+            CHECK_EQ_U(t->limit, 0);
             const tslab__class *c = &A->cls[0];
             for (unsigned i = 0; i < RACE; i++)
                 CHECK_EQ_U(atomic_load(&c->owner[tslab__handle_idx(race_h[i]) >> c->slot_shift]),
-                           0);
+                           t->id);
         }
         atomic_store(&wins, 0);
         pthread_t th[T];

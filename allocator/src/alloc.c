@@ -53,8 +53,10 @@ static TSLAB_NOINLINE void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
         if (n == 0)
             return NULL; /* errno ENOMEM */
         t->count = n;
-        /* Acquire: the slabs just claimed or grown have their metadata (grow() publishes). */
-        t->limit = atomic_load_explicit(&c->nslots, memory_order_acquire);
+        /* Acquire: the slabs just claimed or grown have their metadata (grow() publishes).
+         * exact_frees: a limit of 0 keeps every free off the fast path, whose plain store is
+         * what that mode rules out (owner_cache). */
+        t->limit = a->exact_frees ? 0 : atomic_load_explicit(&c->nslots, memory_order_acquire);
     }
     return take(t, out);
 }

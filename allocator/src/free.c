@@ -99,17 +99,15 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
     tslab__tcache *tc = tslab__tcache_get(a);
     tslab__tclass *t = tc != NULL ? &tc->cls[c->index] : NULL;
     _Atomic uint32_t *st = &c->state[idx];
-    /* The slot goes to this thread's cache when the thread owns its slab, and always in an
-     * exact_frees instance: there no free is a plain store, so a won CAS leaves the slot to this
-     * thread alone and there is nothing for the owner's remote check to catch. */
-    if (t != NULL && (a->exact_frees || atomic_load_explicit(&c->owner[idx >> c->slot_shift],
-                                                             memory_order_relaxed) == t->id)) {
+    if (t != NULL &&
+        atomic_load_explicit(&c->owner[idx >> c->slot_shift], memory_order_relaxed) == t->id) {
         uint32_t s = live;
         if (tslab_config_sanitize || a->exact_frees) {
-            /* A CAS even for the owner: exact_frees asks for it, and in sanitizer builds two
-             * racing frees that both succeeded would both poison the object, one of them possibly
-             * after its next owner unpoisoned it; exact frees keep the shadow memory right (and
-             * the quarantine in use). */
+            /* A CAS even for the owner: exact_frees asks for it (a CAS racing another thread's
+             * CAS leaves exactly one winner), and in sanitizer builds two racing frees that both
+             * succeeded would both poison the object, one of them possibly after its next owner
+             * unpoisoned it; exact frees keep the shadow memory right (and the quarantine in
+             * use). */
             if (!atomic_compare_exchange_strong_explicit(
                     st, &s, tslab__state_freed(gen), memory_order_acq_rel, memory_order_acquire))
                 return tslab__reject(a, c->index, tslab__reject_reason(gen, s));

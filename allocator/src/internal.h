@@ -23,9 +23,11 @@
  *   is a duplicate and is dropped. Only the owner (or, for a slab nobody owns, anyone holding the
  *   class lock after the last owner let go) validates, so the owner's plain store is always
  *   visible to the validation: a slot is never handed out twice.
- * - An instance created with exact_frees gives no thread cache an owner id, so no slab has an
- *   owner and no free is a plain store: every free is a CAS, and a won CAS puts the slot straight
- *   into the freeing thread's cache (free.c, free_slow).
+ * - In an instance created with exact_frees the owner frees with a CAS too (LIVE -> FREE, no
+ *   RFREE), on the slow path: a thread cache's `limit` stays 0, so the fast path, whose plain
+ *   store that mode rules out, never frees. Slabs still have owners (so threads still do not share
+ *   state-word lines), remote frees still go through the remote bitmap, and with no plain store
+ *   anywhere the owner's check never finds a duplicate.
  * - A slab is recycled only when its bitmap holds every slot, i.e. every slot is owned by the
  *   slab: no thread can be allocating from it, so there is no "stale current slab" to race with.
  */
@@ -316,7 +318,8 @@ typedef struct tslab__tclass {
     uint32_t slot_shift;
     uint32_t top;    /* tag << CLS_BITS | class: the top fields of its handles */
     uint32_t limit;  /* the class's nslots at this cache's last refill: slots below it have
-                        metadata, and every slab this cache owns is below it */
+                        metadata, and every slab this cache owns is below it; 0 with
+                        exact_frees, so that no free takes the plain-store fast path */
     uint16_t id;     /* this cache's owner id, or TSLAB__NO_ID */
     uint16_t rcount; /* entries in remote[] */
     tslab__tcounters tc;
@@ -379,7 +382,7 @@ struct tslab {
     char name[TSLAB_NAME_MAX];
     size_t cache_slabs;
     size_t reserved_bytes;
-    bool exact_frees; /* no thread cache gets an owner id, so no slab has an owner (config) */
+    bool exact_frees; /* every free a CAS, the owner's too (config; internal.h's design notes) */
     /* Object regions: class i at region.base + (i << region_shift), so a pointer's class is one
      * shift away and a pointer outside [base, base + reserved) is not ours. */
     tslab__area region;

@@ -110,8 +110,7 @@ static tslab__tcache *tcache_new(tslab *a)
     tc->uid = a->uid;
     tc->id = TSLAB__NO_ID;
     pthread_mutex_lock(&a->tc_lock);
-    /* exact_frees: a cache without an id owns no slab, so each of its frees is a CAS. */
-    for (uint32_t w = 0; w < TSLAB__IDS / 64 && tc->id == TSLAB__NO_ID && !a->exact_frees; w++)
+    for (uint32_t w = 0; w < TSLAB__IDS / 64 && tc->id == TSLAB__NO_ID; w++)
         if (~a->id_used[w] != 0) {
             uint32_t b = (uint32_t)__builtin_ctzll(~a->id_used[w]);
             a->id_used[w] |= UINT64_C(1) << b;
