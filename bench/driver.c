@@ -62,26 +62,27 @@ typedef struct backend {
     int bin;         /* 0: tslab-bench, 1: tslab-bench-nocounters */
     bool peer;       /* counts towards "best peer" */
     bool scrape;     /* exporter running and scraped at 10 Hz */
-    bool usable;
     bool exact;      /* temporal-slab instance with exact_frees (every free a CAS) */
+    bool missing;    /* set at start-up: its library, binary or telemetry is not there */
 } backend;
 
 static const char *kind_name[] = BENCH_KIND_NAMES;
 
+/* Fields left out are 0: no library, tslab-bench, not a peer, no scrape, exact_frees off. */
 static backend backends[] = {
-    {"tslab-h", BENCH_KIND_TSH, NULL, 0, false, false, true, false},
-    {"tslab-m", BENCH_KIND_TSM, NULL, 0, false, false, true, false},
-    {"glibc", BENCH_KIND_SYS, NULL, 0, true, false, true, false},
-    {"jemalloc", BENCH_KIND_SYS, BENCH_LIB_JEMALLOC, 0, true, false, true, false},
-    {"mimalloc", BENCH_KIND_SYS, BENCH_LIB_MIMALLOC, 0, true, false, true, false},
-    {"tcmalloc", BENCH_KIND_SYS, BENCH_LIB_TCMALLOC, 0, true, false, true, false},
-    {"floor", BENCH_KIND_FLOOR, NULL, 0, false, false, true, false},
-    {"tslab-h-nocnt", BENCH_KIND_TSH, NULL, 1, false, false, true, false},
-    {"tslab-h-scrape", BENCH_KIND_TSH, NULL, 0, false, true, true, false},
-    {"loop", BENCH_KIND_NULL, NULL, 0, false, false, true, false},
-    {"floor-call", BENCH_KIND_FLOORCALL, NULL, 0, false, false, true, false},
-    {"floor-cas", BENCH_KIND_FLOORCAS, NULL, 0, false, false, true, false},
-    {"tslab-h-exact", BENCH_KIND_TSH, NULL, 0, false, false, true, true},
+    {.name = "tslab-h", .kind = BENCH_KIND_TSH},
+    {.name = "tslab-m", .kind = BENCH_KIND_TSM},
+    {.name = "glibc", .kind = BENCH_KIND_SYS, .peer = true},
+    {.name = "jemalloc", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_JEMALLOC, .peer = true},
+    {.name = "mimalloc", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_MIMALLOC, .peer = true},
+    {.name = "tcmalloc", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_TCMALLOC, .peer = true},
+    {.name = "floor", .kind = BENCH_KIND_FLOOR},
+    {.name = "tslab-h-nocnt", .kind = BENCH_KIND_TSH, .bin = 1},
+    {.name = "tslab-h-scrape", .kind = BENCH_KIND_TSH, .scrape = true},
+    {.name = "loop", .kind = BENCH_KIND_NULL},
+    {.name = "floor-call", .kind = BENCH_KIND_FLOORCALL},
+    {.name = "floor-cas", .kind = BENCH_KIND_FLOORCAS},
+    {.name = "tslab-h-exact", .kind = BENCH_KIND_TSH, .exact = true},
 };
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
 
@@ -457,7 +458,7 @@ static bool be_in_list(const char *list, const char *name)
 
 static bool be_selected(const opts *o, int bi, const wl *w)
 {
-    if (!backends[bi].usable || !be_in_list(w->backends, backends[bi].name))
+    if (backends[bi].missing || !be_in_list(w->backends, backends[bi].name))
         return false;
     return !o->only_backends[0] || be_in_list(o->only_backends, backends[bi].name);
 }
@@ -1162,7 +1163,7 @@ static int run_instructions(opts *o, const machine *m)
         double loop_ir[8] = {0};
         for (size_t k = 0; k < sizeof ibe / sizeof ibe[0]; k++) {
             int bi = backend_index(ibe[k]);
-            if (bi < 0 || !backends[bi].usable ||
+            if (bi < 0 || backends[bi].missing ||
                 (o->only_backends[0] && !be_in_list(o->only_backends, ibe[k])))
                 continue;
             if (bench_kind_is_floor(backends[bi].kind) && iw[wi].label[0] != 'a')
@@ -1302,16 +1303,16 @@ int bench_driver_main(int argc, char **argv, const char *self_path)
             fprintf(stderr, "bench: %s not found (%s); backend %s skipped. Install: apt-get "
                             "install libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev\n",
                     b->lib, strerror(errno), b->name);
-            b->usable = false;
+            b->missing = true;
         }
         if (b->bin) {
             char p[PATH_MAX + 32];
             str_join(p, sizeof p, o.bindir, "/tslab-bench-nocounters", NULL);
             if (access(p, X_OK) != 0)
-                b->usable = false;
+                b->missing = true;
         }
         if (b->scrape && !o.telemetry)
-            b->usable = false;
+            b->missing = true;
     }
 
     machine m;
