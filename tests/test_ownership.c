@@ -264,6 +264,48 @@ static void replayed_race_owner_checks(void)
     tslab_destroy(A);
 }
 
+/* The same race when the owner flushes first and the other thread's batch arrives after: the
+ * duplicate must be found when the batch is handed back, not at the owner's next refill, so that
+ * once every thread has flushed frees == allocations + duplicates_dropped exactly. */
+static void *remote_free_flush_late(void *arg)
+{
+    (void)arg;
+    CHECK(tslab_free(A, victim)); /* CAS: LIVE -> FREE|RFREE, held in this thread's batch */
+    pthread_barrier_wait(&bar);   /* the owner's late store and its flush */
+    pthread_barrier_wait(&bar);
+    tslab_flush(A);             /* the batch reaches the owner's slab now */
+    pthread_barrier_wait(&bar); /* main reads the counters while this thread still lives */
+    pthread_barrier_wait(&bar);
+    return NULL;
+}
+
+static void replayed_race_owner_flushed_first(void)
+{
+    A = mk(TSLAB_CACHE_NONE);
+    tslab_handle keeper; /* keeps the slab ours (not empty) through both flushes */
+    CHECK(tslab_alloc(A, 64, &keeper) != NULL);
+    CHECK(tslab_alloc(A, 64, &victim) != NULL); /* we own its slab */
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, remote_free_flush_late, NULL) == 0);
+    pthread_barrier_wait(&bar);
+    owner_late_store(A, victim);
+    tslab_flush(A); /* every thread flushes: this one first */
+    pthread_barrier_wait(&bar);
+    pthread_barrier_wait(&bar); /* ... and then the other */
+    tslab_class_stats s = cls0(A);
+    CHECK_EQ_U(s.duplicates_dropped, 1);
+    /* Exact, no clamp involved: the keeper is the one live object. */
+    CHECK_EQ_U(s.allocations + s.duplicates_dropped - s.frees, 1);
+    CHECK_EQ_U(s.live_objects, 1);
+    pthread_barrier_wait(&bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&bar);
+    check_unique(A, 2 * (uint32_t)s.objects_per_slab);
+    CHECK(tslab_free(A, keeper));
+    tslab_destroy(A);
+}
+
 static void *own_then_exit(void *arg)
 {
     (void)arg;
@@ -395,5 +437,5 @@ static void thread_without_id(void)
 }
 
 TEST_MAIN(T(remote_frees_reach_owner), T(owner_exit_disowns), T(owner_races_others),
-          T(exact_frees_race), T(replayed_race_owner_checks), T(replayed_race_unowned_check),
-          T(fork_child_disowns), T(thread_without_id))
+          T(exact_frees_race), T(replayed_race_owner_checks), T(replayed_race_owner_flushed_first),
+          T(replayed_race_unowned_check), T(fork_child_disowns), T(thread_without_id))

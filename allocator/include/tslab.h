@@ -55,10 +55,13 @@ extern "C" {
 typedef struct tslab tslab; /* an allocator instance (opaque) */
 
 /* An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API, but two
- * properties are: a handle whose single bit is flipped is always rejected (a parity bit covers its
- * instance, class and slot fields, and a slot holds exactly one generation), and slots start at
- * generations scattered per instance, class and slot, so a handle corrupted in more bits, or kept
- * from a destroyed instance, names a live object only by a 2^-22 chance. */
+ * properties are: a live handle whose single bit is flipped is always rejected (a parity bit
+ * covers its instance, class and slot fields, and a slot holds exactly one generation), and so is
+ * a stale one whose slot has been reused fewer than 2^20 times since (a slot's consecutive
+ * generations never differ in one bit); and slots start at generations scattered per instance,
+ * class and slot, so a handle corrupted in more bits, or kept from a destroyed instance, names a
+ * live object only by a 2^-22 chance. (A raw pointer kept from a destroyed instance has no such
+ * protection: a later instance may map the same addresses.) */
 typedef uint64_t tslab_handle;
 #define TSLAB_HANDLE_NONE ((tslab_handle)0)
 
@@ -269,9 +272,13 @@ typedef struct tslab_class_stats {
 
 /* A snapshot of one instance, read while it runs without stopping its fast path.
  * Consistency: every COUNTER is monotonic across snapshots of one instance. Frees are summed
- * before allocations, so live_objects = allocations - frees is never negative and overstates the
- * true count by at most the allocations made while the snapshot was being read. Gauges are read
- * one by one without a lock; each is exact at some instant during the read. */
+ * before allocations, so live_objects = allocations + duplicates_dropped - frees overstates the
+ * true count by at most the allocations made while the snapshot was being read. Once every thread
+ * that freed objects has called tslab_flush (or exited) after its last free, that identity is
+ * exact. While a racing double free is pending (both frees counted, the drop not yet: until the
+ * freeing thread's next hand-back, flush or exit) it can go below zero, and live_objects is
+ * clamped at 0. Gauges are read one by one without a lock; each is exact at some instant during
+ * the read. */
 typedef struct tslab_stats {
     uint32_t version; /* TSLAB_STATS_VERSION */
     uint32_t class_count;
