@@ -142,6 +142,32 @@ static void owner_exit_disowns(void)
     tslab_destroy(A);
 }
 
+/* ---- generations: a slot's field values fewer than 2^20 frees apart never differ in one bit
+ * (white box, exhaustive over k for several starting values of both parities) ---- */
+static void generation_distance(void)
+{
+    static const uint32_t start[] = {
+        0, 1, 2, 3, 0x155555, 0x2AAAAA, TSLAB__GEN_MASK, TSLAB__GEN_MASK - 1};
+    unsigned long pairs = 0;
+    for (size_t i = 0; i < sizeof start / sizeof start[0]; i++) {
+        uint32_t g = start[i];
+        for (uint32_t k = 1; k < (UINT32_C(1) << 20); k++) {
+            g = tslab__gen_next(g);
+            uint32_t d = g ^ start[i];
+            if (d == 0 || (d & (d - 1)) == 0) {
+                CHECK(!"two generations fewer than 2^20 frees apart differ in one bit or none");
+                return;
+            }
+            pairs++;
+        }
+        /* The step is odd: the field runs through all 2^22 values before it repeats. */
+        for (uint32_t k = 1 << 20; k <= (UINT32_C(1) << TSLAB__GEN_BITS); k++)
+            g = tslab__gen_next(g);
+        CHECK_EQ_U(g, start[i]);
+    }
+    printf("generation distance: %lu pairs < 2^20 frees apart, none one bit apart\n", pairs);
+}
+
 /* ---- racing double free between the owner and other threads (black box) ---- */
 
 #define RACE 4000
@@ -436,6 +462,7 @@ static void thread_without_id(void)
     tslab_destroy(A);
 }
 
-TEST_MAIN(T(remote_frees_reach_owner), T(owner_exit_disowns), T(owner_races_others),
-          T(exact_frees_race), T(replayed_race_owner_checks), T(replayed_race_owner_flushed_first),
-          T(replayed_race_unowned_check), T(fork_child_disowns), T(thread_without_id))
+TEST_MAIN(T(generation_distance), T(remote_frees_reach_owner), T(owner_exit_disowns),
+          T(owner_races_others), T(exact_frees_race), T(replayed_race_owner_checks),
+          T(replayed_race_owner_flushed_first), T(replayed_race_unowned_check),
+          T(fork_child_disowns), T(thread_without_id))
