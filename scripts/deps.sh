@@ -6,7 +6,7 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev zlib1g-dev)
 demo=("${build[@]}" curl)
-test=("${build[@]}" curl python3 prometheus chromium clang libclang-rt-14-dev)
+test=("${build[@]}" g++ curl python3 prometheus chromium clang libclang-rt-14-dev)
 sanitize=("${build[@]}" clang libclang-rt-14-dev valgrind python3 curl)
 bench=("${build[@]}" libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind)
 

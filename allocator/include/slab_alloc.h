@@ -57,7 +57,7 @@ static inline void slab_free(SlabAllocator *alloc, void *ptr) { (void)tslab_free
 
 static inline void get_perf_counters(SlabAllocator *alloc, uint32_t size_class, PerfCounters *out)
 {
-    static const PerfCounters zero;
+    static const PerfCounters zero = {0, 0, 0, 0, 0, 0, 0, 0}; /* C++ rejects a const without one */
     tslab_stats st;
     *out = zero;
     if (size_class >= TSLAB_CLASSES_MAX || tslab_stats_read(alloc, &st) != 0 ||
