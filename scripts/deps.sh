@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages a make target needs, only those missing.
-#   scripts/deps.sh build|demo|test|sanitize|bench|docs|all
+#   scripts/deps.sh build|demo|test|sanitize|bench|docs|lint|all
 # Uses apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev zlib1g-dev)
 demo=("${build[@]}" curl)
 docs=(doxygen)
+lint=(git clang-format cppcheck)
 test=("${build[@]}" "${docs[@]}" g++ curl python3 prometheus chromium clang libclang-rt-14-dev)
 sanitize=("${build[@]}" clang libclang-rt-14-dev valgrind python3 curl)
 bench=("${build[@]}" libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind)
@@ -18,8 +19,9 @@ case "${1:-build}" in
   sanitize) want=("${sanitize[@]}") ;;
   bench) want=("${bench[@]}") ;;
   docs) want=("${docs[@]}") ;;
-  all) want=("${test[@]}" "${sanitize[@]}" "${bench[@]}") ;;
-  *) echo "usage: $0 build|demo|test|sanitize|bench|docs|all" >&2; exit 2 ;;
+  lint) want=("${lint[@]}") ;;
+  all) want=("${test[@]}" "${sanitize[@]}" "${bench[@]}" "${lint[@]}") ;;
+  *) echo "usage: $0 build|demo|test|sanitize|bench|docs|lint|all" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -135,9 +135,9 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
 
 /* The calling thread's cache of class ci when it may free slot idx with a plain store: it owns
  * the slot's slab and its cache has room (*n entries). NULL otherwise, and always in sanitizer
- * builds and exact_frees instances (where every free is a CAS: the latter's `limit` stays 0). No other thread frees an owned slab's slots without a CAS,
- * and a CAS that races the owner's store is caught when the owner checks its remote bits
- * (internal.h). */
+ * builds and exact_frees instances (where every free is a CAS: the latter's `limit` stays 0). No
+ * other thread frees an owned slab's slots without a CAS, and a CAS that races the owner's store is
+ * caught when the owner checks its remote bits (internal.h). */
 static inline tslab__tclass *owner_cache(tslab *a, uint32_t ci, uint32_t idx, uint32_t *n)
 {
     tslab__tls_entry *e = tslab__tls_slot(a);
