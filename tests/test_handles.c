@@ -103,7 +103,7 @@ static void foreign_instance(void)
     tslab_stats sb;
     tslab_stats_read(b, &sb);
     CHECK_EQ_U(sb.unattributed.rejected_foreign, LIVE + 1);
-    printf("foreign: %u handles of A rejected by B, B's handle and pointer rejected by A\n", LIVE);
+    printf("foreign: %d handles of A rejected by B, B's handle and pointer rejected by A\n", LIVE);
     CHECK(*(uint64_t *)pb == 7 && tslab_free(b, hb));
     tslab_destroy(b);
     check_live_intact();

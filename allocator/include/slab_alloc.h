@@ -1,4 +1,5 @@
-/* Compatibility with the original temporal-slab API. Programs written against the original
+/** @file
+ * Compatibility with the original temporal-slab API. Programs written against the original
  * `slab_alloc.h` compile unchanged against this header and get temporal-slab's semantics: opaque
  * 64-bit handles, rejected (not crashing) stale and double frees, header-free slab_malloc.
  * Everything here is a static inline wrapper over the tslab_ API: the library exports no
@@ -12,12 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SLAB_PAGE_SIZE 4096u
+#define SLAB_PAGE_SIZE 4096u /**< the original's page size */
 
-typedef struct tslab SlabAllocator;
-typedef uint64_t SlabHandle;
+typedef struct tslab SlabAllocator; /**< the original's allocator: a tslab instance */
+typedef uint64_t SlabHandle;        /**< the original's handle: a tslab_handle */
 
-/* The original's counters, mapped onto temporal-slab's (per size class index):
+/** The original's counters, mapped onto temporal-slab's (per size class index):
  *   slow_path_hits            tslab_slow_path_total
  *   new_slab_count            slab-cache misses (a slab taken from the OS)
  *   list_move_partial_to_full / list_move_full_to_partial  slab transitions
@@ -26,38 +27,45 @@ typedef uint64_t SlabHandle;
  *   empty_slab_recycled       empty slabs kept in the cache
  *   empty_slab_overflowed     empty slabs released to the OS because the cache was full */
 typedef struct PerfCounters {
-    uint64_t slow_path_hits;
-    uint64_t new_slab_count;
-    uint64_t list_move_partial_to_full;
-    uint64_t list_move_full_to_partial;
-    uint64_t current_partial_null;
-    uint64_t current_partial_full;
-    uint64_t empty_slab_recycled;
-    uint64_t empty_slab_overflowed;
+    uint64_t slow_path_hits;            /**< see above */
+    uint64_t new_slab_count;            /**< see above */
+    uint64_t list_move_partial_to_full; /**< see above */
+    uint64_t list_move_full_to_partial; /**< see above */
+    uint64_t current_partial_null;      /**< see above */
+    uint64_t current_partial_full;      /**< see above */
+    uint64_t empty_slab_recycled;       /**< see above */
+    uint64_t empty_slab_overflowed;     /**< see above */
 } PerfCounters;
 
+/** tslab_create(NULL): an instance with the default configuration. */
 static inline SlabAllocator *slab_allocator_create(void) { return tslab_create(NULL); }
+/** tslab_destroy. */
 static inline void slab_allocator_free(SlabAllocator *alloc) { tslab_destroy(alloc); }
 
+/** tslab_alloc. */
 static inline void *alloc_obj(SlabAllocator *alloc, uint32_t size, SlabHandle *out_handle)
 {
     return tslab_alloc(alloc, size, out_handle);
 }
+/** tslab_free: false for a stale, double, foreign or invalid handle (the original crashed). */
 static inline bool free_obj(SlabAllocator *alloc, SlabHandle handle)
 {
     return tslab_free(alloc, handle);
 }
 
-/* No header: slab_malloc(a, 128) uses the 128-byte class. */
+/** No header: slab_malloc(a, 128) uses the 128-byte class. */
 static inline void *slab_malloc(SlabAllocator *alloc, size_t size)
 {
     return tslab_malloc(alloc, size);
 }
+/** tslab_free_ptr, its result dropped (the original returned nothing). */
 static inline void slab_free(SlabAllocator *alloc, void *ptr) { (void)tslab_free_ptr(alloc, ptr); }
 
+/** The original's counters of class index `size_class`, from tslab_stats_read; zeros when the
+ * index is out of range. */
 static inline void get_perf_counters(SlabAllocator *alloc, uint32_t size_class, PerfCounters *out)
 {
-    static const PerfCounters zero;
+    static const PerfCounters zero = {0, 0, 0, 0, 0, 0, 0, 0}; /* C++ rejects a const without one */
     tslab_stats st;
     *out = zero;
     if (size_class >= TSLAB_CLASSES_MAX || tslab_stats_read(alloc, &st) != 0 ||
@@ -74,13 +82,15 @@ static inline void get_perf_counters(SlabAllocator *alloc, uint32_t size_class, 
     out->empty_slab_overflowed = c->cache_overflows;
 }
 
-/* Objects per slab for obj_size under the default configuration. */
+/** Objects per slab for obj_size under the default configuration. */
 static inline uint32_t slab_object_count(uint32_t obj_size)
 {
     return (uint32_t)tslab_slab_capacity(obj_size, 0);
 }
 
+/** tslab_process_rss. */
 static inline uint64_t read_rss_bytes_linux(void) { return tslab_process_rss(); }
+/** tslab_clock_ns. */
 static inline uint64_t now_ns(void) { return tslab_clock_ns(); }
 
 #endif /* SLAB_ALLOC_H */

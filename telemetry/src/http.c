@@ -1,7 +1,7 @@
 /* The exporter: one libmicrohttpd daemon with its own polling thread. The only file that
  * includes microhttpd.h; no libmicrohttpd type leaves it.
  *
- * libmicrohttpd 0.9.75 facts this relies on (telemetry/README.md, TRAPS.md):
+ * libmicrohttpd 0.9.75 facts this relies on (telemetry/README.md):
  *   - the handler returns enum MHD_Result and is called at least twice per request; the first
  *     call (*con_cls == NULL) only marks the connection;
  *   - without MHD_OPTION_SOCK_ADDR it binds every interface, and without explicit limits it has
