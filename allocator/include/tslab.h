@@ -34,10 +34,22 @@ extern "C" {
 #define TSLAB_API
 #endif
 
+/* The version of this header. It is the one place the version is written: CMake reads it from
+ * here (project VERSION, the libraries' VERSION and SOVERSION, pkg-config and the CMake package).
+ * TSLAB_VERSION_NUMBER is MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as
+ * integers. The library a program actually runs with can be newer than the header it was
+ * compiled against (same SONAME): tslab_version() and tslab_version_number() say which. */
 #define TSLAB_VERSION_MAJOR 1
-#define TSLAB_VERSION_MINOR 0
+#define TSLAB_VERSION_MINOR 1
 #define TSLAB_VERSION_PATCH 0
-#define TSLAB_VERSION_STRING "1.0.0"
+#define TSLAB_VERSION_STRING "1.1.0"
+#define TSLAB_VERSION_NUMBER                                                                       \
+    (TSLAB_VERSION_MAJOR * 1000000 + TSLAB_VERSION_MINOR * 1000 + TSLAB_VERSION_PATCH)
+
+/* The version of the library loaded at run time: its TSLAB_VERSION_STRING ("1.1.0") and its
+ * TSLAB_VERSION_NUMBER (1001000). */
+TSLAB_API const char *tslab_version(void);
+TSLAB_API uint32_t tslab_version_number(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Limits
