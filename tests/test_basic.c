@@ -23,7 +23,7 @@ static void single_thread_20k(void)
     static tslab_handle h[N];
     static void *p[N];
     tslab *a = tslab_create(NULL);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     for (unsigned i = 0; i < N; i++) {
         p[i] = tslab_alloc(a, 128, &h[i]);
         CHECK(p[i] != NULL && h[i] != TSLAB_HANDLE_NONE);
@@ -110,7 +110,8 @@ static void bad_configs(void)
     CHECK(tslab_create(&f) == NULL && errno == EINVAL);
     f.size_count = TSLAB_CLASSES_MAX; /* exactly the maximum works */
     tslab *a = tslab_create(&f);
-    CHECK(a != NULL && tslab_class_count(a) == TSLAB_CLASSES_MAX);
+    REQUIRE(a != NULL);
+    CHECK(tslab_class_count(a) == TSLAB_CLASSES_MAX);
     tslab_destroy(a);
     tslab_destroy(NULL); /* no-op */
     /* An OS table with any entry NULL: EINVAL, not a crash on the first slab. */
@@ -154,7 +155,7 @@ static void size_classes(void)
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
         tslab_handle h;
         void *p = tslab_alloc(a, expect[i][0], &h);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         CHECK_EQ_U(tslab_usable_size(a, p), expect[i][1]);
         CHECK(tslab_free(a, h));
     }
@@ -181,7 +182,7 @@ static void custom_sizes_alignment(void)
     tslab_config cfg = {0};
     cfg.sizes = sizes, cfg.size_count = n, cfg.name = "custom";
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     CHECK(strcmp(tslab_name(a), "custom") == 0);
     for (size_t c = 0; c < n; c++) {
         size_t sz = tslab_class_size(a, c);
@@ -231,7 +232,7 @@ static void many_instances(void)
     /* create/destroy churn reuses instance ids without confusing thread caches */
     for (int r = 0; r < 3000; r++) {
         tslab *x = tslab_create(&cfg);
-        CHECK(x != NULL);
+        REQUIRE(x != NULL);
         tslab_handle hh;
         CHECK(tslab_alloc(x, 64, &hh) != NULL);
         CHECK(tslab_free(x, hh));
@@ -246,7 +247,7 @@ static void class_ceiling(void)
     tslab_config cfg = {0};
     cfg.class_max_bytes = 256 * 1024; /* 4 slabs of 64 KiB */
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     size_t cap = 4 * tslab_slab_capacity(128, 0);
     tslab_handle *h = calloc(cap + 1, sizeof *h);
     size_t n = 0;

@@ -18,7 +18,7 @@ static uint64_t pattern(unsigned i) { return 0xA5A5000000000000ull ^ ((uint64_t)
 static void make_live(void)
 {
     A = tslab_create(NULL);
-    CHECK(A != NULL);
+    REQUIRE(A != NULL);
     for (unsigned i = 0; i < LIVE; i++) {
         size_t size = 8u << (i % 7); /* 8 .. 512: several classes */
         live_p[i] = tslab_alloc(A, size < 64 ? 64 : size, &live_h[i]);
@@ -123,7 +123,7 @@ static void random_values(void)
             v = (live_h[i % LIVE] & ~((UINT64_C(1) << 48) - 1)) | (v & ((UINT64_C(1) << 48) - 1));
         void *target = tslab_handle_ptr(A, v);
         if (tslab_free(A, v)) {
-            CHECK(target != NULL);
+            REQUIRE(target != NULL);
             accepted++;
         }
     }

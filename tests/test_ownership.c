@@ -29,7 +29,7 @@ static tslab *mk_mode(size_t cache, bool exact)
     tslab_config cfg = {
         .sizes = sizes, .size_count = 1, .cache_slabs = cache, .exact_frees = exact};
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     return a;
 }
 
@@ -40,7 +40,8 @@ static void check_unique(tslab *a, uint32_t n)
 {
     tslab_handle *h = calloc(n, sizeof *h);
     char **p = calloc(n, sizeof *p);
-    CHECK(h != NULL && p != NULL);
+    REQUIRE(h != NULL);
+    REQUIRE(p != NULL);
     for (uint32_t i = 0; i < n; i++) {
         p[i] = tslab_alloc(a, 64, &h[i]);
         CHECK(p[i] != NULL);
@@ -86,10 +87,10 @@ static void remote_frees_reach_owner(void)
     A = mk(0);
     N = (uint32_t)scaled(20000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, owner_thread, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, owner_thread, NULL) == 0);
     pthread_barrier_wait(&bar);
     for (uint32_t i = 0; i < N; i++)
         CHECK(tslab_free(A, H[i]));
@@ -125,9 +126,9 @@ static void owner_exit_disowns(void)
     A = mk(0);
     N = (uint32_t)scaled(20000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, alloc_and_exit, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, alloc_and_exit, NULL) == 0);
     pthread_join(t, NULL);
     for (uint32_t i = 0; i < N; i++)
         CHECK(tslab_free(A, H[i]));
@@ -210,7 +211,7 @@ static void owner_race(bool exact)
         pthread_t th[T];
         pthread_barrier_init(&bar, NULL, T + 1);
         for (int t = 0; t < T; t++)
-            CHECK(pthread_create(&th[t], NULL, racer, NULL) == 0);
+            REQUIRE(pthread_create(&th[t], NULL, racer, NULL) == 0);
         racer(NULL); /* the allocating thread races too */
         for (int t = 0; t < T; t++)
             pthread_join(th[t], NULL);
@@ -274,7 +275,7 @@ static void replayed_race_owner_checks(void)
     CHECK(tslab_alloc(A, 64, &victim) != NULL); /* we own its slab */
     uint64_t frees0 = cls0(A).frees;
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, remote_free_and_exit, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, remote_free_and_exit, NULL) == 0);
     pthread_join(t, NULL); /* the remote bit is set: our slab */
     owner_late_store(A, victim);
     /* The cache hands the owner's copy out first; the refill after it checks the remote bit and
@@ -347,7 +348,7 @@ static void replayed_race_unowned_check(void)
     A = mk(TSLAB_CACHE_NONE);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, own_then_exit, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, own_then_exit, NULL) == 0);
     pthread_barrier_wait(&bar);
     CHECK(tslab_free(A, victim)); /* CAS; sits in our batch */
     pthread_barrier_wait(&bar);
@@ -397,14 +398,14 @@ static void fork_child_disowns(void)
     A = mk(0);
     N = (uint32_t)scaled(5000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     tslab_handle h; /* this thread's cache exists before the fork (no malloc in the child) */
     CHECK(tslab_alloc(A, 64, &h) != NULL);
     CHECK(tslab_free(A, h));
     tslab_flush(A);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, alloc_and_wait, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, alloc_and_wait, NULL) == 0);
     pthread_barrier_wait(&bar);
     int status = test_run_child(child_frees_parents_objects);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -445,12 +446,12 @@ static void thread_without_id(void)
     A = mk(0);
     N = (uint32_t)scaled(20000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     pthread_mutex_lock(&A->tc_lock);
     memset(A->id_used, 0xff, sizeof A->id_used);
     pthread_mutex_unlock(&A->tc_lock);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, no_id_worker, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, no_id_worker, NULL) == 0);
     pthread_join(t, NULL);
     tslab_class_stats s = cls0(A);
     CHECK_EQ_U(s.live_objects, 0);

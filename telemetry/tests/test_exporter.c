@@ -59,24 +59,24 @@ static tslab_exporter_config config(void)
 static void test_errors(void)
 {
     tslab_exporter *e = (tslab_exporter *)(uintptr_t)1;
-    CHECK_EQ_INT(tslab_exporter_start(NULL, &e), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(NULL, &e), -EINVAL);
     tslab_exporter_config c = config();
-    CHECK_EQ_INT(tslab_exporter_start(&c, NULL), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(&c, NULL), -EINVAL);
     const char *bad[] = {"localhost", "256.1.1.1", "1.2.3", "", "::1::", "127.0.0.1:80"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c.address = bad[i];
-        CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+        CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
         CHECK(e == NULL);
     }
     c = config();
     c.allocators = NULL;
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
     tslab *dup[2] = {alloc_a, alloc_a};
     c.allocators = dup;
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL); /* duplicate names: colliding series */
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL); /* duplicate names: colliding series */
     c = config();
     c.address = "192.0.2.1"; /* TEST-NET-1: not an address of this host */
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EADDRNOTAVAIL);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EADDRNOTAVAIL);
 
     /* A port held by someone else. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -87,16 +87,16 @@ static void test_errors(void)
     REQUIRE(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
     c = config();
     c.port = ntohs(a.sin_port);
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EADDRINUSE);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EADDRINUSE);
     close(fd);
 
     /* A second start on the port an exporter of this process already has. */
     tslab_exporter *first = start(config());
     c = config();
     c.port = tslab_exporter_port(first);
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EALREADY);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EALREADY);
     c.address = "0.0.0.0";
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EALREADY);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EALREADY);
     tslab_exporter *second = start(config()); /* port 0 never conflicts */
     CHECK(tslab_exporter_port(second) != tslab_exporter_port(first));
     tslab_exporter_stop(second);
@@ -105,10 +105,10 @@ static void test_errors(void)
     c.port = tslab_exporter_port(first);
     tslab_exporter_stop(first);
     tslab_exporter *again = start(c);
-    CHECK_EQ_INT(tslab_exporter_port(again), c.port);
+    CHECK_EQ_I(tslab_exporter_port(again), c.port);
     tslab_exporter_stop(again);
 
-    CHECK_EQ_INT(tslab_exporter_port(NULL), 0);
+    CHECK_EQ_I(tslab_exporter_port(NULL), 0);
     tslab_exporter_stop(NULL);
 }
 
@@ -122,7 +122,7 @@ static void test_endpoints(const char *index_path)
     char v[256];
 
     REQUIRE(http_get(port, "/metrics", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
           strcmp(v, "text/plain; version=0.0.4; charset=utf-8") == 0);
     CHECK(http_header(&r, "Content-Encoding", v, sizeof v) == NULL);
@@ -136,24 +136,24 @@ static void test_endpoints(const char *index_path)
     REQUIRE(http_request(port, "GET", "/metrics",
                          "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n",
                          &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
           strcmp(v, "application/openmetrics-text; version=1.0.0; charset=utf-8") == 0);
     CHECK(r.body_len > 6 && strcmp(r.body + r.body_len - 6, "# EOF\n") == 0);
     CHECK_CONTAINS(r.body, "# TYPE tslab_allocations counter\n");
     CHECK(prom_u64(r.body, "tslab_exporter_scrapes_total", &scrapes2));
-    CHECK_EQ_INT(scrapes2, scrapes1 + 1); /* one client: every render counted once */
+    CHECK_EQ_I(scrapes2, scrapes1 + 1); /* one client: every render counted once */
     CHECK(http_header(&r, "Vary", v, sizeof v) && strstr(v, "Accept") != NULL);
     http_free(&r);
 
     REQUIRE(http_request(port, "GET", "/metrics", "Accept-Encoding: gzip\r\n", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Encoding", v, sizeof v) && strcmp(v, "gzip") == 0);
     CHECK(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b);
     http_free(&r);
 
     REQUIRE(http_get(port, "/metrics.json", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) && strcmp(v, "application/json") == 0);
     CHECK(r.body[0] == '{');
     CHECK_CONTAINS(r.body, "\"schema_version\":1,");
@@ -161,12 +161,12 @@ static void test_endpoints(const char *index_path)
     http_free(&r);
 
     REQUIRE(http_get(port, "/healthz", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(strcmp(r.body, "ok\n") == 0);
     http_free(&r);
 
     REQUIRE(http_get(port, "/", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
           strcmp(v, "text/html; charset=utf-8") == 0);
     FILE *f = fopen(index_path, "rb");
@@ -174,31 +174,31 @@ static void test_endpoints(const char *index_path)
     static char page[1 << 20];
     size_t page_len = fread(page, 1, sizeof page, f);
     fclose(f);
-    CHECK_EQ_INT(r.body_len, page_len);
+    CHECK_EQ_I(r.body_len, page_len);
     CHECK(memcmp(r.body, page, page_len) == 0); /* served byte for byte */
     http_free(&r);
 
     REQUIRE(http_request(port, "HEAD", "/", NULL, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
-    CHECK_EQ_INT(r.body_len, 0);
+    CHECK_EQ_I(r.status, 200);
+    CHECK_EQ_I(r.body_len, 0);
     CHECK(http_header(&r, "Content-Length", v, sizeof v) && strtoul(v, NULL, 10) == page_len);
     http_free(&r);
 
     REQUIRE(http_request(port, "HEAD", "/metrics", NULL, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
-    CHECK_EQ_INT(r.body_len, 0);
+    CHECK_EQ_I(r.status, 200);
+    CHECK_EQ_I(r.body_len, 0);
     http_free(&r);
 
     const char *paths404[] = {"/metrics/", "/metric", "/favicon.ico", "/healthz/x", "//"};
     for (size_t i = 0; i < sizeof paths404 / sizeof paths404[0]; i++) {
         REQUIRE(http_get(port, paths404[i], &r) == 0);
-        CHECK_EQ_INT(r.status, 404);
+        CHECK_EQ_I(r.status, 404);
         http_free(&r);
     }
     const char *methods[] = {"POST", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW", "TRACE"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         REQUIRE(http_request(port, methods[i], "/metrics", NULL, &r) == 0);
-        CHECK_EQ_INT(r.status, 405);
+        CHECK_EQ_I(r.status, 405);
         CHECK(http_header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, HEAD") == 0);
         http_free(&r);
     }
@@ -208,11 +208,11 @@ static void test_endpoints(const char *index_path)
                      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\n"
                      "a=1&b=2&c=3",
                      &r) == 0);
-    CHECK_EQ_INT(r.status, 405);
+    CHECK_EQ_I(r.status, 405);
     http_free(&r);
     /* a query string does not change the route */
     REQUIRE(http_get(port, "/metrics?x=1", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     tslab_exporter_stop(e);
 }
@@ -228,12 +228,12 @@ static void test_token(void)
     const char *paths[] = {"/metrics", "/metrics.json", "/"};
     for (size_t i = 0; i < 3; i++) {
         REQUIRE(http_get(port, paths[i], &r) == 0);
-        CHECK_EQ_INT(r.status, 401);
+        CHECK_EQ_I(r.status, 401);
         CHECK(http_header(&r, "WWW-Authenticate", v, sizeof v) && strncmp(v, "Bearer", 6) == 0);
         CHECK(strstr(r.body, "tslab_") == NULL);
         http_free(&r);
         REQUIRE(http_request(port, "GET", paths[i], "Authorization: Bearer s3cret\r\n", &r) == 0);
-        CHECK_EQ_INT(r.status, 200);
+        CHECK_EQ_I(r.status, 200);
         http_free(&r);
     }
     const char *wrong[] = {"Authorization: Bearer s3cre\r\n", "Authorization: Bearer s3cret2\r\n",
@@ -241,11 +241,11 @@ static void test_token(void)
                            "Authorization: Bearer \r\n"};
     for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
         REQUIRE(http_request(port, "GET", "/metrics", wrong[i], &r) == 0);
-        CHECK_EQ_INT(r.status, 401);
+        CHECK_EQ_I(r.status, 401);
         http_free(&r);
     }
     REQUIRE(http_get(port, "/healthz", &r) == 0); /* liveness probes need no token */
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     tslab_exporter_stop(e);
 }
@@ -309,7 +309,7 @@ static void test_limits(void)
     REQUIRE(http_raw("127.0.0.1", port,
                      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                      &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     double t = until_closed(idle1); /* evicted before the newcomer was served */
     CHECK(t >= 0 && t < 5);
@@ -317,7 +317,7 @@ static void test_limits(void)
     REQUIRE(http_raw("127.0.0.2", port,
                      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                      &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     CHECK(still_open(idle2)); /* another address takes nothing from it */
     close(idle1);
@@ -342,7 +342,7 @@ static void test_limits(void)
     REQUIRE(http_raw("127.0.0.9", port,
                      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                      &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     t = until_closed(fds[0]);
     CHECK(t >= 0 && t < 5);
@@ -400,7 +400,7 @@ static void test_limits(void)
     REQUIRE(half >= 0 && http_send_all(half, hz, strlen(hz)) == 0);
     shutdown(half, SHUT_WR);
     REQUIRE(http_read_reply(half, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     close(half);
     tslab_exporter_stop(e);
@@ -437,12 +437,12 @@ static void test_limits(void)
     if (status != 0)
         http_free(&r);
     REQUIRE(http_get(tslab_exporter_port(e), "/healthz", &r) == 0); /* still serving */
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     tslab_exporter_stop(e);
     e = start(config());
     REQUIRE(http_raw(NULL, tslab_exporter_port(e), req, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     tslab_exporter_stop(e);
 }
@@ -494,7 +494,7 @@ static void test_host(void)
         int st = status_with_host(port, h);
         if (st != 200)
             fprintf(stderr, "Host: %s answered %d\n", h, st);
-        CHECK_EQ_INT(st, 200);
+        CHECK_EQ_I(st, 200);
     }
     const char *bad[] = {"",
                          "evil.example",
@@ -514,14 +514,14 @@ static void test_host(void)
         int st = status_with_host(port, h);
         if (st != 421)
             fprintf(stderr, "Host: '%s' answered %d\n", h, st);
-        CHECK_EQ_INT(st, 421);
+        CHECK_EQ_I(st, 421);
     }
     /* every path, not only /healthz */
     http_reply r;
     REQUIRE(http_raw(NULL, port,
                      "GET /metrics HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
                      &r) == 0);
-    CHECK_EQ_INT(r.status, 421);
+    CHECK_EQ_I(r.status, 421);
     CHECK(strstr(r.body, "tslab_") == NULL);
     http_free(&r);
     tslab_exporter_stop(e);
@@ -532,16 +532,16 @@ static void test_host(void)
     c.allowed_hosts = empty;
     c.allowed_host_count = 1;
     e = NULL;
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
     c.allowed_hosts = NULL;
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
     CHECK(e == NULL);
 
     /* bound to every interface: no Host check (the operator chose to be reachable by name) */
     c = config();
     c.address = "0.0.0.0";
     e = start(c);
-    CHECK_EQ_INT(status_with_host(tslab_exporter_port(e), "evil.example"), 200);
+    CHECK_EQ_I(status_with_host(tslab_exporter_port(e), "evil.example"), 200);
     tslab_exporter_stop(e);
 }
 
@@ -599,7 +599,7 @@ static void test_signals_and_cleanup(void)
             if (!(m & (1ull << (sigs[k] - 1)))) {
                 fprintf(stderr, "HTTP thread %d does not block signal %d (SigBlk %llx)\n",
                         tids_after[i], sigs[k], m);
-                test_failures++;
+                test_count_failures(1);
             }
         }
         checked++;
@@ -607,7 +607,7 @@ static void test_signals_and_cleanup(void)
     CHECK(checked >= 1);
     pthread_sigmask(SIG_BLOCK, NULL, &after);
     for (int s = 1; s < 32; s++)
-        CHECK_EQ_INT(sigismember(&before, s), sigismember(&after, s)); /* caller's mask kept */
+        CHECK_EQ_I(sigismember(&before, s), sigismember(&after, s)); /* caller's mask kept */
     tslab_exporter_stop(e);
 
     /* Start/stop leaves no thread and no descriptor behind, even with a client connected. */
@@ -624,8 +624,8 @@ static void test_signals_and_cleanup(void)
         tslab_exporter_stop(e);
         close(fd);
     }
-    CHECK_EQ_INT(count_dir("/proc/self/fd"), fds0);
-    CHECK_EQ_INT(count_dir("/proc/self/task"), threads0);
+    CHECK_EQ_I(count_dir("/proc/self/fd"), fds0);
+    CHECK_EQ_I(count_dir("/proc/self/task"), threads0);
 }
 
 /* ---- tslab_metrics_render ----------------------------------------------------------------- */
@@ -642,7 +642,7 @@ static void test_render_public(void)
     size_t len;
     tslab *list[2] = {alloc_a, alloc_b};
     REQUIRE(tslab_metrics_render(list, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len) == 0);
-    CHECK_EQ_INT(strlen(out), len);
+    CHECK_EQ_I(strlen(out), len);
     uint64_t v = 0;
     CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"alpha\",class=\"64\"}", &v) &&
           v == 1000);
@@ -665,11 +665,11 @@ static void test_render_public(void)
     for (int i = 400; i < 1000; i++)
         CHECK(tslab_free(alloc_a, h[i]));
 
-    CHECK_EQ_INT(tslab_metrics_render(NULL, 1, TSLAB_FORMAT_JSON, &out, &len), -EINVAL);
-    CHECK_EQ_INT(tslab_metrics_render(list, 2, (tslab_format)7, &out, &len), -EINVAL);
-    CHECK_EQ_INT(tslab_metrics_render(list, 2, TSLAB_FORMAT_JSON, NULL, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(NULL, 1, TSLAB_FORMAT_JSON, &out, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(list, 2, (tslab_format)7, &out, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(list, 2, TSLAB_FORMAT_JSON, NULL, &len), -EINVAL);
     tslab *dup[2] = {alloc_a, alloc_a};
-    CHECK_EQ_INT(tslab_metrics_render(dup, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(dup, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len), -EINVAL);
     REQUIRE(tslab_metrics_render(NULL, 0, TSLAB_FORMAT_OPENMETRICS, &out, &len) == 0);
     CHECK_CONTAINS(out, "tslab_build_info{version=\"" TSLAB_VERSION_STRING "\"} 1\n");
     free(out);
@@ -685,7 +685,7 @@ static void test_ipv6(void)
         printf("no IPv6 loopback here: IPv6 case skipped\n");
         return;
     }
-    CHECK_EQ_INT(err, 0);
+    CHECK_EQ_I(err, 0);
     if (err != 0)
         return;
     int fd = socket(AF_INET6, SOCK_STREAM, 0);
@@ -698,7 +698,7 @@ static void test_ipv6(void)
     REQUIRE(http_send_all(fd, req, strlen(req)) == 0);
     http_reply r;
     REQUIRE(http_read_reply(fd, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     close(fd);
     tslab_exporter_stop(e);
