@@ -36,16 +36,17 @@ function(tslab_install_pc template name)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/${name}.pc DESTINATION ${tslab_pc_dir})
 endfunction()
 
-# ---- What a library needs at link time --------------------------------------------------------
-# Read from the target's own LINK_LIBRARIES, so a dependency added to the library is carried into
-# the .pc files and the CMake package with no other change:
+# ---- What a static library needs at link time -----------------------------------------------
+# A static library carries none of its dependencies: its consumers link them. They are read from
+# the target's own LINK_LIBRARIES, so a dependency added to the library is carried into the .pc
+# files and the CMake package with no other change:
 #   PkgConfig::<P>   pkg_check_modules(<P> ... IMPORTED_TARGET <module>): pkg-config <module>
 #   ZLIB::ZLIB       find_package(ZLIB): pkg-config zlib
 #   Threads::Threads -pthread, already in tslab's own .pc
 # Our own targets and generator expressions (build-only flags) are skipped; anything else stops
 # the configuration, so that no dependency goes missing from the installed files unnoticed.
 # Sets <out_pc> (pkg-config module names) and <out_cmake> (CMake code that finds each one again
-# in a consumer, for tslabConfig.cmake: a static library carries none of its dependencies).
+# in a consumer, for tslabConfig.cmake).
 function(tslab_static_deps target out_pc out_cmake)
   get_target_property(libs ${target} LINK_LIBRARIES)
   set(pc "")
@@ -76,9 +77,21 @@ endfunction()
 
 # ---- pkg-config files -------------------------------------------------------------------------
 tslab_install_pc(${PROJECT_SOURCE_DIR}/cmake/tslab.pc.in tslab)
-if(TARGET tslab_telemetry)
-  tslab_static_deps(tslab_telemetry TSLAB_TELEMETRY_PC_REQUIRES unused)
+tslab_install_pc(${PROJECT_SOURCE_DIR}/cmake/tslab-static.pc.in tslab-static)
+set(TSLAB_TELEMETRY_STATIC_FINDS "")
+if(TARGET tslab_telemetry_static)
+  tslab_static_deps(tslab_telemetry_static TSLAB_TELEMETRY_PC_REQUIRES
+                    TSLAB_TELEMETRY_STATIC_FINDS)
+  # The shared library is built from the same objects: it needs exactly what the static one does.
+  tslab_static_deps(tslab_telemetry shared_requires unused)
+  if(NOT shared_requires STREQUAL TSLAB_TELEMETRY_PC_REQUIRES)
+    message(FATAL_ERROR "tslab_telemetry links ${shared_requires}, tslab_telemetry_static "
+                        "${TSLAB_TELEMETRY_PC_REQUIRES}: link a dependency to both")
+  endif()
   tslab_install_pc(${PROJECT_SOURCE_DIR}/telemetry/cmake/tslab-telemetry.pc.in tslab-telemetry)
+  tslab_install_pc(${PROJECT_SOURCE_DIR}/telemetry/cmake/tslab-telemetry-static.pc.in
+                   tslab-telemetry-static)
+  install(EXPORT tslabTelemetryStaticTargets NAMESPACE tslab:: DESTINATION ${tslab_cmake_dir})
 endif()
 
 # ---- CMake package ----------------------------------------------------------------------------

@@ -5,8 +5,9 @@
 #   moved      cmake --install --prefix A, then A is renamed: no installed file may name a path
 #   destdir    DESTDIR=B cmake --install (a staging tree, as distribution packages are built)
 #   multiarch  the same build with libdir lib/x86_64-linux-gnu, cmake --install --prefix C
-# Against each: consumers built through find_package(tslab) and through pkg-config, core and
-# telemetry, and run.
+# Against each: consumers built through find_package(tslab) and through pkg-config, shared and
+# static, core and telemetry, and run. The static telemetry consumer starts its exporter on port
+# 0, scrapes itself, and must need no libtslab*.so (one copy of the allocator).
 # usage: run.sh SOURCE_DIR WORK_DIR [TELEMETRY ON|OFF]
 set -euo pipefail
 src=$1
@@ -50,11 +51,22 @@ check() {
   cc "${cflags[@]}" $("${pc[@]}" --cflags tslab) "$consumer_src/main.c" \
     $("${pc[@]}" --libs tslab) -Wl,-rpath,"$lib" -o "$out/pc-shared"
   "$out/pc-shared" | grep -qx "consumer ok $version" || fail "$name: pkg-config shared consumer"
+  # shellcheck disable=SC2046
+  cc "${cflags[@]}" $("${pc[@]}" --cflags tslab-static) "$consumer_src/main.c" \
+    $("${pc[@]}" --libs tslab-static) -o "$out/pc-static"
+  no_shared_tslab "$out/pc-static"
+  "$out/pc-static" | grep -qx "consumer ok $version" || fail "$name: pkg-config static consumer"
   if [ "$telemetry" = ON ]; then
     # shellcheck disable=SC2046
     cc "${cflags[@]}" $("${pc[@]}" --cflags tslab-telemetry) "$consumer_src/telemetry.c" \
       $("${pc[@]}" --libs tslab-telemetry) -Wl,-rpath,"$lib" -o "$out/pc-telemetry"
     "$out/pc-telemetry"
+    # shellcheck disable=SC2046
+    cc "${cflags[@]}" $("${pc[@]}" --cflags tslab-telemetry-static) \
+      "$consumer_src/telemetry_static.c" $("${pc[@]}" --libs tslab-telemetry-static) \
+      -o "$out/pc-telemetry-static"
+    no_shared_tslab "$out/pc-telemetry-static"
+    "$out/pc-telemetry-static"
   fi
 
   # CMake
@@ -67,6 +79,8 @@ check() {
     fail "$name: CMake static consumer"
   if [ "$telemetry" = ON ]; then
     "$out/cmake/consumer_telemetry"
+    no_shared_tslab "$out/cmake/consumer_telemetry_static"
+    "$out/cmake/consumer_telemetry_static"
   fi
 }
 
@@ -88,4 +102,4 @@ cmake --install "$work/build" --prefix "$work/multiarch" >/dev/null
 check multiarch "$work/multiarch" lib/x86_64-linux-gnu
 
 echo "install consumer: moved, DESTDIR and multiarch installs; find_package and pkg-config" \
-  "consumers (telemetry $telemetry) built and ran"
+  "consumers (shared, static, telemetry $telemetry) built and ran"
