@@ -107,6 +107,10 @@ TSLAB_API int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_expor
 /* The port the exporter listens on (the chosen one when cfg->port was 0); 0 for NULL. */
 TSLAB_API uint16_t tslab_exporter_port(const tslab_exporter *e);
 
+/* "https" when the exporter serves TLS (a web configuration with tls_server_config), "http"
+ * otherwise (also for NULL): for printing the exporter's URL. */
+TSLAB_API const char *tslab_exporter_scheme(const tslab_exporter *e);
+
 /* Closes the listening socket and every connection, joins the HTTP thread and frees the
  * exporter. NULL is a no-op. Must not race with another call on the same exporter. */
 TSLAB_API void tslab_exporter_stop(tslab_exporter *e);

@@ -1131,6 +1131,11 @@ int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
 
 uint16_t tslab_exporter_port(const tslab_exporter *e) { return e != NULL ? e->port : 0; }
 
+const char *tslab_exporter_scheme(const tslab_exporter *e)
+{
+    return e != NULL && e->web.tls ? "https" : "http";
+}
+
 void tslab_exporter_stop(tslab_exporter *e)
 {
     if (e == NULL)
