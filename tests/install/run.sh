@@ -15,7 +15,7 @@ work=$2
 telemetry=${3:-ON}
 rm -rf "$work" && mkdir -p "$work"
 configured=/nonexistent/tslab-configured-prefix
-version=$(sed -n 's/^#define TSLAB_VERSION_STRING "\(.*\)"$/\1/p' "$src/allocator/include/tslab.h")
+version=$(sed -n 's/^#define TSLAB_VERSION_STRING "\([^"]*\)".*/\1/p' "$src/allocator/include/tslab.h")
 consumer_src=$src/tests/install/consumer
 cflags=(-std=c11 -Wall -Wextra -Werror)
 
