@@ -326,8 +326,8 @@ TSLAB_API uint64_t tslab_clock_ns(void);
     X(purge_released_bytes, CLASS, COUNTER, "released_bytes_total", "reason", "purge",             \
       "Bytes of empty slabs handed back to the OS, by reason (as released_slabs_total).")          \
     X(limit_refusals, CLASS, COUNTER, "limit_refusals_total", "", "",                              \
-      "Allocations refused (ENOMEM) because the instance's hard limit was reached even after "     \
-      "purging every class's cache.")                                                              \
+      "Slab requests refused because the instance's hard limit was reached even after purging "    \
+      "every class's cache; each fails an allocation with ENOMEM.")                                \
     X(cached_bytes, CLASS, GAUGE, "cached_bytes", "", "",                                          \
       "Bytes of empty slabs held for reuse, waiting on decay (the cached slabs of tslab_slabs).")
 
