@@ -150,9 +150,24 @@ typedef struct tslab_config {
  * Instances
  * ------------------------------------------------------------------------------------------- */
 
-/** NULL config = all defaults. Returns NULL with errno EINVAL (bad config), ENOMEM (no address
- * space or memory) or EMFILE (TSLAB_INSTANCES_MAX instances alive). */
-TSLAB_API tslab *tslab_create(const tslab_config *cfg);
+/** Creates an instance from a caller's configuration of `cfg_size` bytes, its
+ * sizeof(tslab_config): the library reads exactly the fields the caller's struct has (a program
+ * built against an older header passes a shorter struct; the fields it lacks take their
+ * defaults) and never a byte past it, and the OS table cfg->os (copied) in the same version's
+ * layout. A caller newer than the library may pass a longer struct if the fields this library
+ * does not know are zero. NULL config = all defaults. Returns NULL with errno EINVAL (bad config,
+ * or a size no version had), ENOMEM (no address space or memory) or EMFILE
+ * (TSLAB_INSTANCES_MAX instances alive). Bindings from other languages call this one. */
+TSLAB_API tslab *tslab_create_sized(const tslab_config *cfg, size_t cfg_size);
+
+#ifndef TSLAB__DEFINES_CREATE_1_0
+/** tslab_create_sized with this header's size. (The library also exports a function of this
+ * name, for programs built against 1.0: it reads exactly 1.0's tslab_config.) */
+static inline tslab *tslab_create(const tslab_config *cfg)
+{
+    return tslab_create_sized(cfg, sizeof *cfg);
+}
+#endif
 
 /** Releases every slab and all metadata. NULL is a no-op. */
 TSLAB_API void tslab_destroy(tslab *a);

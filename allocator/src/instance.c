@@ -1,7 +1,9 @@
 /* Instances: configuration, the process-wide registry of live instances, fork safety. */
+#define TSLAB__DEFINES_CREATE_1_0 1 /* this file defines the exported 1.0 tslab_create */
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,11 +161,10 @@ static tslab *create_failed(tslab *a, uint32_t n, int err)
     return NULL;
 }
 
-tslab *tslab_create(const tslab_config *cfg)
+/* cfg is complete in this version's layout, and cfg->os (if set) too: tslab_create_sized made
+ * both from what the caller has. */
+static tslab *create(const tslab_config *cfg)
 {
-    static const tslab_config defaults;
-    if (cfg == NULL)
-        cfg = &defaults;
     const uint32_t *sizes;
     size_t n;
     int r = validate(cfg, &sizes, &n);
@@ -190,7 +191,9 @@ tslab *tslab_create(const tslab_config *cfg)
         return NULL;
     }
     a->id_used[0] = 1; /* id 0 means "unowned" */
-    a->os = cfg->os ? cfg->os : tslab_os_default();
+    /* A copy: the caller's table may be of an older, shorter layout (tslab_create_sized). */
+    a->os_copy = cfg->os ? *cfg->os : *tslab_os_default();
+    a->os = &a->os_copy;
     a->exact_frees = cfg->exact_frees;
     a->page = tslab__os_page_size();
     a->nclasses = (uint32_t)n;
@@ -263,6 +266,51 @@ tslab *tslab_create(const tslab_config *cfg)
         return create_failed(a, a->nclasses, EMFILE);
     return a;
 }
+
+/* Configurations as callers have them. 1.0's tslab_config is name .. exact_frees (64 bytes) and
+ * its tslab_os the four calls and ctx; later versions append fields (never insert), so a caller's
+ * struct is always a prefix of ours or ours a prefix of its. */
+#define CONFIG_SIZE_1_0 ((size_t)64)
+#define OS_SIZE_1_0 offsetof(tslab_os, now_ns)
+_Static_assert(offsetof(tslab_config, exact_frees) == 56 && sizeof(tslab_config) >= CONFIG_SIZE_1_0,
+               "tslab_config: 1.0's fields must stay first and in order; append new ones");
+_Static_assert(OS_SIZE_1_0 == 5 * sizeof(void *), "tslab_os: 1.0's members first, in order");
+/* No configuration of any version is this large; the bound keeps the zero scan short. */
+#define CONFIG_SIZE_MAX ((size_t)1 << 16)
+
+tslab *tslab_create_sized(const tslab_config *cfg, size_t cfg_size)
+{
+    tslab_config c;
+    tslab_os os;
+    memset(&c, 0, sizeof c);
+    if (cfg != NULL) {
+        if (cfg_size < CONFIG_SIZE_1_0 || cfg_size > CONFIG_SIZE_MAX) {
+            errno = EINVAL;
+            return NULL;
+        }
+        memcpy(&c, cfg, cfg_size < sizeof c ? cfg_size : sizeof c);
+        /* A newer caller's fields this library does not know must be unset (zero means the
+         * default in every version): otherwise it asks for something this version cannot do. */
+        for (size_t i = sizeof c; i < cfg_size; i++)
+            if (((const unsigned char *)cfg)[i] != 0) {
+                errno = EINVAL;
+                return NULL;
+            }
+        if (c.os != NULL) {
+            /* The caller's tslab_os is of the same version as its tslab_config: a 1.0 caller's
+             * table ends before now_ns, and reading that member would read past it. */
+            memset(&os, 0, sizeof os);
+            memcpy(&os, c.os, cfg_size > CONFIG_SIZE_1_0 ? sizeof os : OS_SIZE_1_0);
+            c.os = &os;
+        }
+    }
+    return create(&c);
+}
+
+/* The symbol programs built against 1.0 call (tslab.h otherwise makes tslab_create a static
+ * inline function that passes its own size): 1.0's tslab_config, exactly. */
+TSLAB_API tslab *tslab_create(const tslab_config *cfg);
+tslab *tslab_create(const tslab_config *cfg) { return tslab_create_sized(cfg, CONFIG_SIZE_1_0); }
 
 void tslab_destroy(tslab *a)
 {

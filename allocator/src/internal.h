@@ -398,7 +398,8 @@ struct tslab {
     uint32_t tls_off;  /* byte offset of this instance's entry in tslab__tls_fast */
     size_t lut_limit;  /* sizes 1..lut_limit are looked up in lut */
     size_t max_size;
-    const tslab_os *os;
+    const tslab_os *os; /* &os_copy */
+    tslab_os os_copy;   /* the configured OS layer, copied in this version's layout */
     size_t page;
     uint8_t lut[512]; /* class of size s is lut[(s - 1) >> 3] */
     char name[TSLAB_NAME_MAX];

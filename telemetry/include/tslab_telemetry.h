@@ -94,7 +94,11 @@ typedef struct tslab_exporter_config {
     size_t error_message_size; /**< bytes at error_message */
 } tslab_exporter_config;
 
-/** Starts the exporter thread; on success stores the exporter in *out and returns 0.
+/** Starts the exporter thread from a caller's configuration of `cfg_size` bytes (its
+ * sizeof(tslab_exporter_config)): the library reads exactly the fields the caller's struct has
+ * (a program built against an older header passes a shorter struct; what it lacks takes the
+ * default) and never a byte past it; a newer caller's fields unknown here must be zero. On
+ * success stores the exporter in *out and returns 0.
  * Errors: -EINVAL (NULL cfg/out, an address that is neither an IPv4/IPv6 literal nor a name
  * that resolves, allocators NULL with a nonzero count, duplicate allocator names, a malformed or
  * unreadable web configuration or token file, bearer_token with bearer_token_file), -ENOTSUP
@@ -103,7 +107,17 @@ typedef struct tslab_exporter_config {
  * exporter of this process already listens on that port of that address; port 0 never
  * conflicts), -ENOMEM, -EIO (libmicrohttpd failed for another reason).
  * The HTTP thread blocks every signal, so signals go to the application's threads. */
-TSLAB_API int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out);
+TSLAB_API int tslab_exporter_start_sized(const tslab_exporter_config *cfg, size_t cfg_size,
+                                         tslab_exporter **out);
+
+#ifndef TSLAB__DEFINES_EXPORTER_START_1_0
+/** tslab_exporter_start_sized with this header's size. (The library also exports a function of
+ * this name, for programs built against 1.0: it reads exactly 1.0's tslab_exporter_config.) */
+static inline int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
+{
+    return tslab_exporter_start_sized(cfg, sizeof *cfg, out);
+}
+#endif
 
 /** The port the exporter listens on (the chosen one when cfg->port was 0); 0 for NULL. */
 TSLAB_API uint16_t tslab_exporter_port(const tslab_exporter *e);

@@ -29,9 +29,11 @@
  *     descriptors; beyond it newcomers wait in the kernel's backlog.
  * "Closed" above means shutdown(2) of the socket: libmicrohttpd then reads EOF and closes and
  * frees the connection itself in its next run. */
+#define TSLAB__DEFINES_EXPORTER_START_1_0 1 /* this file defines the 1.0 symbol */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -1074,10 +1076,9 @@ static int daemon_bind(tslab_exporter *e, const tslab_exporter_config *cfg,
     return err;
 }
 
-int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
+/* cfg is complete in this version's layout (tslab_exporter_start_sized). */
+static int start(const tslab_exporter_config *cfg, tslab_exporter **out)
 {
-    if (cfg == NULL || out == NULL)
-        return -EINVAL;
     *out = NULL;
     if (cfg->error_message != NULL && cfg->error_message_size > 0)
         cfg->error_message[0] = '\0';
@@ -1149,4 +1150,35 @@ void tslab_exporter_stop(tslab_exporter *e)
     }
     pthread_mutex_unlock(&running_lock);
     exporter_free(e); /* joins the thread, closes every socket */
+}
+
+/* 1.0's tslab_exporter_config ends after memory_limit (64 bytes); 1.1 appended fields, and later
+ * versions append more (never insert), so a caller's struct is a prefix of ours or ours of its. */
+#define EXPORTER_CONFIG_SIZE_1_0 ((size_t)64)
+_Static_assert(offsetof(tslab_exporter_config, request_timeout_seconds) == EXPORTER_CONFIG_SIZE_1_0,
+               "tslab_exporter_config: 1.0's fields must stay first and in order");
+#define EXPORTER_CONFIG_SIZE_MAX ((size_t)1 << 16)
+
+int tslab_exporter_start_sized(const tslab_exporter_config *cfg, size_t cfg_size,
+                               tslab_exporter **out)
+{
+    if (cfg == NULL || out == NULL || cfg_size < EXPORTER_CONFIG_SIZE_1_0 ||
+        cfg_size > EXPORTER_CONFIG_SIZE_MAX)
+        return -EINVAL;
+    tslab_exporter_config c;
+    memset(&c, 0, sizeof c);
+    memcpy(&c, cfg, cfg_size < sizeof c ? cfg_size : sizeof c);
+    /* A newer caller's fields this library does not know must be unset (zero is the default). */
+    for (size_t i = sizeof c; i < cfg_size; i++)
+        if (((const unsigned char *)cfg)[i] != 0)
+            return -EINVAL;
+    return start(&c, out);
+}
+
+/* The symbol programs built against 1.0 call (tslab_telemetry.h otherwise makes
+ * tslab_exporter_start a static inline function that passes its own size). */
+TSLAB_API int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out);
+int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
+{
+    return tslab_exporter_start_sized(cfg, EXPORTER_CONFIG_SIZE_1_0, out);
 }
