@@ -102,7 +102,18 @@ typedef struct tslab_exporter_config {
  * exporter of this process already listens on that port of that address; port 0 never
  * conflicts), -ENOMEM, -EIO (libmicrohttpd failed for another reason).
  * The HTTP thread blocks every signal, so signals go to the application's threads. */
-TSLAB_API int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out);
+TSLAB_API int tslab_exporter_start_sized(size_t cfg_size, const tslab_exporter_config *cfg,
+                                         tslab_exporter **out);
+/* ABI: tslab_exporter_config grows at its end (1.1 appended the fields after memory_limit), so
+ * the macro passes the size the caller was compiled with and the library reads only that much
+ * (fields beyond it are zero, i.e. default); from a caller built against a later version, bytes
+ * beyond what this library knows must be zero (-EINVAL otherwise: an option it cannot honour is
+ * not silently dropped). The macro is variadic so that a compound literal with commas is one
+ * argument. The function of the same name is the 1.0 entry point that programs built against
+ * 1.0 call: it reads the 1.0 fields only. */
+TSLAB_API int(tslab_exporter_start)(const tslab_exporter_config *cfg, tslab_exporter **out);
+#define tslab_exporter_start(...)                                                                  \
+    tslab_exporter_start_sized(sizeof(tslab_exporter_config), __VA_ARGS__)
 
 /* The port the exporter listens on (the chosen one when cfg->port was 0); 0 for NULL. */
 TSLAB_API uint16_t tslab_exporter_port(const tslab_exporter *e);

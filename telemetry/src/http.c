@@ -33,6 +33,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1074,10 +1075,28 @@ static int daemon_bind(tslab_exporter *e, const tslab_exporter_config *cfg,
     return err;
 }
 
-int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
+/* The 1.0 layout ends with memory_limit. */
+#define CONFIG_SIZE_1_0 offsetof(tslab_exporter_config, request_timeout_seconds)
+
+int(tslab_exporter_start)(const tslab_exporter_config *cfg, tslab_exporter **out)
 {
-    if (cfg == NULL || out == NULL)
+    return tslab_exporter_start_sized(CONFIG_SIZE_1_0, cfg, out);
+}
+
+int tslab_exporter_start_sized(size_t cfg_size, const tslab_exporter_config *user,
+                               tslab_exporter **out)
+{
+    if (user == NULL || out == NULL || cfg_size < CONFIG_SIZE_1_0)
         return -EINVAL;
+    /* Only the caller's bytes are read; the fields it does not know stay zero (default). */
+    tslab_exporter_config copy;
+    memset(&copy, 0, sizeof copy);
+    memcpy(&copy, user, cfg_size < sizeof copy ? cfg_size : sizeof copy);
+    for (size_t i = sizeof copy; i < cfg_size; i++) { /* a later version's fields: unset? */
+        if (((const unsigned char *)user)[i] != 0)
+            return -EINVAL;
+    }
+    const tslab_exporter_config *cfg = &copy;
     *out = NULL;
     if (cfg->error_message != NULL && cfg->error_message_size > 0)
         cfg->error_message[0] = '\0';

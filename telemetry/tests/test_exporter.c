@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
@@ -133,6 +134,29 @@ static void test_errors(void)
 
     CHECK_EQ_INT(tslab_exporter_port(NULL), 0);
     tslab_exporter_stop(NULL);
+
+    /* ABI: a 1.0 caller's struct ends at memory_limit; what follows it in memory is not read */
+    size_t size_1_0 = offsetof(tslab_exporter_config, request_timeout_seconds);
+    struct {
+        tslab_exporter_config c;
+        unsigned char more[64];
+    } big;
+    memset(&big, 0xA5, sizeof big); /* garbage past the 1.0 fields */
+    big.c = config();
+    memset((char *)&big.c + size_1_0, 0xA5, sizeof big.c - size_1_0);
+    e = NULL;
+    CHECK_EQ_INT(tslab_exporter_start_sized(size_1_0, &big.c, &e), 0);
+    tslab_exporter_stop(e);
+    CHECK_EQ_INT((tslab_exporter_start)(&big.c, &e), 0); /* the 1.0 symbol */
+    tslab_exporter_stop(e);
+    /* a later caller's extra bytes: zero is fine, anything else is an option we cannot honour */
+    big.c = config();
+    memset(big.more, 0, sizeof big.more);
+    CHECK_EQ_INT(tslab_exporter_start_sized(sizeof big, &big.c, &e), 0);
+    tslab_exporter_stop(e);
+    big.more[10] = 1;
+    CHECK_EQ_INT(tslab_exporter_start_sized(sizeof big, &big.c, &e), -EINVAL);
+    CHECK_EQ_INT(tslab_exporter_start_sized(size_1_0 - 1, &big.c, &e), -EINVAL);
 }
 
 /* ---- Endpoints ---------------------------------------------------------------------------- */
