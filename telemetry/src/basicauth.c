@@ -40,7 +40,7 @@ static bool same_bytes(const void *a, const void *b, size_t n)
     return diff == 0;
 }
 
-tslab__basic_auth *tslab__basic_auth_new(const struct tslab__webconfig_user *users, size_t n)
+tslab__basic_auth *tslab__basic_auth_new(const tslab__webconfig_pair *users, size_t n)
 {
     tslab__basic_auth *a = calloc(1, sizeof *a);
     if (a == NULL)
@@ -52,7 +52,7 @@ tslab__basic_auth *tslab__basic_auth_new(const struct tslab__webconfig_user *use
     }
     for (size_t i = 0; i < n; i++) {
         a->users[i].name = strdup(users[i].name);
-        a->users[i].hash = strdup(users[i].hash);
+        a->users[i].hash = strdup(users[i].value);
         a->count = i + 1;
         if (a->users[i].name == NULL || a->users[i].hash == NULL) {
             tslab__basic_auth_free(a);

@@ -17,7 +17,9 @@
  * record (NOTIFY_CONNECTION) stamped when it is accepted and again when a response completes:
  *   - deadline: a connection must deliver a complete request line and headers within
  *     request_timeout of being accepted (timeout_seconds after its previous response when it
- *     is kept alive), however steadily it trickles bytes;
+ *     is kept alive), however steadily it trickles bytes; and a response must be delivered
+ *     within timeout_seconds of its request (a client that reads a byte now and then would
+ *     otherwise keep libmicrohttpd's idle timer from ever firing);
  *   - peer closed: our own epoll set watches every socket for EPOLLRDHUP; a connection whose
  *     peer has gone with no request in progress is closed two loop turns later (the turns let
  *     libmicrohttpd answer pipelined requests it has already read);
@@ -33,8 +35,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <stddef.h>
 #include <limits.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -87,12 +89,13 @@ typedef struct conn {
     struct conn *prev, *next; /* in tslab_exporter.conns */
     int fd;
     struct sockaddr_storage peer;
-    uint64_t stamp_ns;    /* accepted, or its previous response completed */
+    uint64_t stamp_ns;    /* accepted, its request's headers in, or its response done */
     uint64_t closed_turn; /* loop turn its peer was seen gone (valid when peer_closed) */
     uint64_t requests;    /* requests whose headers arrived */
     uint64_t closed_seen; /* `requests` when peer_closed was (re)armed */
     bool kept_alive;      /* a response completed: the idle deadline applies */
-    bool in_request;      /* headers complete, response not yet done: never closed by us */
+    bool in_request;      /* headers complete, response not yet done: closed by us only when the
+                             response outlives timeout_seconds (a client that stops reading) */
     bool peer_closed;
     bool evicted;      /* shut down by us; libmicrohttpd closes it in its next run */
     bool cert_checked; /* the client certificate was checked (TLS with client auth) */
@@ -414,8 +417,18 @@ static int sweep(tslab_exporter *e, uint64_t now)
     bool soon = false;
     for (conn *c = e->conns, *n; c != NULL; c = n) {
         n = c->next;
-        if (c->evicted || c->in_request)
+        if (c->evicted)
             continue;
+        if (c->in_request) {
+            /* The response must be delivered within timeout_seconds of the request: a client
+             * that reads a byte now and then keeps libmicrohttpd's idle timer from firing. */
+            uint64_t deadline = c->stamp_ns + e->idle_ns;
+            if (now >= deadline)
+                evict(e, c);
+            else if (deadline < next)
+                next = deadline;
+            continue;
+        }
         if (c->peer_closed) {
             int unread = 0;
             /* A new request since, or bytes libmicrohttpd has yet to read: wait again. */
@@ -639,6 +652,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
         conn *c = record_of(con);
         if (c != NULL) {
             c->in_request = true;
+            c->stamp_ns = now_ns(); /* the response deadline starts */
             c->requests++;
         }
         /* A refused client certificate closes the connection without an answer, as a TLS

@@ -174,6 +174,10 @@ typedef enum tslab__client_auth {
     TSLAB__CLIENT_AUTH_REQUIRE_AND_VERIFY /* RequireAndVerifyClientCert */
 } tslab__client_auth;
 
+typedef struct tslab__webconfig_pair {
+    char *name, *value;
+} tslab__webconfig_pair;
+
 typedef struct tslab__webconfig {
     bool tls;            /* tls_server_config given: cert_pem and key_pem are set */
     char *cert_pem;      /* server certificate chain (PEM) */
@@ -181,14 +185,10 @@ typedef struct tslab__webconfig {
     char *client_ca_pem; /* CAs for client certificates, or NULL */
     tslab__client_auth client_auth;
     unsigned min_version, max_version; /* 10..13 for TLS 1.0..1.3; 0: not given */
-    struct tslab__webconfig_header {
-        char *name, *value;
-    } * headers; /* added to every response */
+    tslab__webconfig_pair *headers;    /* added to every response */
     size_t header_count;
-    struct tslab__webconfig_user {
-        char *name, *hash; /* bcrypt */
-    } * users;
-    size_t user_count; /* 0: no basic authentication */
+    tslab__webconfig_pair *users; /* name: user, value: bcrypt hash */
+    size_t user_count;            /* 0: no basic authentication */
 } tslab__webconfig;
 
 /* Reads and checks `path`. 0, -EINVAL (unreadable or malformed file, or a file it names; a
@@ -204,7 +204,7 @@ void tslab__webconfig_free(tslab__webconfig *w);
 typedef struct tslab__basic_auth tslab__basic_auth;
 
 /* Users and hashes are copied. NULL on ENOMEM. */
-tslab__basic_auth *tslab__basic_auth_new(const struct tslab__webconfig_user *users, size_t n);
+tslab__basic_auth *tslab__basic_auth_new(const tslab__webconfig_pair *users, size_t n);
 /* True when `user` exists and `password` matches its hash. Takes about as long for an unknown
  * user as for a known one with a wrong password. */
 bool tslab__basic_auth_check(tslab__basic_auth *a, const char *user, const char *password);

@@ -126,6 +126,25 @@ static int file_read(ctx *c, const yaml_node_t *at, const char *key, const char 
     return 0;
 }
 
+/* Appends name: value to pairs[0..*n) (room for it is allocated), refusing a name given twice. */
+static int pair_add(ctx *c, const yaml_node_t *at, const char *section,
+                    tslab__webconfig_pair *pairs, size_t *n, const char *name, const char *value)
+{
+    for (size_t j = 0; j < *n; j++) {
+        if (strcmp(pairs[j].name, name) == 0)
+            return fail(c, at, "%s.%s is given twice", section, name);
+    }
+    pairs[*n].name = strdup(name);
+    pairs[*n].value = strdup(value);
+    if (pairs[*n].name == NULL || pairs[*n].value == NULL) {
+        free(pairs[*n].name);
+        free(pairs[*n].value);
+        return -ENOMEM;
+    }
+    (*n)++;
+    return 0;
+}
+
 /* ---- tls_server_config -------------------------------------------------------------------- */
 
 static const struct {
@@ -289,18 +308,10 @@ static int parse_headers(ctx *c, yaml_node_t *map, tslab__webconfig *w)
         if (!ok)
             return fail(c, v, "http_server_config.headers.%s: '%s' is not an accepted value", key,
                         val);
-        for (size_t j = 0; j < w->header_count; j++) {
-            if (strcmp(w->headers[j].name, key) == 0)
-                return fail(c, k, "http_server_config.headers.%s is given twice", key);
-        }
-        w->headers[w->header_count].name = strdup(key);
-        w->headers[w->header_count].value = strdup(val);
-        if (w->headers[w->header_count].name == NULL || w->headers[w->header_count].value == NULL) {
-            free(w->headers[w->header_count].name);
-            free(w->headers[w->header_count].value);
-            return -ENOMEM;
-        }
-        w->header_count++;
+        int err =
+            pair_add(c, k, "http_server_config.headers", w->headers, &w->header_count, key, val);
+        if (err != 0)
+            return err;
     }
     return 0;
 }
@@ -366,18 +377,9 @@ static int parse_users(ctx *c, yaml_node_t *map, tslab__webconfig *w)
                         "basic_auth_users.%s must be a bcrypt hash ($2y$, $2b$ or $2a$, as "
                         "`htpasswd -nBC 10 \"\" | tr -d ':\\n'` prints)",
                         user);
-        for (size_t j = 0; j < w->user_count; j++) {
-            if (strcmp(w->users[j].name, user) == 0)
-                return fail(c, k, "basic_auth_users.%s is given twice", user);
-        }
-        w->users[w->user_count].name = strdup(user);
-        w->users[w->user_count].hash = strdup(hash);
-        if (w->users[w->user_count].name == NULL || w->users[w->user_count].hash == NULL) {
-            free(w->users[w->user_count].name);
-            free(w->users[w->user_count].hash);
-            return -ENOMEM;
-        }
-        w->user_count++;
+        int err = pair_add(c, k, "basic_auth_users", w->users, &w->user_count, user, hash);
+        if (err != 0)
+            return err;
     }
     return 0;
 }
@@ -491,7 +493,7 @@ void tslab__webconfig_free(tslab__webconfig *w)
     free(w->headers);
     for (size_t i = 0; w->users != NULL && i < w->user_count; i++) {
         free(w->users[i].name);
-        free(w->users[i].hash);
+        free(w->users[i].value);
     }
     free(w->users);
     memset(w, 0, sizeof *w);

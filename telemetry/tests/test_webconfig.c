@@ -87,7 +87,7 @@ static void test_valid(void)
     CHECK(strcmp(w.headers[1].name, "Content-Security-Policy") == 0 &&
           strcmp(w.headers[1].value, "default-src 'self'") == 0);
     CHECK_EQ_I(w.user_count, 2);
-    CHECK(strcmp(w.users[0].name, "alice") == 0 && strcmp(w.users[0].hash, hash) == 0);
+    CHECK(strcmp(w.users[0].name, "alice") == 0 && strcmp(w.users[0].value, hash) == 0);
     CHECK(strcmp(w.users[1].name, "bob") == 0);
 
     /* basic authentication against those hashes */
@@ -104,11 +104,11 @@ static void test_valid(void)
     CHECK(tslab__basic_auth_check(a, "alice", "s3cret")); /* a failure did not evict it */
     tslab__basic_auth_free(a);
     /* $2y$ is the same algorithm as $2b$ */
-    struct tslab__webconfig_user y = {"yves", hash};
+    tslab__webconfig_pair y = {"yves", hash};
     char yhash[64];
     strcpy(yhash, hash);
     yhash[2] = 'y';
-    y.hash = yhash;
+    y.value = yhash;
     a = tslab__basic_auth_new(&y, 1);
     REQUIRE(a != NULL);
     CHECK(tslab__basic_auth_check(a, "yves", "s3cret"));
@@ -132,8 +132,8 @@ static void test_valid(void)
     /* an empty file, or only comments: plain HTTP, as with the toolkit */
     const char *empties[] = {"", "# nothing\n", "---\n"};
     for (size_t i = 0; i < 3; i++) {
-        CHECK_EQ_I(
-            tslab__webconfig_load(write_file("empty.yml", empties[i]), &w, err, sizeof err), 0);
+        CHECK_EQ_I(tslab__webconfig_load(write_file("empty.yml", empties[i]), &w, err, sizeof err),
+                   0);
         CHECK(!w.tls && w.user_count == 0 && w.header_count == 0);
         tslab__webconfig_free(&w);
     }

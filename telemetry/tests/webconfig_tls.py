@@ -7,8 +7,10 @@ by openssl at test time and bcrypt hashes made by libcrypt (test_webconfig --bcr
    wrong or missing password gets 401 (/healthz needs none); plain HTTP to the TLS port gets no
    HTTP answer; a real Prometheus scrapes it (scheme https, tls_config.ca_file, basic_auth) and
    the target is up, while a second job with a wrong password is down with a 401.
-2. RequireAndVerifyClientCert: a client certificate from the CA is served; none, an expired one
-   and one from another CA are refused (no HTTP answer).
+2. Client certificates, for each client_auth_type: RequireAndVerifyClientCert serves a
+   certificate from the CA and refuses none, an expired one and one from another CA (no HTTP
+   answer); VerifyClientCertIfGiven also serves none; RequireAnyClientCert refuses only none;
+   RequestClientCert serves all.
 3. The bearer token from --bearer-token-file and from TSLAB_BEARER_TOKEN; a malformed web
    configuration stops the demo with a message naming the file and line.
 
@@ -212,22 +214,36 @@ basic_auth_users:
 
 
 def client_certificates():
-    with open(path("mtls.yml"), "w") as f:
-        f.write(f"""tls_server_config:
+    """Each client_auth_type: which of no, good, expired and foreign certificates is served."""
+    modes = {
+        "RequireAndVerifyClientCert": {None: False, "client": True, "expired": False,
+                                       "foreign": False},
+        "VerifyClientCertIfGiven": {None: True, "client": True, "expired": False,
+                                    "foreign": False},
+        "RequireAnyClientCert": {None: False, "client": True, "expired": True, "foreign": True},
+        "RequestClientCert": {None: True, "client": True, "expired": True, "foreign": True},
+    }
+    for mode, expect in modes.items():
+        with open(path("mtls.yml"), "w") as f:
+            f.write(f"""tls_server_config:
   cert_file: {path("server.crt")}
   key_file: {path("server.key")}
-  client_auth_type: RequireAndVerifyClientCert
+  client_auth_type: {mode}
   client_ca_file: {path("ca.crt")}
 """)
-    demo, port = demolib.start_demo(demo_bin, "--web.config.file", path("mtls.yml"),
-                                    scheme="https")
-    status, _, body = https_get(port, cert="client")
-    checks.check(status == 200 and b"tslab_build_info{" in body, f"good client cert: {status}")
-    for cert in (None, "expired", "foreign"):
-        checks.check(refused(port, cert), f"{cert or 'no'} client certificate was served")
-    status, _, _ = https_get(port, cert="client")  # still serving the good one
-    checks.check(status == 200, f"good client cert after refusals: {status}")
-    checks.check(demolib.stop(demo) == 0, "tslab-demo exited nonzero")
+        demo, port = demolib.start_demo(demo_bin, "--web.config.file", path("mtls.yml"),
+                                        scheme="https")
+        for cert, served in expect.items():
+            if served:
+                status, _, body = https_get(port, cert=cert)
+                checks.check(status == 200 and b"tslab_build_info{" in body,
+                             f"{mode}: {cert or 'no'} client certificate answered {status}")
+            else:
+                checks.check(refused(port, cert),
+                             f"{mode}: {cert or 'no'} client certificate was served")
+        status, _, _ = https_get(port, cert="client")  # still serving after refusals
+        checks.check(status == 200, f"{mode}: good client cert after refusals: {status}")
+        checks.check(demolib.stop(demo) == 0, "tslab-demo exited nonzero")
 
 
 def bearer_token_sources():
