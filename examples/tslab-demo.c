@@ -60,6 +60,7 @@ static void usage(FILE *f)
             "  --rate R            sessions created per second over all threads (default 20000,\n"
             "                      0 = unthrottled)\n"
             "  --quiet             no statistics once a second\n"
+            "  --version           print the demo's and the loaded library's versions\n"
             "  --token T, --max-connections N, --per-ip-connections N, --timeout S\n"
             "                      exporter settings (see tslab_telemetry.h)\n");
 }
@@ -88,6 +89,12 @@ static int parse_options(int argc, char **argv, options *o)
         }
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             usage(stdout);
+            exit(0);
+        }
+        if (strcmp(arg, "--version") == 0) {
+            /* The header's version and the loaded library's: they differ when a newer
+             * libtslab.so.1 is installed under this binary. */
+            printf("tslab-demo %s (libtslab %s)\n", TSLAB_VERSION_STRING, tslab_version());
             exit(0);
         }
         if (val == NULL) {

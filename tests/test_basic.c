@@ -1,5 +1,6 @@
 /* Single-threaded behaviour of the core through the public API. */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <tslab.h>
 
@@ -113,6 +114,34 @@ static void bad_configs(void)
     CHECK(tslab_class_count(a) == TSLAB_CLASSES_MAX);
     tslab_destroy(a);
     tslab_destroy(NULL); /* no-op */
+    /* An OS table with any entry NULL: EINVAL, not a crash on the first slab. */
+    for (int hole = 0; hole < 4; hole++) {
+        tslab_os os = *tslab_os_default();
+        if (hole == 0)
+            os.reserve = NULL;
+        else if (hole == 1)
+            os.commit = NULL;
+        else if (hole == 2)
+            os.decommit = NULL;
+        else
+            os.release = NULL;
+        tslab_config g = {0};
+        g.os = &os;
+        errno = 0;
+        CHECK(tslab_create(&g) == NULL && errno == EINVAL);
+    }
+}
+
+/* Every int has a name, INT_MIN included (its negation would overflow). */
+static void strerror_any(void)
+{
+    const int v[] = {0, EINVAL, -EINVAL, ENOMEM, -ENOMEM, INT_MIN, INT_MIN + 1, INT_MAX, -1, 1};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        const char *s = tslab_strerror(v[i]);
+        CHECK(s != NULL && s[0] != '\0');
+    }
+    CHECK(strcmp(tslab_strerror(-EINVAL), tslab_strerror(EINVAL)) == 0);
+    CHECK(strcmp(tslab_strerror(INT_MIN), "unknown error") == 0);
 }
 
 /* Sizes map to the smallest class that holds them; no hidden header pushes 128 into 192. */
@@ -243,5 +272,5 @@ static void class_ceiling(void)
     tslab_destroy(a);
 }
 
-TEST_MAIN(T(single_thread_20k), T(bad_configs), T(size_classes), T(custom_sizes_alignment),
-          T(many_instances), T(class_ceiling))
+TEST_MAIN(T(single_thread_20k), T(bad_configs), T(strerror_any), T(size_classes),
+          T(custom_sizes_alignment), T(many_instances), T(class_ceiling))

@@ -3,17 +3,32 @@
  * `slab_alloc.h` compile unchanged against this header and get temporal-slab's semantics: opaque
  * 64-bit handles, rejected (not crashing) stale and double frees, header-free slab_malloc.
  * Everything here is a static inline wrapper over the tslab_ API: the library exports no
- * unprefixed symbol. */
+ * unprefixed symbol.
+ *
+ * Limits and geometry are the original's documented ones, so its programs' assertions and
+ * arithmetic hold:
+ *   - slab_malloc takes 1 to SLAB_MALLOC_MAX (504) bytes, the original's 512-byte class minus its
+ *     8-byte header, and gives NULL (errno EINVAL) above; alloc_obj takes sizes up to the largest
+ *     class (768 bytes, the original's 8 classes 64 96 128 192 256 384 512 768).
+ *   - slab_allocator_create() makes slabs of SLAB_PAGE_SIZE (4 KiB), and slab_object_count(n) is
+ *     the number of n-byte objects such a slab holds, so slab_object_count(n) * n never exceeds
+ *     SLAB_PAGE_SIZE. (The original kept a header inside each slab and counted 31 objects of 128
+ *     bytes; these slabs keep their metadata outside, so 32 fit.)
+ * The native API keeps its own limits: tslab_create(NULL) makes 64 KiB slabs and tslab_malloc
+ * takes any size up to the largest class. */
 #ifndef SLAB_ALLOC_H
 #define SLAB_ALLOC_H
 
 #include "tslab.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-#define SLAB_PAGE_SIZE 4096u /**< the original's page size */
+#define SLAB_PAGE_SIZE 4096u /**< the original's slab size: slab_allocator_create() uses it */
+#define SLAB_MALLOC_MAX 504u /**< the original's largest slab_malloc size */
 
 typedef struct tslab SlabAllocator; /**< the original's allocator: a tslab instance */
 typedef uint64_t SlabHandle;        /**< the original's handle: a tslab_handle */
@@ -37,8 +52,14 @@ typedef struct PerfCounters {
     uint64_t empty_slab_overflowed;     /**< see above */
 } PerfCounters;
 
-/** tslab_create(NULL): an instance with the default configuration. */
-static inline SlabAllocator *slab_allocator_create(void) { return tslab_create(NULL); }
+/** An instance with the default configuration but the original's 4 KiB slabs. */
+static inline SlabAllocator *slab_allocator_create(void)
+{
+    tslab_config cfg;
+    memset(&cfg, 0, sizeof cfg); /* every other field: the default */
+    cfg.slab_bytes = SLAB_PAGE_SIZE;
+    return tslab_create(&cfg);
+}
 /** tslab_destroy. */
 static inline void slab_allocator_free(SlabAllocator *alloc) { tslab_destroy(alloc); }
 
@@ -53,9 +74,13 @@ static inline bool free_obj(SlabAllocator *alloc, SlabHandle handle)
     return tslab_free(alloc, handle);
 }
 
-/** No header: slab_malloc(a, 128) uses the 128-byte class. */
+/** No header: slab_malloc(a, 128) uses the 128-byte class. Above SLAB_MALLOC_MAX: NULL. */
 static inline void *slab_malloc(SlabAllocator *alloc, size_t size)
 {
+    if (size > SLAB_MALLOC_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
     return tslab_malloc(alloc, size);
 }
 /** tslab_free_ptr, its result dropped (the original returned nothing). */
@@ -65,9 +90,8 @@ static inline void slab_free(SlabAllocator *alloc, void *ptr) { (void)tslab_free
  * index is out of range. */
 static inline void get_perf_counters(SlabAllocator *alloc, uint32_t size_class, PerfCounters *out)
 {
-    static const PerfCounters zero = {0, 0, 0, 0, 0, 0, 0, 0}; /* C++ rejects a const without one */
     tslab_stats st;
-    *out = zero;
+    memset(out, 0, sizeof *out);
     if (size_class >= TSLAB_CLASSES_MAX || tslab_stats_read(alloc, &st) != 0 ||
         size_class >= st.class_count)
         return;
@@ -82,10 +106,10 @@ static inline void get_perf_counters(SlabAllocator *alloc, uint32_t size_class, 
     out->empty_slab_overflowed = c->cache_overflows;
 }
 
-/** Objects per slab for obj_size under the default configuration. */
+/** Objects of obj_size bytes in one slab of an instance made by slab_allocator_create(). */
 static inline uint32_t slab_object_count(uint32_t obj_size)
 {
-    return (uint32_t)tslab_slab_capacity(obj_size, 0);
+    return (uint32_t)tslab_slab_capacity(obj_size, SLAB_PAGE_SIZE);
 }
 
 /** tslab_process_rss. */

@@ -35,10 +35,24 @@ extern "C" {
 #define TSLAB_API
 #endif
 
-#define TSLAB_VERSION_MAJOR 1        /**< version of this header: major (the SONAME's number) */
-#define TSLAB_VERSION_MINOR 0        /**< version of this header: minor */
-#define TSLAB_VERSION_PATCH 0        /**< version of this header: patch */
-#define TSLAB_VERSION_STRING "1.0.0" /**< the three as a string */
+/* The version of this header. It is the one place the version is written: CMake reads it from
+ * here (project VERSION, the libraries' VERSION and SOVERSION, pkg-config and the CMake package).
+ * TSLAB_VERSION_NUMBER is MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as
+ * integers. The library a program actually runs with can be newer than the header it was
+ * compiled against (same SONAME): tslab_version() and tslab_version_number() say which. */
+#define TSLAB_VERSION_MAJOR 1        /**< major (the SONAME's number) */
+#define TSLAB_VERSION_MINOR 1        /**< minor */
+#define TSLAB_VERSION_PATCH 0        /**< patch */
+#define TSLAB_VERSION_STRING "1.1.0" /**< the three as a string */
+/** MAJOR * 1000000 + MINOR * 1000 + PATCH */
+#define TSLAB_VERSION_NUMBER                                                                       \
+    (TSLAB_VERSION_MAJOR * 1000000 + TSLAB_VERSION_MINOR * 1000 + TSLAB_VERSION_PATCH)
+
+/** The version of the library loaded at run time: its TSLAB_VERSION_STRING ("1.1.0") and its
+ * TSLAB_VERSION_NUMBER (1001000). */
+TSLAB_API const char *tslab_version(void);
+/** The version of the library loaded at run time, as TSLAB_VERSION_NUMBER. */
+TSLAB_API uint32_t tslab_version_number(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Limits
@@ -56,10 +70,13 @@ extern "C" {
 typedef struct tslab tslab; /**< an allocator instance (opaque) */
 
 /** An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API, but two
- * properties are: a handle whose single bit is flipped is always rejected (a parity bit covers its
- * instance, class and slot fields, and a slot holds exactly one generation), and slots start at
- * generations scattered per instance, class and slot, so a handle corrupted in more bits, or kept
- * from a destroyed instance, names a live object only by a 2^-22 chance. */
+ * properties are: a live handle whose single bit is flipped is always rejected (a parity bit
+ * covers its instance, class and slot fields, and a slot holds exactly one generation), and so is
+ * a stale one whose slot has been reused fewer than 2^20 times since (a slot's consecutive
+ * generations never differ in one bit); and slots start at generations scattered per instance,
+ * class and slot, so a handle corrupted in more bits, or kept from a destroyed instance, names a
+ * live object only by a 2^-22 chance. (A raw pointer kept from a destroyed instance has no such
+ * protection: a later instance may map the same addresses.) */
 typedef uint64_t tslab_handle;
 #define TSLAB_HANDLE_NONE ((tslab_handle)0) /**< never a valid handle */
 
@@ -215,6 +232,10 @@ TSLAB_API uint64_t tslab_clock_ns(void);
  *     metric    Prometheus family name after the "tslab_" prefix (counters end in _total)
  *     label_key, label_value  an extra label distinguishing members of one family, or "" ""
  *     help      HELP text of the family (repeated on every member so none can drift)
+ *
+ * The order of the list is the layout of tslab_class_stats, which is ABI: a new counter goes at
+ * the end of the list, and a release that appends fields bumps TSLAB_STATS_VERSION (README.md,
+ * "Versioning and ABI").
  * ------------------------------------------------------------------------------------------- */
 /** The one list of per-class counters and gauges, one X(field, source, type, metric, label_key,
  * label_value, help) row each; the columns are described in the comment above it in tslab.h. */
@@ -273,15 +294,20 @@ typedef struct tslab_class_stats {
 #undef TSLAB__STATS_FIELD
 } tslab_class_stats;
 
-#define TSLAB_STATS_VERSION 1 /**< the layout of tslab_stats, in its version field */
+/** The revision of the tslab_stats layout: 1 in 1.0, 2 from 1.1 (fields appended since). */
+#define TSLAB_STATS_VERSION 2
 
 /** A snapshot of one instance, read while it runs without stopping its fast path.
  * Consistency: every COUNTER is monotonic across snapshots of one instance. Frees are summed
- * before allocations, so live_objects = allocations - frees is never negative and overstates the
- * true count by at most the allocations made while the snapshot was being read. Gauges are read
- * one by one without a lock; each is exact at some instant during the read. */
+ * before allocations, so live_objects = allocations + duplicates_dropped - frees overstates the
+ * true count by at most the allocations made while the snapshot was being read. Once every thread
+ * that freed objects has called tslab_flush (or exited) after its last free, that identity is
+ * exact. While a racing double free is pending (both frees counted, the drop not yet: until the
+ * freeing thread's next hand-back, flush or exit) it can go below zero, and live_objects is
+ * clamped at 0. Gauges are read one by one without a lock; each is exact at some instant during
+ * the read. */
 typedef struct tslab_stats {
-    uint32_t version;                             /**< TSLAB_STATS_VERSION */
+    uint32_t version; /**< the library's TSLAB_STATS_VERSION: fields of later revisions read 0 */
     uint32_t class_count;                         /**< entries of classes[] in use */
     char name[TSLAB_NAME_MAX];                    /**< the instance's name */
     uint64_t reserved_bytes;                      /**< address space reserved by the instance */
@@ -291,8 +317,25 @@ typedef struct tslab_stats {
     tslab_class_stats unattributed;
 } tslab_stats;
 
-/** Fills *out. 0, or -EINVAL when a or out is NULL. */
-TSLAB_API int tslab_stats_read(tslab *a, tslab_stats *out);
+/** Fills the caller's snapshot, whose layout the caller states: `stats_size` is its
+ * sizeof(tslab_stats) and `class_stats_size` its sizeof(tslab_class_stats). The library writes
+ * exactly the fields the caller's structs have, in the caller's layout (classes[] at the caller's
+ * stride), zeroes the caller's fields it does not know (a program built against a newer header),
+ * and writes no byte past out + stats_size. 0; -EINVAL when a or out is NULL, or the sizes are
+ * smaller than 1.0's or not a whole tslab_stats (nothing is written then).
+ * Bindings from other languages call this with their own sizes. */
+TSLAB_API int tslab_stats_get(tslab *a, tslab_stats *out, size_t stats_size,
+                              size_t class_stats_size);
+
+/** tslab_stats_get with this header's sizes. 0, or -EINVAL when a or out is NULL.
+ * (The library also exports a function of this name, for programs built against 1.0: it writes
+ * exactly 1.0's tslab_stats, with version 1.) */
+#ifndef TSLAB__DEFINES_STATS_READ_1_0
+static inline int tslab_stats_read(tslab *a, tslab_stats *out)
+{
+    return tslab_stats_get(a, out, sizeof *out, sizeof out->classes[0]);
+}
+#endif
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,8 @@
 int tslab__reject_reason(uint32_t gen, uint32_t state)
 {
     uint32_t cur = tslab__state_gen(state);
-    uint32_t behind = (cur - gen) & TSLAB__GEN_MASK; /* frees of this slot since gen was issued */
+    /* Frees of this slot since gen was issued: the distance in steps of TSLAB__GEN_STEP. */
+    uint32_t behind = ((cur - gen) * TSLAB__GEN_STEP_INV) & TSLAB__GEN_MASK;
     if (behind == 0 || behind >= GEN_HALF)
         return TSLAB__REJ_INVALID; /* a generation this slot has not reached: never issued */
     if (behind == 1 && !(state & TSLAB__LIVE))
@@ -244,8 +245,7 @@ bool tslab_free_ptr(tslab *a, void *p)
         uint32_t s = atomic_load_explicit(st, memory_order_acquire);
         if (tslab_likely(s & TSLAB__LIVE)) {
             uint32_t gen = tslab__state_gen(s);
-            return owner_free(t, n, st, gen,
-                              tslab__handle_make(top, idx, (gen + 1) & TSLAB__GEN_MASK));
+            return owner_free(t, n, st, gen, tslab__handle_make(top, idx, tslab__gen_next(gen)));
         }
     }
     return free_ptr_slow(a, ci, idx);

@@ -65,6 +65,18 @@ typedef struct tslab_exporter_config {
     unsigned timeout_seconds;    /**< 0 = 20: an idle or stalled connection is closed after it */
     size_t memory_limit;         /**< 0 = 32 KiB: per-connection buffer for the request line and
                                     headers; a larger request gets 431 or is closed */
+    /* Fields added in 1.1 (appended: the ones above keep their offsets). */
+    unsigned request_timeout_seconds; /**< 0 = 5: a new connection must deliver its whole request
+                                         line and headers within this long of being accepted,
+                                         however steadily it sends (a deadline, not an idle timer).
+                                         Capped at timeout_seconds */
+    /** When the exporter is bound to a loopback address, only requests whose Host header names a
+     * loopback address (127.0.0.0/8, [::1]), "localhost" or one of these names (any port) are
+     * answered; the others, and requests without Host, get 421 Misdirected Request. This stops
+     * a web page from reading the exporter through DNS rebinding. Names are compared
+     * case-insensitively, without the port. NULL/0: no extra names. Ignored for other binds. */
+    const char *const *allowed_hosts; /**< copied */
+    size_t allowed_host_count;        /**< entries in `allowed_hosts` */
 } tslab_exporter_config;
 
 /** Starts the exporter thread; on success stores the exporter in *out and returns 0.

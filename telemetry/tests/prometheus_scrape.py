@@ -136,7 +136,7 @@ def main():
         checks.check(count('tslab_slab_transitions_total') == 9 * 2, "2 transitions x 9 classes")
         checks.check(count('tslab_reserved_bytes') == 2, "reserved_bytes per allocator")
         v = query(prom_port, "tslab_build_info")
-        checks.check(len(v) == 1 and v[0][1] == 1 and v[0][0].get("version") == "1.0.0",
+        checks.check(len(v) == 1 and v[0][1] == 1 and v[0][0].get("version") == "1.1.0",
                      f"tslab_build_info: {v}")
         v = query(prom_port, 'tslab_allocations_total{allocator="sessions",class="128"}')
         checks.check(len(v) == 1 and v[0][0].get("job") == JOB, f"sessions/128 series: {v}")
