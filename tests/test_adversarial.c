@@ -342,7 +342,7 @@ static void geometry_extremes(void)
     unsigned char *pb[NB];
     for (int i = 0; i < NB; i++) {
         pb[i] = tslab_alloc(a, mib, &hb[i]);
-        CHECK(pb[i] != NULL);
+        REQUIRE(pb[i] != NULL);
         CHECK((uintptr_t)pb[i] % 16 == 0);
         memset(pb[i], 0x30 + i, mib);
     }
@@ -432,7 +432,7 @@ static void geometry_extremes(void)
         for (int i = 0; i < 64; i++) {
             size_t want = s64[i] - (i % 3 == 0 && s64[i] > 8 ? 7 : 0);
             pp[i] = tslab_alloc(a, want, &hh[i]);
-            CHECK(pp[i] != NULL);
+            REQUIRE(pp[i] != NULL);
             CHECK_EQ_U(tslab_usable_size(a, pp[i]), s64[i]);
             CHECK_EQ_U(tslab_class_size(a, (size_t)i), s64[i]);
             CHECK(tslab_ptr_handle(a, pp[i]) == hh[i]);
@@ -489,7 +489,7 @@ static void forged_two_bit_flips(void)
     int live[N];
     for (int i = 0; i < N; i++) {
         p[i] = tslab_alloc(a, sizes[i % 64], &h[i]);
-        CHECK(p[i] != NULL);
+        REQUIRE(p[i] != NULL);
         p[i]->magic = MAGIC;
         p[i]->index = (uint64_t)i;
         live[i] = 1;
@@ -551,7 +551,7 @@ static void fastmap_collisions(void)
     unsigned long allocs[NI] = {0}, frees[NI] = {0}, foreign[NI] = {0};
     for (int i = 0; i < NI; i++) {
         in[i] = mk(sz, 3, 0, 1, 0);
-        CHECK(in[i] != NULL);
+        REQUIRE(in[i] != NULL);
         for (int j = 0; j < LIVE; j++) {
             ps[i][j] = tslab_alloc(in[i], sz[j % 3], &hs[i][j]);
             CHECK(ps[i][j] != NULL);
@@ -841,7 +841,7 @@ static void *race_churner(void *arg)
             fr++;
         } else {
             p[k] = tslab_alloc(race_A, 100 + (k % 4) * 200, &h[k]);
-            CHECK(p[k] != NULL);
+            REQUIRE(p[k] != NULL);
             p[k]->magic = MAGIC ^ me;
             p[k]->index = k;
             al++;

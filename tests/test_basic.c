@@ -36,7 +36,7 @@ static void single_thread_20k(void)
         CHECK(holds(p[i], 128, i));
     for (unsigned i = 0; i < N; i += 2) {
         p[i] = tslab_alloc(a, 128, &h[i]);
-        CHECK(p[i] != NULL);
+        REQUIRE(p[i] != NULL);
         fill(p[i], 128, i * 7);
     }
     for (unsigned i = 0; i < N; i++) {
@@ -138,7 +138,8 @@ static void strerror_any(void)
     const int v[] = {0, EINVAL, -EINVAL, ENOMEM, -ENOMEM, INT_MIN, INT_MIN + 1, INT_MAX, -1, 1};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         const char *s = tslab_strerror(v[i]);
-        CHECK(s != NULL && s[0] != '\0');
+        REQUIRE(s != NULL);
+        CHECK(s[0] != '\0');
     }
     CHECK(strcmp(tslab_strerror(-EINVAL), tslab_strerror(EINVAL)) == 0);
     CHECK(strcmp(tslab_strerror(INT_MIN), "unknown error") == 0);
@@ -191,7 +192,7 @@ static void custom_sizes_alignment(void)
         void *p[K];
         for (unsigned i = 0; i < K; i++) {
             p[i] = tslab_malloc(a, sizes[c]);
-            CHECK(p[i] != NULL);
+            REQUIRE(p[i] != NULL);
             size_t align = sz % 16 == 0 ? 16 : 8;
             CHECK((uintptr_t)p[i] % align == 0);
             CHECK(tslab_usable_size(a, p[i]) == sz);
@@ -215,9 +216,9 @@ static void many_instances(void)
     void *p[N];
     for (int i = 0; i < N; i++) {
         a[i] = tslab_create(&cfg);
-        CHECK(a[i] != NULL);
+        REQUIRE(a[i] != NULL);
         p[i] = tslab_alloc(a[i], 64, &h[i]);
-        CHECK(p[i] != NULL);
+        REQUIRE(p[i] != NULL);
         memset(p[i], i, 64);
     }
     for (int i = 0; i < N; i++) {

@@ -22,7 +22,7 @@ static void make_live(void)
     for (unsigned i = 0; i < LIVE; i++) {
         size_t size = 8u << (i % 7); /* 8 .. 512: several classes */
         live_p[i] = tslab_alloc(A, size < 64 ? 64 : size, &live_h[i]);
-        CHECK(live_p[i] != NULL);
+        REQUIRE(live_p[i] != NULL);
         *(uint64_t *)live_p[i] = pattern(i);
     }
 }
@@ -167,14 +167,14 @@ static void bit_flips(void)
 static void stale_bit_flips(void)
 {
     A = tslab_create(NULL);
-    CHECK(A != NULL);
+    REQUIRE(A != NULL);
     unsigned long slots = scaled(TEST_QUARANTINE ? 60 : 3000), tried = 0, even = 0, odd = 0;
     for (unsigned reuse = 1; reuse <= 3; reuse++) {
         for (unsigned long i = 0; i < slots; i++) {
             size_t size = 64u << (i % 4); /* 64 .. 512 */
             tslab_handle stale, cur;
             void *p = tslab_alloc(A, size, &stale);
-            CHECK(p != NULL);
+            REQUIRE(p != NULL);
             if (stale & 1)
                 odd++;
             else
@@ -236,7 +236,7 @@ static void *garbage_worker(void *arg)
                 atomic_fetch_add(&g_garbage_accepted, 1);
         } else {
             p[k] = tslab_alloc(A, 64 + (k % 4) * 64, &h[k]);
-            CHECK(p[k] != NULL);
+            REQUIRE(p[k] != NULL);
             p[k][0] = (uint64_t)id << 48 | (k + 1);
         }
         unsigned long long r = rng_next(&rng);
@@ -267,10 +267,10 @@ static void *garbage_worker(void *arg)
 static void garbage_threads(void)
 {
     A = tslab_create(NULL);
-    CHECK(A != NULL);
+    REQUIRE(A != NULL);
     pthread_t th[G_THREADS];
     for (unsigned t = 0; t < G_THREADS; t++)
-        CHECK(pthread_create(&th[t], NULL, garbage_worker, (void *)(uintptr_t)t) == 0);
+        REQUIRE(pthread_create(&th[t], NULL, garbage_worker, (void *)(uintptr_t)t) == 0);
     for (unsigned t = 0; t < G_THREADS; t++)
         pthread_join(th[t], NULL);
     tslab_stats st;

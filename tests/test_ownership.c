@@ -44,7 +44,7 @@ static void check_unique(tslab *a, uint32_t n)
     REQUIRE(p != NULL);
     for (uint32_t i = 0; i < n; i++) {
         p[i] = tslab_alloc(a, 64, &h[i]);
-        CHECK(p[i] != NULL);
+        REQUIRE(p[i] != NULL);
         memset(p[i], 0, 64);
         memcpy(p[i], &i, sizeof i);
     }
@@ -314,7 +314,7 @@ static void replayed_race_owner_flushed_first(void)
     CHECK(tslab_alloc(A, 64, &victim) != NULL); /* we own its slab */
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, remote_free_flush_late, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, remote_free_flush_late, NULL) == 0);
     pthread_barrier_wait(&bar);
     owner_late_store(A, victim);
     tslab_flush(A); /* every thread flushes: this one first */
