@@ -4,11 +4,13 @@
 #   make sanitize  ASan+UBSan, TSan, Valgrind matrix (sanitizers/run-matrix.sh all)
 #   make bench     the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
 #   make bench-smoke  the same suite once with small counts: builds and checks the harness (CI)
+#   make lint      clang-format (no difference allowed) and cppcheck (no finding) over our sources
+#   make docs      the API reference from the public headers (Doxygen): build/docs/html/index.html
 JOBS ?= 2
 DEMO_LISTEN ?= 127.0.0.1:9464
 DEMO_ARGS ?=
 
-.PHONY: all build demo test sanitize fuzz bench bench-smoke install clean format
+.PHONY: all build demo test sanitize fuzz bench bench-smoke docs lint install clean format
 
 all: build
 
@@ -46,8 +48,18 @@ bench-smoke:
 	scripts/deps.sh bench
 	bench/run.sh --quick
 
+# Fails on any Doxygen warning (docs/Doxyfile: WARN_AS_ERROR); ctest's docs.doxygen runs the same.
+docs:
+	scripts/deps.sh docs
+	doxygen docs/Doxyfile
+	@echo "API reference: build/docs/html/index.html"
+
 install: build
 	cmake --install build/release
+
+lint:
+	scripts/deps.sh lint
+	scripts/lint.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

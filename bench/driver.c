@@ -234,14 +234,15 @@ static void add_result(int w, int b, size_t size, int rep, const char *key, doub
 {
     if (nresults == capresults) {
         capresults = capresults ? 2 * capresults : 4096;
-        results = realloc(results, capresults * sizeof *results);
+        result *grown = realloc(results, capresults * sizeof *results);
         free(rindex_);
         rindex_cap = 4 * capresults;
         rindex_ = calloc(rindex_cap, sizeof *rindex_);
-        if (!results || !rindex_) {
+        if (!grown || !rindex_) {
             perror("realloc");
             exit(1);
         }
+        results = grown;
         for (size_t i = 0; i < nresults; i++)
             rindex_insert(i);
     }
@@ -1372,7 +1373,7 @@ int bench_driver_main(int argc, char **argv, const char *self_path)
                 uint64_t nn = n;
                 if (w->max_bytes && nn > w->max_bytes / size)
                     nn = w->max_bytes / size;
-                int sel[NBACKENDS], ns = 0;
+                int sel[NBACKENDS] = {0}, ns = 0;
                 for (int bi = 0; bi < NBACKENDS; bi++)
                     if (be_selected(&o, bi, w))
                         sel[ns++] = bi;

@@ -582,8 +582,8 @@ static void run_two_threads(const bench_params *p, const bench_ops *o, bool prod
 
 /* ---- Entry ---------------------------------------------------------------------------------- */
 
-/* Checks the core's own counters against what the workload did (TRAPS: a benchmark that reads
- * the wrong class prints zeros for months). */
+/* Checks the core's own counters against what the workload did (the original's benchmark read
+ * the wrong class and printed zeros for months). */
 static void check_counters(const bench_params *p)
 {
 #if BENCH_NOCOUNTERS

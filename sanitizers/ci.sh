@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What .ci/run calls for issue 4: the whole sanitizer matrix, then each libFuzzer target for a
-# bounded time. Exit status non-zero if either failed. Budget on 2 cores: see README.md.
+# The two sanitizer stages of .ci/run (make sanitize, make fuzz) in one command: the whole
+# sanitizer matrix, then each libFuzzer target for a bounded time. Exit status non-zero if
+# either failed. Budget on 2 cores: see README.md.
 #   sanitizers/ci.sh            (env: FUZZ_SECONDS=60, and run-matrix.sh's knobs)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)

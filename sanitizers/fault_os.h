@@ -15,7 +15,7 @@ enum { FOS_RESERVE, FOS_COMMIT, FOS_DECOMMIT, FOS_KINDS };
 static const char *const fos_kind_name[FOS_KINDS] = {"reserve", "commit", "decommit"};
 
 typedef struct fault_os {
-    tslab_os os;             /* hand &fos->os to tslab_config.os; os.ctx points back here */
+    tslab_os os; /* hand &fos->os to tslab_config.os; os.ctx points back here */
     const tslab_os *real;
     /* Call n (1-based, counted per kind) fails when fail_from <= n < fail_from + fail_len, or
      * when fail_one_in != 0 and a hash of n selects it. */
@@ -24,9 +24,9 @@ typedef struct fault_os {
     _Atomic uint32_t fail_one_in[FOS_KINDS];
     _Atomic uint64_t calls[FOS_KINDS];
     _Atomic uint64_t failures[FOS_KINDS];
-    _Atomic int64_t reserved_bytes;   /* reserved and not yet released */
-    _Atomic uint64_t reservations;    /* reservations outstanding */
-    _Atomic int bad_release;          /* release of something never reserved */
+    _Atomic int64_t reserved_bytes; /* reserved and not yet released */
+    _Atomic uint64_t reservations;  /* reservations outstanding */
+    _Atomic int bad_release;        /* release of something never reserved */
 } fault_os;
 
 static inline bool fos_should_fail(fault_os *f, int kind)
@@ -97,10 +97,7 @@ static inline uint64_t fos_failures(fault_os *f, int kind)
     return atomic_load(&f->failures[kind]);
 }
 
-static inline uint64_t fos_calls(fault_os *f, int kind)
-{
-    return atomic_load(&f->calls[kind]);
-}
+static inline uint64_t fos_calls(fault_os *f, int kind) { return atomic_load(&f->calls[kind]); }
 
 static inline void fos_disarm(fault_os *f)
 {

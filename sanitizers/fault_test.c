@@ -169,8 +169,9 @@ static bool run_once(run *r, bool expect_create)
               "counters: allocations %" PRIu64 "/%" PRIu64 " frees %" PRIu64 "/%" PRIu64
               " live %" PRIu64 " rejections %" PRIu64,
               al, r->allocs, fr, r->frees, live, rej);
-    SAN_CHECK(osf == injected, "os_failures %" PRIu64 " but %" PRIu64
-              " commit/decommit failures were injected", osf, injected);
+    SAN_CHECK(osf == injected,
+              "os_failures %" PRIu64 " but %" PRIu64 " commit/decommit failures were injected", osf,
+              injected);
     tslab_destroy(r->a);
     r->a = NULL;
     SAN_CHECK(atomic_load(&r->fos.reserved_bytes) == 0 && atomic_load(&r->fos.reservations) == 0 &&
@@ -277,8 +278,10 @@ static void threaded(unsigned iters, uint64_t *fault_points)
         osf += st.classes[c].os_failures;
     }
     uint64_t injected = fos_failures(&fos, FOS_COMMIT) + fos_failures(&fos, FOS_DECOMMIT);
-    SAN_CHECK(sal == al && sfr == fr && live == 0, "threaded counters: %" PRIu64 "/%" PRIu64
-              " allocations, %" PRIu64 "/%" PRIu64 " frees, live %" PRIu64, sal, al, sfr, fr, live);
+    SAN_CHECK(sal == al && sfr == fr && live == 0,
+              "threaded counters: %" PRIu64 "/%" PRIu64 " allocations, %" PRIu64 "/%" PRIu64
+              " frees, live %" PRIu64,
+              sal, al, sfr, fr, live);
     SAN_CHECK(osf == injected, "threaded: os_failures %" PRIu64 ", injected %" PRIu64, osf,
               injected);
     tslab_destroy(a);
@@ -350,8 +353,10 @@ int main(int argc, char **argv)
                 refused++;
             else
                 failed_allocs += r.enomem;
-            SAN_CHECK(fos_failures(&r.fos, plans[pl].kind) > 0, "fault %s (k=%" PRIu64
-                      ") was never reached: the workload is not deterministic", plans[pl].what, k);
+            SAN_CHECK(fos_failures(&r.fos, plans[pl].kind) > 0,
+                      "fault %s (k=%" PRIu64
+                      ") was never reached: the workload is not deterministic",
+                      plans[pl].what, k);
             tried++;
         }
         printf("%-22s k = 1..%" PRIu64 " (stride %" PRIu64 "): %" PRIu64 " runs, %" PRIu64

@@ -135,7 +135,8 @@ int main(void)
         SAN_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
         bool exited = WIFEXITED(status) && (WEXITSTATUS(status) == 0 || valgrind);
         if (!reported || !exited) {
-            fprintf(stderr, "fork %d: child %s %d%s\n", f, WIFEXITED(status) ? "exited" : "killed by signal",
+            fprintf(stderr, "fork %d: child %s %d%s\n", f,
+                    WIFEXITED(status) ? "exited" : "killed by signal",
                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
                     WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (deadlock: alarm)" : "");
             failures++;

@@ -22,11 +22,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static tslab *inst; /* kept reachable for the leak checker */
+static tslab *inst;                /* kept reachable for the leak checker */
 void *volatile san_misuse_keep[2]; /* reachable: must not be reported */
 
 __attribute__((noinline)) static void touch_write(volatile unsigned char *p) { p[0] = 42; }
-__attribute__((noinline)) static unsigned char touch_read(volatile unsigned char *p) { return p[8]; }
+__attribute__((noinline)) static unsigned char touch_read(volatile unsigned char *p)
+{
+    return p[8];
+}
 
 __attribute__((noinline)) static void leak_one(void)
 {
@@ -93,7 +96,8 @@ static int scenario(const char *mode)
 }
 
 /* Runs `self mode` with stderr captured; returns the exit status and the captured text. */
-__attribute__((unused)) static int run_child(const char *self, const char *mode, char *out, size_t cap)
+__attribute__((unused)) static int run_child(const char *self, const char *mode, char *out,
+                                             size_t cap)
 {
     int fds[2];
     SAN_CHECK(pipe(fds) == 0, "pipe");

@@ -81,8 +81,8 @@ static int child(void)
     SAN_CHECK(big == NULL && errno == ENOMEM, "8 GiB reservation under a 96 MiB cap: %p errno %d",
               (void *)big, errno);
 
-    tslab_config cfg = {.name = "capped", .sizes = sizes, .size_count = 2,
-                        .class_max_bytes = 16u << 20};
+    tslab_config cfg = {
+        .name = "capped", .sizes = sizes, .size_count = 2, .class_max_bytes = 16u << 20};
     tslab *a = tslab_create(&cfg);
     SAN_CHECK(a != NULL, "tslab_create of 32 MiB under a 96 MiB cap: errno %d", errno);
     tslab_config cfg3 = cfg;
@@ -108,7 +108,8 @@ static int child(void)
         counts[k] = n;
     }
     printf("under a cap of VmSize + 96 MiB: default create refused (ENOMEM); classes of 16 MiB "
-           "held %zu x 64 B and %zu x 4096 B twice over\n", counts[0], counts[1]);
+           "held %zu x 64 B and %zu x 4096 B twice over\n",
+           counts[0], counts[1]);
     fflush(stdout);
 
     /* Tight cap: no new mapping at all. */
@@ -136,7 +137,8 @@ static int child(void)
         drain(c, sz, p, n);
     }
     printf("under a cap of the current VmSize: %zu allocations served, %zu refused with ENOMEM; "
-           "all classes allocate again once the cap is raised\n", ok, refused);
+           "all classes allocate again once the cap is raised\n",
+           ok, refused);
     tslab_destroy(a);
     tslab_destroy(c);
     fflush(stdout);

@@ -105,10 +105,11 @@ static void write_stamp(objhdr *o, uint64_t stamp, uint64_t handle, uint32_t siz
 
 static void check_stamp(const objhdr *o, uint64_t expect_stamp /* 0 = unknown */)
 {
-    SAN_CHECK(o->stamp != 0 && (o->stamp ^ STAMP_MAGIC) >> 40 != 0, "object %p has no owner stamp (%#" PRIx64 ")",
-              (const void *)o, o->stamp);
+    SAN_CHECK(o->stamp != 0 && (o->stamp ^ STAMP_MAGIC) >> 40 != 0,
+              "object %p has no owner stamp (%#" PRIx64 ")", (const void *)o, o->stamp);
     if (expect_stamp)
-        SAN_CHECK(o->stamp == expect_stamp, "object %p: stamp %#" PRIx64 ", expected %#" PRIx64
+        SAN_CHECK(o->stamp == expect_stamp,
+                  "object %p: stamp %#" PRIx64 ", expected %#" PRIx64
                   " (someone else wrote it: slot handed out twice?)",
                   (const void *)o, o->stamp, expect_stamp);
     SAN_CHECK(o->inst < INSTANCES && (o->api == API_HANDLE || o->api == API_MALLOC) &&
@@ -116,7 +117,8 @@ static void check_stamp(const objhdr *o, uint64_t expect_stamp /* 0 = unknown */
               "object %p: corrupt header", (const void *)o);
     uint64_t tail;
     memcpy(&tail, (const char *)o + o->size - sizeof tail, sizeof tail);
-    SAN_CHECK(tail == (o->stamp ^ TAIL_MAGIC), "object %p: tail stamp overwritten", (const void *)o);
+    SAN_CHECK(tail == (o->stamp ^ TAIL_MAGIC), "object %p: tail stamp overwritten",
+              (const void *)o);
 }
 
 static size_t pick_size(worker *w, unsigned in)
@@ -345,17 +347,19 @@ static void check_snapshot(const tslab_stats *prev, const tslab_stats *cur, unsi
     SAN_CHECK(cur->class_count == inst_classes[in], "class_count %u", cur->class_count);
     for (size_t c = 0; c < cur->class_count; c++) {
         const tslab_class_stats *p = &prev->classes[c], *s = &cur->classes[c];
-        SAN_CHECK(s->object_size == inst_size[in][c], "class %zu size %" PRIu64, c,
-                  s->object_size);
-        SAN_CHECK(s->frees <= s->allocations, "instance %u class %zu: frees %" PRIu64
-                  " > allocations %" PRIu64, in, c, s->frees, s->allocations);
+        SAN_CHECK(s->object_size == inst_size[in][c], "class %zu size %" PRIu64, c, s->object_size);
+        SAN_CHECK(s->frees <= s->allocations,
+                  "instance %u class %zu: frees %" PRIu64 " > allocations %" PRIu64, in, c,
+                  s->frees, s->allocations);
         SAN_CHECK(s->live_objects == s->allocations - s->frees,
                   "instance %u class %zu: live %" PRIu64 " != %" PRIu64 " - %" PRIu64, in, c,
                   s->live_objects, s->allocations, s->frees);
-#define CHECK_MONO(field, source, type, metric, lk, lv, help)                                     \
+#define CHECK_MONO(field, source, type, metric, lk, lv, help)                                      \
     if (IS_COUNTER_##type)                                                                         \
-        SAN_CHECK(s->field >= p->field, "instance %u class %zu: counter " #field                  \
-                  " went backwards (%" PRIu64 " -> %" PRIu64 ")", in, c, p->field, s->field);
+        SAN_CHECK(s->field >= p->field,                                                            \
+                  "instance %u class %zu: counter " #field " went backwards (%" PRIu64             \
+                  " -> %" PRIu64 ")",                                                              \
+                  in, c, p->field, s->field);
         TSLAB_CLASS_STATS(CHECK_MONO)
     }
     const tslab_class_stats *p = &prev->unattributed, *s = &cur->unattributed;
@@ -402,15 +406,14 @@ static void *observer_main(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tslab-stress [options]\n"
-            "  -t, --threads N   worker threads (default 8)\n"
-            "  -n, --ops N       total operations, allocations + frees (default 20000000)\n"
-            "  -l, --live N      objects each worker holds at most (default 256)\n"
-            "  -s, --seed N      random seed (default 1)\n"
-            "      --no-render   do not render /metrics text in the observer thread\n"
-            "  -q, --quiet       print only the summary line\n"
-            "Exit status 0 when every check passed.\n");
+    fprintf(f, "usage: tslab-stress [options]\n"
+               "  -t, --threads N   worker threads (default 8)\n"
+               "  -n, --ops N       total operations, allocations + frees (default 20000000)\n"
+               "  -l, --live N      objects each worker holds at most (default 256)\n"
+               "  -s, --seed N      random seed (default 1)\n"
+               "      --no-render   do not render /metrics text in the observer thread\n"
+               "  -q, --quiet       print only the summary line\n"
+               "Exit status 0 when every check passed.\n");
 }
 
 static uint64_t parse_u64(const char *s, const char *what)
@@ -427,14 +430,11 @@ static uint64_t parse_u64(const char *s, const char *what)
 
 int main(int argc, char **argv)
 {
-    static const struct option longs[] = {{"threads", required_argument, 0, 't'},
-                                          {"ops", required_argument, 0, 'n'},
-                                          {"live", required_argument, 0, 'l'},
-                                          {"seed", required_argument, 0, 's'},
-                                          {"no-render", no_argument, 0, 'R'},
-                                          {"quiet", no_argument, 0, 'q'},
-                                          {"help", no_argument, 0, 'h'},
-                                          {0, 0, 0, 0}};
+    static const struct option longs[] = {
+        {"threads", required_argument, 0, 't'}, {"ops", required_argument, 0, 'n'},
+        {"live", required_argument, 0, 'l'},    {"seed", required_argument, 0, 's'},
+        {"no-render", no_argument, 0, 'R'},     {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "t:n:l:s:qh", longs, NULL)) != -1) {
         switch (ch) {
@@ -534,8 +534,8 @@ int main(int argc, char **argv)
             al += s->allocations;
             fr += s->frees;
             live += s->live_objects;
-            rej += s->rejected_invalid + s->rejected_stale + s->rejected_double +
-                   s->rejected_foreign;
+            rej +=
+                s->rejected_invalid + s->rejected_stale + s->rejected_double + s->rejected_foreign;
             busy_slabs += s->slabs_partial + s->slabs_full;
         }
         const tslab_class_stats *u = &st.unattributed;
@@ -552,10 +552,11 @@ int main(int argc, char **argv)
     }
 
     uint64_t rejections = tot.rejections[0] + tot.rejections[1];
-    printf("tslab-stress: %s: threads %u, ops %" PRIu64 " in %.2f s (%.0f ops/s), allocations %" PRIu64
-           ", frees %" PRIu64 ", cross-thread frees %.1f%%, reallocs %" PRIu64
-           ", rejected frees %" PRIu64 " (all provoked, all rejected), allocation failures %" PRIu64
-           ", snapshots %" PRIu64 ", renders %" PRIu64 "\n",
+    printf("tslab-stress: %s: threads %u, ops %" PRIu64
+           " in %.2f s (%.0f ops/s), allocations %" PRIu64 ", frees %" PRIu64
+           ", cross-thread frees %.1f%%, reallocs %" PRIu64 ", rejected frees %" PRIu64
+           " (all provoked, all rejected), allocation failures %" PRIu64 ", snapshots %" PRIu64
+           ", renders %" PRIu64 "\n",
            bad ? "FAIL" : "PASS", opt.threads, tot.ops, secs, (double)tot.ops / secs,
            tot.allocs[0] + tot.allocs[1], tot.frees[0] + tot.frees[1],
            tot.all_frees ? 100.0 * (double)tot.cross_frees / (double)tot.all_frees : 0.0,

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages a make target needs, only those missing.
-#   scripts/deps.sh build|demo|test|sanitize|bench|all
+#   scripts/deps.sh build|demo|test|sanitize|bench|docs|lint|all
 # Uses apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 
 build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev zlib1g-dev)
 demo=("${build[@]}" curl)
-test=("${build[@]}" curl python3 prometheus chromium clang libclang-rt-14-dev)
+docs=(doxygen)
+lint=(git clang-format cppcheck)
+test=("${build[@]}" "${docs[@]}" g++ curl python3 prometheus chromium clang libclang-rt-14-dev)
 sanitize=("${build[@]}" clang libclang-rt-14-dev valgrind python3 curl)
 bench=("${build[@]}" libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind)
 
@@ -16,8 +18,10 @@ case "${1:-build}" in
   test) want=("${test[@]}") ;;
   sanitize) want=("${sanitize[@]}") ;;
   bench) want=("${bench[@]}") ;;
-  all) want=("${test[@]}" "${sanitize[@]}" "${bench[@]}") ;;
-  *) echo "usage: $0 build|demo|test|sanitize|bench|all" >&2; exit 2 ;;
+  docs) want=("${docs[@]}") ;;
+  lint) want=("${lint[@]}") ;;
+  all) want=("${test[@]}" "${sanitize[@]}" "${bench[@]}" "${lint[@]}") ;;
+  *) echo "usage: $0 build|demo|test|sanitize|bench|docs|lint|all" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -153,11 +153,11 @@ static void scan_windows(tslab *a, live_obj *lv, size_t n, size_t span)
 static void ptr_slot_one(uint32_t size, size_t slab)
 {
     tslab *a = mk(&size, 1, slab, TSLAB_CACHE_NONE, 0);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     size_t csize = tslab_class_size(a, 0);
     CHECK_EQ_U(csize, (size + 7u) & ~7u);
     tslab_stats *st = malloc(sizeof *st);
-    CHECK(st != NULL);
+    REQUIRE(st != NULL);
     tslab_stats_read(a, st);
     size_t per = tslab_slab_capacity(size, slab);
     CHECK_EQ_U(st->classes[0].objects_per_slab, per);
@@ -173,10 +173,10 @@ static void ptr_slot_one(uint32_t size, size_t slab)
     size_t span = next_pow2(st->classes[0].slab_bytes);
     size_t n = 2 * per + 1;
     live_obj *lv = calloc(n, sizeof *lv);
-    CHECK(lv != NULL);
+    REQUIRE(lv != NULL);
     for (size_t i = 0; i < n; i++) {
         void *p = tslab_alloc(a, size, &lv[i].h);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         CHECK((uintptr_t)p % ((csize % 16) == 0 ? 16 : 8) == 0);
         lv[i].p = (uintptr_t)p;
         lv[i].size = csize;
@@ -246,13 +246,13 @@ static void ptr_slot_class_boundaries(void)
     static const uint32_t sizes[] = {24, 1000, 4104, 65528, 1048576};
     enum { NC = sizeof sizes / sizeof sizes[0] };
     tslab *a = mk(sizes, NC, 4096, 0, (size_t)16 << 20); /* 1 MiB class: 16 slabs */
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     live_obj lv[NC * 8];
     size_t n = 0;
     for (size_t c = 0; c < NC; c++)
         for (int i = 0; i < 8; i++) {
             void *p = tslab_alloc(a, sizes[c], &lv[n].h);
-            CHECK(p != NULL);
+            REQUIRE(p != NULL);
             lv[n].p = (uintptr_t)p;
             lv[n].size = sizes[c];
             n++;
@@ -281,7 +281,7 @@ static void expect_einval(const uint32_t *sizes, size_t n, size_t slab, size_t c
 static void geometry_extremes(void)
 {
     tslab_stats *st = malloc(sizeof *st);
-    CHECK(st != NULL);
+    REQUIRE(st != NULL);
     /* Bad configurations. */
     uint32_t big[] = {1048576, 1048577};
     expect_einval(big, 2, 0, 0);
@@ -303,14 +303,14 @@ static void geometry_extremes(void)
 
     /* Exactly one span: one slab, then ENOMEM, then recovery after a free. */
     tslab *a = mk(one, 1, 65536, 0, 65536);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     size_t per = tslab_slab_capacity(8, 65536);
     CHECK_EQ_U(per, 8192);
     tslab_handle *h = calloc(per + 1, sizeof *h);
-    CHECK(h != NULL);
+    REQUIRE(h != NULL);
     for (size_t i = 0; i < per; i++) {
         uint64_t *p = tslab_alloc(a, 8, &h[i]);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         *p = i;
     }
     errno = 0;
@@ -318,11 +318,12 @@ static void geometry_extremes(void)
     CHECK(errno == ENOMEM);
     CHECK(tslab_free(a, h[17]));
     uint64_t *p17 = tslab_alloc(a, 8, &h[17]);
-    CHECK(p17 != NULL);
+    REQUIRE(p17 != NULL);
     *p17 = 17;
     for (size_t i = 0; i < per; i++) {
         uint64_t *p = tslab_handle_ptr(a, h[i]);
-        CHECK(p != NULL && *p == i);
+        REQUIRE(p != NULL);
+        CHECK(*p == i);
     }
     for (size_t i = 0; i < per; i++)
         CHECK(tslab_free(a, h[i]));
@@ -332,7 +333,7 @@ static void geometry_extremes(void)
     /* 1 MiB objects with 4 KiB slabs: one object per slab, every byte usable. */
     uint32_t mib = 1048576;
     a = mk(&mib, 1, 4096, 2, 0);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     tslab_stats_read(a, st);
     CHECK_EQ_U(st->classes[0].objects_per_slab, 1);
     CHECK_EQ_U(st->classes[0].slab_bytes, 1048576);
@@ -359,20 +360,21 @@ static void geometry_extremes(void)
 
     /* 8-byte objects with 4 MiB slabs: 2^19 per slab; cross into the second slab. */
     a = mk(one, 1, (size_t)4 << 20, 1, 0);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     per = tslab_slab_capacity(8, (size_t)4 << 20);
     CHECK_EQ_U(per, (size_t)1 << 19);
     size_t n = SANITIZED ? per / 8 : per + 1000;
     h = calloc(n, sizeof *h);
-    CHECK(h != NULL);
+    REQUIRE(h != NULL);
     for (size_t i = 0; i < n; i++) {
         uint64_t *p = tslab_alloc(a, 8, &h[i]);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         *p = i * 0x9E3779B97F4A7C15ull;
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t *p = tslab_handle_ptr(a, h[i]);
-        CHECK(p != NULL && *p == i * 0x9E3779B97F4A7C15ull);
+        REQUIRE(p != NULL);
+        CHECK(*p == i * 0x9E3779B97F4A7C15ull);
     }
     for (size_t i = 0; i < n; i++)
         CHECK(tslab_free(a, h[i]));
@@ -393,7 +395,7 @@ static void geometry_extremes(void)
     } else {
         tslab_handle hh;
         unsigned char *p = tslab_alloc(a, mib, &hh);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         p[0] = 1;
         p[mib - 1] = 2;
         CHECK(tslab_free(a, hh));
@@ -405,7 +407,7 @@ static void geometry_extremes(void)
     /* Tiny objects, class_max_bytes huge: the slot-index ceiling (2^26) bounds the class. */
     errno = 0;
     a = mk(one, 1, 4096, 0, SIZE_MAX);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     tslab_stats_read(a, st);
     CHECK(st->reserved_bytes >= ((uint64_t)1 << 26) * 8);
     tslab_destroy(a);
@@ -423,7 +425,7 @@ static void geometry_extremes(void)
     size_t sl[] = {4096, (size_t)4 << 20};
     for (int k = 0; k < 2; k++) {
         a = mk(s64, 64, sl[k], 0, SANITIZED ? ((size_t)64 << 20) : 0);
-        CHECK(a != NULL);
+        REQUIRE(a != NULL);
         CHECK_EQ_U(tslab_class_count(a), 64);
         tslab_handle hh[64];
         unsigned char *pp[64];
@@ -439,15 +441,17 @@ static void geometry_extremes(void)
         }
         /* realloc up through every class and back down, keeping the prefix. */
         unsigned char *r = tslab_malloc(a, 8);
-        CHECK(r != NULL);
+        REQUIRE(r != NULL);
         memcpy(r, "abcdefg", 8);
         for (int i = 1; i < 64; i++) {
             r = tslab_realloc(a, r, s64[i]);
-            CHECK(r != NULL && tslab_usable_size(a, r) == s64[i] && memcmp(r, "abcdefg", 8) == 0);
+            REQUIRE(r != NULL);
+            CHECK(tslab_usable_size(a, r) == s64[i] && memcmp(r, "abcdefg", 8) == 0);
         }
         for (int i = 62; i >= 0; i--) {
             r = tslab_realloc(a, r, s64[i]);
-            CHECK(r != NULL && tslab_usable_size(a, r) == s64[i] && memcmp(r, "abcdefg", 8) == 0);
+            REQUIRE(r != NULL);
+            CHECK(tslab_usable_size(a, r) == s64[i] && memcmp(r, "abcdefg", 8) == 0);
         }
         CHECK(tslab_free_ptr(a, r));
         for (int i = 0; i < 64; i++) {
@@ -477,7 +481,7 @@ static void forged_two_bit_flips(void)
     size_t cmax = SANITIZED ? (size_t)64 << 20 : 0;
     tslab *a = mk(sizes, 64, 4096, 0, cmax);
     tslab *b = mk(sizes, 64, 4096, 0, cmax);
-    CHECK(a && b);
+    REQUIRE(a && b);
     enum { N = 200 };
     unsigned long nflip = SANITIZED ? 60 : N;
     tslab_handle h[N], hb[N];
@@ -510,7 +514,8 @@ static void forged_two_bit_flips(void)
                     accepted++;
                     accepted_b += t == b;
                     if (t == a) {
-                        CHECK(q->magic == MAGIC && q->index < N && live[q->index]);
+                        REQUIRE(q->magic == MAGIC && q->index < N); /* indexes p[] */
+                        CHECK(live[q->index]);
                         CHECK(p[q->index] == q);
                         live[q->index] = 0;
                     }
@@ -575,7 +580,7 @@ static void fastmap_collisions(void)
             CHECK(tslab_free_ptr(in[i], p));
         frees[i]++;
         p = tslab_alloc(in[i], sz[j % 3], &hs[i][j]);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         p->magic = MAGIC ^ (uint64_t)i;
         p->index = (uint64_t)j;
         ps[i][j] = p;
@@ -622,7 +627,7 @@ static void *stale_worker(void *arg)
     if (uses_new) {
         for (int i = 0; i < 100; i++) {
             stamped *p = tslab_alloc(stale_B, 64, &stale_hB[i]);
-            CHECK(p != NULL);
+            REQUIRE(p != NULL);
             p->magic = MAGIC;
             p->index = (uint64_t)i;
         }
@@ -641,21 +646,21 @@ static void stale_tls_after_destroy(void)
 {
     uint32_t s = 64;
     stale_A = mk(&s, 1, 0, TSLAB_CACHE_NONE, 1 << 20);
-    CHECK(stale_A != NULL);
+    REQUIRE(stale_A != NULL);
     tslab_handle ha;
     CHECK(tslab_alloc(stale_A, 64, &ha) != NULL);
     unsigned tagA = tag_of(ha);
     pthread_barrier_init(&bar3, NULL, 3);
     pthread_t t1, t2;
-    CHECK(pthread_create(&t1, NULL, stale_worker, (void *)1) == 0);
-    CHECK(pthread_create(&t2, NULL, stale_worker, (void *)0) == 0);
+    REQUIRE(pthread_create(&t1, NULL, stale_worker, (void *)1) == 0);
+    REQUIRE(pthread_create(&t2, NULL, stale_worker, (void *)0) == 0);
     pthread_barrier_wait(&bar3);
     tslab_destroy(stale_A);
     stale_A = NULL;
     tslab *B = NULL, *C = NULL;
     for (int k = 0; k < 2 * 511 + 2 && (B == NULL || C == NULL); k++) {
         tslab *x = mk(&s, 1, 0, TSLAB_CACHE_NONE, 1 << 20);
-        CHECK(x != NULL);
+        REQUIRE(x != NULL);
         tslab_handle hx;
         CHECK(tslab_alloc(x, 64, &hx) != NULL);
         CHECK(tslab_free(x, hx));
@@ -667,7 +672,8 @@ static void stale_tls_after_destroy(void)
         else
             tslab_destroy(x);
     }
-    CHECK(B != NULL && C != NULL);
+    REQUIRE(B != NULL);
+    REQUIRE(C != NULL);
     stale_B = B;
     stale_C = C;
     /* A's old handle is just a 64-bit value to B: rejected (B's only object was freed). Slots
@@ -680,7 +686,7 @@ static void stale_tls_after_destroy(void)
     CHECK(!tslab_free(B, ha));
     tslab_handle hb0;
     void *pb0 = tslab_alloc(B, 64, &hb0);
-    CHECK(pb0 != NULL);
+    REQUIRE(pb0 != NULL);
     printf("tag %u reused: A's first handle %s B's live object after reuse\n", tagA,
            tslab_handle_ptr(B, ha) == pb0 ? "NAMES" : "does not name");
     CHECK(tslab_free(B, hb0));
@@ -698,7 +704,8 @@ static void stale_tls_after_destroy(void)
     CHECK_EQ_U(st.classes[0].live_objects, 50);
     for (int i = 50; i < 100; i++) { /* a thread that never allocated them frees them */
         stamped *p = tslab_handle_ptr(B, stale_hB[i]);
-        CHECK(p != NULL && p->magic == MAGIC && p->index == (uint64_t)i);
+        REQUIRE(p != NULL);
+        CHECK(p->magic == MAGIC && p->index == (uint64_t)i);
         CHECK(tslab_free(B, stale_hB[i]));
         CHECK(!tslab_free(B, stale_hB[i]));
     }
@@ -748,7 +755,7 @@ static void *create_destroy_churn(void *arg)
     for (unsigned long mine = 0; !atomic_load(&churn_stop) || mine < 300; mine++) {
         atomic_fetch_add(&churn_created, 1);
         tslab *x = mk(sizes, 3, 4096, rng_next(&rng) % 3, 1 << 20);
-        CHECK(x != NULL);
+        REQUIRE(x != NULL);
         tslab_handle h[30];
         for (int i = 0; i < 30; i++)
             CHECK(tslab_alloc(x, sizes[i % 3], &h[i]) != NULL);
@@ -762,11 +769,11 @@ static void *create_destroy_churn(void *arg)
 static void thread_exit_vs_destroy(void)
 {
     shared_S = mk(NULL, 0, 0, 1, 0);
-    CHECK(shared_S != NULL);
+    REQUIRE(shared_S != NULL);
     atomic_store(&churn_stop, 0);
     pthread_t ch[2];
     for (int i = 0; i < 2; i++)
-        CHECK(pthread_create(&ch[i], NULL, create_destroy_churn, (void *)(intptr_t)i) == 0);
+        REQUIRE(pthread_create(&ch[i], NULL, create_destroy_churn, (void *)(intptr_t)i) == 0);
     enum { W = 3 };
     /* With the churn threads' instances (300 each at least), the 511 tags wrap. Memcheck
      * serialises threads, so its build does fewer rounds. */
@@ -777,11 +784,11 @@ static void thread_exit_vs_destroy(void)
 #endif
     for (unsigned long r = 0; r < rounds; r++) {
         round_X = mk(NULL, 0, 0, r % 3, 1 << 22);
-        CHECK(round_X != NULL);
+        REQUIRE(round_X != NULL);
         pthread_barrier_init(&bar2, NULL, W + 1);
         pthread_t t[W];
         for (int i = 0; i < W; i++)
-            CHECK(pthread_create(&t[i], NULL, round_worker, NULL) == 0);
+            REQUIRE(pthread_create(&t[i], NULL, round_worker, NULL) == 0);
         pthread_barrier_wait(&bar2);
         tslab_destroy(round_X);
         round_X = NULL;
@@ -820,7 +827,7 @@ static void *race_churner(void *arg)
     enum { SLOTS = 1500 };
     tslab_handle *h = calloc(SLOTS, sizeof *h);
     stamped **p = calloc(SLOTS, sizeof *p);
-    CHECK(h && p);
+    REQUIRE(h && p);
     unsigned long long rng = 77 + me;
     unsigned long al = 0, fr = 0;
     unsigned long iters = scaled(SANITIZED ? 60000 : 400000);
@@ -860,7 +867,7 @@ static void *race_maint(void *arg)
 {
     (void)arg;
     tslab_stats *prev = calloc(1, sizeof *prev), *cur = calloc(1, sizeof *cur);
-    CHECK(prev && cur);
+    REQUIRE(prev && cur);
     tslab_stats_read(race_A, prev);
     unsigned long n = 0;
     while (atomic_load(&race_done) < 2) {
@@ -882,12 +889,12 @@ static void *race_maint(void *arg)
 static void flush_purge_race(void)
 {
     race_A = mk(NULL, 0, 4096, 1, 0);
-    CHECK(race_A != NULL);
+    REQUIRE(race_A != NULL);
     atomic_store(&race_done, 0);
     pthread_t t[3];
-    CHECK(pthread_create(&t[0], NULL, race_churner, (void *)0) == 0);
-    CHECK(pthread_create(&t[1], NULL, race_churner, (void *)1) == 0);
-    CHECK(pthread_create(&t[2], NULL, race_maint, NULL) == 0);
+    REQUIRE(pthread_create(&t[0], NULL, race_churner, (void *)0) == 0);
+    REQUIRE(pthread_create(&t[1], NULL, race_churner, (void *)1) == 0);
+    REQUIRE(pthread_create(&t[2], NULL, race_maint, NULL) == 0);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
     tslab_flush(race_A);
@@ -920,7 +927,7 @@ static void *mono_reader(void *arg)
 {
     (void)arg;
     tslab_stats *prev = calloc(1, sizeof *prev), *cur = calloc(1, sizeof *cur);
-    CHECK(prev && cur);
+    REQUIRE(prev && cur);
     tslab_stats_read(mono_A, prev);
     while (!atomic_load(&mono_stop)) {
         tslab_stats_read(mono_A, cur);
@@ -940,11 +947,12 @@ static void *mono_worker(void *arg)
     for (int i = 0; i < MONO_PER; i++) {
         if (mono_hand[w][i]) { /* an object of the previous wave's thread */
             stamped *p = tslab_handle_ptr(mono_A, mono_hand[w][i]);
-            CHECK(p != NULL && p->index == (uint64_t)i);
+            REQUIRE(p != NULL);
+            CHECK(p->index == (uint64_t)i);
             CHECK(tslab_free(mono_A, mono_hand[w][i]));
         }
         stamped *p = tslab_alloc(mono_A, 16 + (size_t)(i % 8) * 90, &mono_hand[w][i]);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         p->magic = MAGIC;
         p->index = (uint64_t)i;
     }
@@ -954,17 +962,17 @@ static void *mono_worker(void *arg)
 static void stats_monotonic_across_exits(void)
 {
     mono_A = mk(NULL, 0, 0, 2, 0);
-    CHECK(mono_A != NULL);
+    REQUIRE(mono_A != NULL);
     memset(mono_hand, 0, sizeof mono_hand);
     atomic_store(&mono_stop, 0);
     pthread_t rd;
-    CHECK(pthread_create(&rd, NULL, mono_reader, NULL) == 0);
+    REQUIRE(pthread_create(&rd, NULL, mono_reader, NULL) == 0);
     unsigned long waves = scaled(SANITIZED ? 40 : 300);
     for (unsigned long v = 0; v < waves; v++) {
         pthread_t t[MONO_W];
         for (int i = 0; i < MONO_W; i++) /* worker i frees what worker i-1 of the last wave kept */
-            CHECK(pthread_create(&t[i], NULL, mono_worker,
-                                 (void *)(intptr_t)((i + (int)v) % MONO_W)) == 0);
+            REQUIRE(pthread_create(&t[i], NULL, mono_worker,
+                                   (void *)(intptr_t)((i + (int)v) % MONO_W)) == 0);
         for (int i = 0; i < MONO_W; i++)
             pthread_join(t[i], NULL);
     }
@@ -1015,7 +1023,7 @@ static void *aba_owner(void *arg)
     for (unsigned long i = 0; i < iters || aba_min_tries() < ABA_MIN_TRIES; i++) {
         tslab_handle h;
         stamped *p = tslab_alloc(aba_A, 64, &h);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         p->magic = MAGIC;
         p->index = i;
         CHECK(p->magic == MAGIC && p->index == i);
@@ -1046,17 +1054,17 @@ static void *aba_attacker(void *arg)
 static void stale_handle_aba(void)
 {
     aba_A = mk(NULL, 0, 0, 0, 0);
-    CHECK(aba_A != NULL);
+    REQUIRE(aba_A != NULL);
     atomic_store(&aba_stale, 0);
     atomic_store(&aba_done, 0);
     atomic_store(&aba_accepted, 0);
     atomic_store(&aba_tries[0], 0);
     atomic_store(&aba_tries[1], 0);
-    CHECK(pthread_barrier_init(&aba_start, NULL, 3) == 0);
+    REQUIRE(pthread_barrier_init(&aba_start, NULL, 3) == 0);
     pthread_t o, x[2];
-    CHECK(pthread_create(&o, NULL, aba_owner, NULL) == 0);
+    REQUIRE(pthread_create(&o, NULL, aba_owner, NULL) == 0);
     for (intptr_t i = 0; i < 2; i++)
-        CHECK(pthread_create(&x[i], NULL, aba_attacker, (void *)i) == 0);
+        REQUIRE(pthread_create(&x[i], NULL, aba_attacker, (void *)i) == 0);
     pthread_join(o, NULL);
     for (int i = 0; i < 2; i++)
         pthread_join(x[i], NULL);
@@ -1109,7 +1117,7 @@ static void *oom_worker(void *arg)
     enum { MAXO = 4000 };
     tslab_handle *h = calloc(MAXO, sizeof *h);
     stamped **p = calloc(MAXO, sizeof *p);
-    CHECK(h && p);
+    REQUIRE(h && p);
     int n = 0, nulls = 0;
     pthread_barrier_wait(&oom_bar); /* phase 1: commits refused */
     while (n < MAXO / 2 && nulls < 50) {
@@ -1128,7 +1136,7 @@ static void *oom_worker(void *arg)
     pthread_barrier_wait(&oom_bar); /* phase 2: memory is back */
     for (int i = 0; i < 500; i++) {
         stamped *q = tslab_alloc(oom_A, 4000, &h[n]);
-        CHECK(q != NULL);
+        REQUIRE(q != NULL);
         q->magic = MAGIC ^ me;
         q->index = (uint64_t)n;
         p[n++] = q;
@@ -1152,7 +1160,7 @@ static void oom_under_threads(void)
     c.os = &oom_os;
     atomic_store(&oom_fail, 0);
     oom_A = tslab_create(&c);
-    CHECK(oom_A != NULL);
+    REQUIRE(oom_A != NULL);
     /* Warm: a little committed memory, so some slabs exist before the refusal. */
     tslab_handle w[40];
     for (int i = 0; i < 40; i++)
@@ -1165,7 +1173,7 @@ static void oom_under_threads(void)
     pthread_barrier_init(&oom_bar, NULL, W + 1);
     pthread_t t[W];
     for (int i = 0; i < W; i++)
-        CHECK(pthread_create(&t[i], NULL, oom_worker, (void *)(intptr_t)i) == 0);
+        REQUIRE(pthread_create(&t[i], NULL, oom_worker, (void *)(intptr_t)i) == 0);
     pthread_barrier_wait(&oom_bar);
     pthread_barrier_wait(&oom_bar);
     CHECK(atomic_load(&oom_refused) > 0);
@@ -1215,7 +1223,7 @@ static void *fork_churner(void *arg)
         if (ASAN_ON)
             continue;
         tslab *x = mk(NULL, 0, 0, 0, 1 << 20);
-        CHECK(x != NULL);
+        REQUIRE(x != NULL);
         tslab_destroy(x);
     }
     return NULL;
@@ -1249,7 +1257,7 @@ static void fork_child_body(void)
 static void fork_during_churn(void)
 {
     fork_A = mk(NULL, 0, 0, 1, 0);
-    CHECK(fork_A != NULL);
+    REQUIRE(fork_A != NULL);
     atomic_store(&fork_stop, 0);
     tslab_handle h;
     CHECK(tslab_alloc(fork_A, 100, &h) != NULL); /* our own thread cache, before any fork */
@@ -1257,7 +1265,7 @@ static void fork_during_churn(void)
     pthread_barrier_init(&fork_bar, NULL, 3);
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
-        CHECK(pthread_create(&t[i], NULL, fork_churner, NULL) == 0);
+        REQUIRE(pthread_create(&t[i], NULL, fork_churner, NULL) == 0);
     pthread_barrier_wait(&fork_bar);
     int forks = SANITIZED ? 5 : 30;
     for (int i = 0; i < forks; i++) {
@@ -1297,22 +1305,22 @@ static void *dtor_worker(void *arg)
     tslab_handle h;
     CHECK(tslab_alloc(dtor_A, 64, &h) != NULL); /* binds: the allocator's key gets a value */
     CHECK(tslab_free(dtor_A, h));
-    CHECK(pthread_setspecific(dtor_key, (void *)1) == 0);
+    REQUIRE(pthread_setspecific(dtor_key, (void *)1) == 0);
     return NULL;
 }
 
 static void tls_destructor_order(void)
 {
     dtor_A = mk(NULL, 0, 0, TSLAB_CACHE_NONE, 0);
-    CHECK(dtor_A != NULL);
+    REQUIRE(dtor_A != NULL);
     tslab_handle h;
     CHECK(tslab_alloc(dtor_A, 64, &h) != NULL); /* the allocator's key exists before ours */
     CHECK(tslab_free(dtor_A, h));
-    CHECK(pthread_key_create(&dtor_key, user_dtor) == 0);
+    REQUIRE(pthread_key_create(&dtor_key, user_dtor) == 0);
     for (int i = 0; i < 8; i++)
         CHECK(tslab_alloc(dtor_A, 64, &dtor_h[i]) != NULL);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, dtor_worker, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, dtor_worker, NULL) == 0);
     pthread_join(t, NULL);
     tslab_flush(dtor_A);
     tslab_stats st;
@@ -1332,17 +1340,18 @@ static void asan_quarantine(void)
 {
 #if ASAN_ON
     tslab *a = mk(NULL, 0, 0, 0, 0);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     tslab_handle h;
     char *p = tslab_alloc(a, 64, &h);
-    CHECK(p != NULL);
+    REQUIRE(p != NULL);
     CHECK(!__asan_address_is_poisoned(p) && !__asan_address_is_poisoned(p + 63));
     CHECK(tslab_free(a, h));
     CHECK(__asan_address_is_poisoned(p) && __asan_address_is_poisoned(p + 63));
     tslab_handle hs[200];
     for (int i = 0; i < 200; i++) {
         char *q = tslab_alloc(a, 64, &hs[i]);
-        CHECK(q != NULL && q != p);
+        REQUIRE(q != NULL);
+        CHECK(q != p);
         CHECK(!__asan_address_is_poisoned(q));
     }
     for (int i = 0; i < 200; i++)
@@ -1366,10 +1375,10 @@ static void asan_destroy_unpoisons(void)
 #if ASAN_ON
     uint32_t sz = 256;
     tslab *a = mk(&sz, 1, 65536, 0, (size_t)1 << 20);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     tslab_handle h;
     char *p = tslab_alloc(a, 256, &h);
-    CHECK(p != NULL);
+    REQUIRE(p != NULL);
     CHECK(tslab_free(a, h));
     tslab_flush(a);
     char *page = (char *)((uintptr_t)p & ~(uintptr_t)4095);

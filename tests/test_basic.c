@@ -1,5 +1,6 @@
 /* Single-threaded behaviour of the core through the public API. */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <tslab.h>
 
@@ -22,7 +23,7 @@ static void single_thread_20k(void)
     static tslab_handle h[N];
     static void *p[N];
     tslab *a = tslab_create(NULL);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     for (unsigned i = 0; i < N; i++) {
         p[i] = tslab_alloc(a, 128, &h[i]);
         CHECK(p[i] != NULL && h[i] != TSLAB_HANDLE_NONE);
@@ -109,9 +110,38 @@ static void bad_configs(void)
     CHECK(tslab_create(&f) == NULL && errno == EINVAL);
     f.size_count = TSLAB_CLASSES_MAX; /* exactly the maximum works */
     tslab *a = tslab_create(&f);
-    CHECK(a != NULL && tslab_class_count(a) == TSLAB_CLASSES_MAX);
+    REQUIRE(a != NULL);
+    CHECK(tslab_class_count(a) == TSLAB_CLASSES_MAX);
     tslab_destroy(a);
     tslab_destroy(NULL); /* no-op */
+    /* An OS table with any entry NULL: EINVAL, not a crash on the first slab. */
+    for (int hole = 0; hole < 4; hole++) {
+        tslab_os os = *tslab_os_default();
+        if (hole == 0)
+            os.reserve = NULL;
+        else if (hole == 1)
+            os.commit = NULL;
+        else if (hole == 2)
+            os.decommit = NULL;
+        else
+            os.release = NULL;
+        tslab_config g = {0};
+        g.os = &os;
+        errno = 0;
+        CHECK(tslab_create(&g) == NULL && errno == EINVAL);
+    }
+}
+
+/* Every int has a name, INT_MIN included (its negation would overflow). */
+static void strerror_any(void)
+{
+    const int v[] = {0, EINVAL, -EINVAL, ENOMEM, -ENOMEM, INT_MIN, INT_MIN + 1, INT_MAX, -1, 1};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        const char *s = tslab_strerror(v[i]);
+        CHECK(s != NULL && s[0] != '\0');
+    }
+    CHECK(strcmp(tslab_strerror(-EINVAL), tslab_strerror(EINVAL)) == 0);
+    CHECK(strcmp(tslab_strerror(INT_MIN), "unknown error") == 0);
 }
 
 /* Sizes map to the smallest class that holds them; no hidden header pushes 128 into 192. */
@@ -125,7 +155,7 @@ static void size_classes(void)
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
         tslab_handle h;
         void *p = tslab_alloc(a, expect[i][0], &h);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         CHECK_EQ_U(tslab_usable_size(a, p), expect[i][1]);
         CHECK(tslab_free(a, h));
     }
@@ -152,7 +182,7 @@ static void custom_sizes_alignment(void)
     tslab_config cfg = {0};
     cfg.sizes = sizes, cfg.size_count = n, cfg.name = "custom";
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     CHECK(strcmp(tslab_name(a), "custom") == 0);
     for (size_t c = 0; c < n; c++) {
         size_t sz = tslab_class_size(a, c);
@@ -202,7 +232,7 @@ static void many_instances(void)
     /* create/destroy churn reuses instance ids without confusing thread caches */
     for (int r = 0; r < 3000; r++) {
         tslab *x = tslab_create(&cfg);
-        CHECK(x != NULL);
+        REQUIRE(x != NULL);
         tslab_handle hh;
         CHECK(tslab_alloc(x, 64, &hh) != NULL);
         CHECK(tslab_free(x, hh));
@@ -217,7 +247,7 @@ static void class_ceiling(void)
     tslab_config cfg = {0};
     cfg.class_max_bytes = 256 * 1024; /* 4 slabs of 64 KiB */
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     size_t cap = 4 * tslab_slab_capacity(128, 0);
     tslab_handle *h = calloc(cap + 1, sizeof *h);
     size_t n = 0;
@@ -242,5 +272,5 @@ static void class_ceiling(void)
     tslab_destroy(a);
 }
 
-TEST_MAIN(T(single_thread_20k), T(bad_configs), T(size_classes), T(custom_sizes_alignment),
-          T(many_instances), T(class_ceiling))
+TEST_MAIN(T(single_thread_20k), T(bad_configs), T(strerror_any), T(size_classes),
+          T(custom_sizes_alignment), T(many_instances), T(class_ceiling))

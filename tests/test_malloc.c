@@ -12,9 +12,11 @@ static void edges(void)
     errno = 0;
     CHECK(tslab_malloc(a, 0) == NULL && errno == EINVAL);
     void *p1 = tslab_malloc(a, 1);
-    CHECK(p1 != NULL && tslab_usable_size(a, p1) == 64);
+    REQUIRE(p1 != NULL);
+    CHECK(tslab_usable_size(a, p1) == 64);
     void *pl = tslab_malloc(a, 768);
-    CHECK(pl != NULL && tslab_usable_size(a, pl) == 768);
+    REQUIRE(pl != NULL);
+    CHECK(tslab_usable_size(a, pl) == 768);
     errno = 0;
     CHECK(tslab_malloc(a, 769) == NULL && errno == EINVAL);
     CHECK(tslab_free_ptr(a, NULL)); /* no-op */
@@ -29,7 +31,7 @@ static void alignment(void)
     unsigned checked = 0;
     for (size_t size = 1; size <= 768; size++) {
         void *p = tslab_malloc(a, size);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         size_t cls = tslab_usable_size(a, p);
         CHECK(cls >= size);
         CHECK((uintptr_t)p % (cls % 16 == 0 ? 16 : 8) == 0);
@@ -71,17 +73,20 @@ static void realloc_across_classes(void)
 {
     tslab *a = tslab_create(NULL);
     unsigned char *p = tslab_realloc(a, NULL, 50); /* = malloc */
-    CHECK(p != NULL && tslab_usable_size(a, p) == 64);
+    REQUIRE(p != NULL);
+    CHECK(tslab_usable_size(a, p) == 64);
     for (int i = 0; i < 50; i++)
         p[i] = (unsigned char)i;
     CHECK(tslab_realloc(a, p, 60) == p); /* same class: in place */
     unsigned char *q = tslab_realloc(a, p, 700);
-    CHECK(q != NULL && q != p && tslab_usable_size(a, q) == 768);
+    REQUIRE(q != NULL);
+    CHECK(q != p && tslab_usable_size(a, q) == 768);
     for (int i = 0; i < 50; i++)
         CHECK(q[i] == i);
     CHECK(tslab_usable_size(a, p) == 0);         /* the old one was freed */
     unsigned char *r = tslab_realloc(a, q, 100); /* shrink moves to the 128 class */
-    CHECK(r != NULL && tslab_usable_size(a, r) == 128);
+    REQUIRE(r != NULL);
+    CHECK(tslab_usable_size(a, r) == 128);
     for (int i = 0; i < 50; i++)
         CHECK(r[i] == i);
     errno = 0;

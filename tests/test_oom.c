@@ -41,12 +41,12 @@ static void commit_refused_then_recovered(void)
     tslab_config cfg = {0};
     cfg.os = &failing;
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     enum { N = 5000 };
     tslab_handle h[N];
     for (unsigned i = 0; i < N; i++) {
         uint32_t *p = tslab_alloc(a, 128, &h[i]);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         *p = i;
     }
     fail_commits = 1;
@@ -95,7 +95,7 @@ static void reserve_refused(void)
     CHECK(tslab_create(&cfg) == NULL && errno == ENOMEM);
     fail_reserves = 0;
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     tslab_destroy(a);
     /* address space beyond what the machine can map: a clear ENOMEM, not a crash */
     uint32_t huge[] = {TSLAB_OBJECT_MAX - 56, TSLAB_OBJECT_MAX - 48, TSLAB_OBJECT_MAX - 40,

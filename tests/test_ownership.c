@@ -29,7 +29,7 @@ static tslab *mk_mode(size_t cache, bool exact)
     tslab_config cfg = {
         .sizes = sizes, .size_count = 1, .cache_slabs = cache, .exact_frees = exact};
     tslab *a = tslab_create(&cfg);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     return a;
 }
 
@@ -40,7 +40,8 @@ static void check_unique(tslab *a, uint32_t n)
 {
     tslab_handle *h = calloc(n, sizeof *h);
     char **p = calloc(n, sizeof *p);
-    CHECK(h != NULL && p != NULL);
+    REQUIRE(h != NULL);
+    REQUIRE(p != NULL);
     for (uint32_t i = 0; i < n; i++) {
         p[i] = tslab_alloc(a, 64, &h[i]);
         CHECK(p[i] != NULL);
@@ -86,10 +87,10 @@ static void remote_frees_reach_owner(void)
     A = mk(0);
     N = (uint32_t)scaled(20000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, owner_thread, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, owner_thread, NULL) == 0);
     pthread_barrier_wait(&bar);
     for (uint32_t i = 0; i < N; i++)
         CHECK(tslab_free(A, H[i]));
@@ -125,9 +126,9 @@ static void owner_exit_disowns(void)
     A = mk(0);
     N = (uint32_t)scaled(20000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, alloc_and_exit, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, alloc_and_exit, NULL) == 0);
     pthread_join(t, NULL);
     for (uint32_t i = 0; i < N; i++)
         CHECK(tslab_free(A, H[i]));
@@ -140,6 +141,32 @@ static void owner_exit_disowns(void)
     printf("owner exit: %u objects of an exited thread freed and every slab emptied\n", N);
     free(H);
     tslab_destroy(A);
+}
+
+/* ---- generations: a slot's field values fewer than 2^20 frees apart never differ in one bit
+ * (white box, exhaustive over k for several starting values of both parities) ---- */
+static void generation_distance(void)
+{
+    static const uint32_t start[] = {
+        0, 1, 2, 3, 0x155555, 0x2AAAAA, TSLAB__GEN_MASK, TSLAB__GEN_MASK - 1};
+    unsigned long pairs = 0;
+    for (size_t i = 0; i < sizeof start / sizeof start[0]; i++) {
+        uint32_t g = start[i];
+        for (uint32_t k = 1; k < (UINT32_C(1) << 20); k++) {
+            g = tslab__gen_next(g);
+            uint32_t d = g ^ start[i];
+            if (d == 0 || (d & (d - 1)) == 0) {
+                CHECK(!"two generations fewer than 2^20 frees apart differ in one bit or none");
+                return;
+            }
+            pairs++;
+        }
+        /* The step is odd: the field runs through all 2^22 values before it repeats. */
+        for (uint32_t k = 1 << 20; k <= (UINT32_C(1) << TSLAB__GEN_BITS); k++)
+            g = tslab__gen_next(g);
+        CHECK_EQ_U(g, start[i]);
+    }
+    printf("generation distance: %lu pairs < 2^20 frees apart, none one bit apart\n", pairs);
 }
 
 /* ---- racing double free between the owner and other threads (black box) ---- */
@@ -184,7 +211,7 @@ static void owner_race(bool exact)
         pthread_t th[T];
         pthread_barrier_init(&bar, NULL, T + 1);
         for (int t = 0; t < T; t++)
-            CHECK(pthread_create(&th[t], NULL, racer, NULL) == 0);
+            REQUIRE(pthread_create(&th[t], NULL, racer, NULL) == 0);
         racer(NULL); /* the allocating thread races too */
         for (int t = 0; t < T; t++)
             pthread_join(th[t], NULL);
@@ -248,7 +275,7 @@ static void replayed_race_owner_checks(void)
     CHECK(tslab_alloc(A, 64, &victim) != NULL); /* we own its slab */
     uint64_t frees0 = cls0(A).frees;
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, remote_free_and_exit, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, remote_free_and_exit, NULL) == 0);
     pthread_join(t, NULL); /* the remote bit is set: our slab */
     owner_late_store(A, victim);
     /* The cache hands the owner's copy out first; the refill after it checks the remote bit and
@@ -261,6 +288,48 @@ static void replayed_race_owner_checks(void)
     CHECK_EQ_U(s.frees - frees0, 2 + 2 * per_slab); /* both frees of the victim count */
     CHECK_EQ_U(s.live_objects, 0);
     CHECK_EQ_U(s.slabs_partial + s.slabs_full, 0);
+    tslab_destroy(A);
+}
+
+/* The same race when the owner flushes first and the other thread's batch arrives after: the
+ * duplicate must be found when the batch is handed back, not at the owner's next refill, so that
+ * once every thread has flushed frees == allocations + duplicates_dropped exactly. */
+static void *remote_free_flush_late(void *arg)
+{
+    (void)arg;
+    CHECK(tslab_free(A, victim)); /* CAS: LIVE -> FREE|RFREE, held in this thread's batch */
+    pthread_barrier_wait(&bar);   /* the owner's late store and its flush */
+    pthread_barrier_wait(&bar);
+    tslab_flush(A);             /* the batch reaches the owner's slab now */
+    pthread_barrier_wait(&bar); /* main reads the counters while this thread still lives */
+    pthread_barrier_wait(&bar);
+    return NULL;
+}
+
+static void replayed_race_owner_flushed_first(void)
+{
+    A = mk(TSLAB_CACHE_NONE);
+    tslab_handle keeper; /* keeps the slab ours (not empty) through both flushes */
+    CHECK(tslab_alloc(A, 64, &keeper) != NULL);
+    CHECK(tslab_alloc(A, 64, &victim) != NULL); /* we own its slab */
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, remote_free_flush_late, NULL) == 0);
+    pthread_barrier_wait(&bar);
+    owner_late_store(A, victim);
+    tslab_flush(A); /* every thread flushes: this one first */
+    pthread_barrier_wait(&bar);
+    pthread_barrier_wait(&bar); /* ... and then the other */
+    tslab_class_stats s = cls0(A);
+    CHECK_EQ_U(s.duplicates_dropped, 1);
+    /* Exact, no clamp involved: the keeper is the one live object. */
+    CHECK_EQ_U(s.allocations + s.duplicates_dropped - s.frees, 1);
+    CHECK_EQ_U(s.live_objects, 1);
+    pthread_barrier_wait(&bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&bar);
+    check_unique(A, 2 * (uint32_t)s.objects_per_slab);
+    CHECK(tslab_free(A, keeper));
     tslab_destroy(A);
 }
 
@@ -279,7 +348,7 @@ static void replayed_race_unowned_check(void)
     A = mk(TSLAB_CACHE_NONE);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, own_then_exit, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, own_then_exit, NULL) == 0);
     pthread_barrier_wait(&bar);
     CHECK(tslab_free(A, victim)); /* CAS; sits in our batch */
     pthread_barrier_wait(&bar);
@@ -329,14 +398,14 @@ static void fork_child_disowns(void)
     A = mk(0);
     N = (uint32_t)scaled(5000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     tslab_handle h; /* this thread's cache exists before the fork (no malloc in the child) */
     CHECK(tslab_alloc(A, 64, &h) != NULL);
     CHECK(tslab_free(A, h));
     tslab_flush(A);
     pthread_barrier_init(&bar, NULL, 2);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, alloc_and_wait, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, alloc_and_wait, NULL) == 0);
     pthread_barrier_wait(&bar);
     int status = test_run_child(child_frees_parents_objects);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -377,12 +446,12 @@ static void thread_without_id(void)
     A = mk(0);
     N = (uint32_t)scaled(20000);
     H = calloc(N, sizeof *H);
-    CHECK(H != NULL);
+    REQUIRE(H != NULL);
     pthread_mutex_lock(&A->tc_lock);
     memset(A->id_used, 0xff, sizeof A->id_used);
     pthread_mutex_unlock(&A->tc_lock);
     pthread_t t;
-    CHECK(pthread_create(&t, NULL, no_id_worker, NULL) == 0);
+    REQUIRE(pthread_create(&t, NULL, no_id_worker, NULL) == 0);
     pthread_join(t, NULL);
     tslab_class_stats s = cls0(A);
     CHECK_EQ_U(s.live_objects, 0);
@@ -394,6 +463,7 @@ static void thread_without_id(void)
     tslab_destroy(A);
 }
 
-TEST_MAIN(T(remote_frees_reach_owner), T(owner_exit_disowns), T(owner_races_others),
-          T(exact_frees_race), T(replayed_race_owner_checks), T(replayed_race_unowned_check),
+TEST_MAIN(T(generation_distance), T(remote_frees_reach_owner), T(owner_exit_disowns),
+          T(owner_races_others), T(exact_frees_race), T(replayed_race_owner_checks),
+          T(replayed_race_owner_flushed_first), T(replayed_race_unowned_check),
           T(fork_child_disowns), T(thread_without_id))

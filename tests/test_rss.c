@@ -10,7 +10,7 @@
 static uint64_t anon_rss(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
-    CHECK(f != NULL);
+    REQUIRE(f != NULL);
     char line[256];
     unsigned long long kb = 0;
     while (fgets(line, sizeof line, f))
@@ -26,7 +26,7 @@ static void churn_rss_flat_then_released(void)
     enum { LIVE = 100000 };
     unsigned long cycles = scaled(1000);
     tslab_handle *h = malloc(LIVE * sizeof *h);
-    CHECK(h != NULL);
+    REQUIRE(h != NULL);
     memset(h, 0xff, LIVE * sizeof *h); /* touched now, so part of the baseline (not zero: a
                                           compiler may drop a zeroing memset after calloc) */
     uint64_t rss_base = anon_rss();
@@ -36,7 +36,7 @@ static void churn_rss_flat_then_released(void)
     tslab *a = tslab_create(&cfg);
     for (unsigned i = 0; i < LIVE; i++) {
         void *p = tslab_alloc(a, 128, &h[i]);
-        CHECK(p != NULL);
+        REQUIRE(p != NULL);
         memset(p, 1, 128);
     }
     unsigned long long rng = 42;
@@ -47,7 +47,7 @@ static void churn_rss_flat_then_released(void)
             unsigned i = (unsigned)(rng_next(&rng) % LIVE);
             CHECK(tslab_free(a, h[i]));
             void *p = tslab_alloc(a, 128, &h[i]);
-            CHECK(p != NULL);
+            REQUIRE(p != NULL);
             memset(p, 2, 128);
         }
         if (c == (cycles < 10 ? cycles : 10)) {

@@ -28,12 +28,13 @@ static void *alloc_free_worker(void *arg)
         unsigned k = (unsigned)(i % RING);
         if (ring[k]) {
             stamp *s = tslab_handle_ptr(A, ring[k]);
-            CHECK(s != NULL && s->handle == ring[k] && s->owner >> 32 == id);
+            REQUIRE(s != NULL);
+            CHECK(s->handle == ring[k] && s->owner >> 32 == id);
             CHECK(tslab_free(A, ring[k]));
         }
         size_t size = 16 + rng_next(&rng) % 700;
         stamp *s = tslab_alloc(A, size, &ring[k]);
-        CHECK(s != NULL);
+        REQUIRE(s != NULL);
         s->handle = ring[k];
         s->owner = id << 32 | (uint32_t)i;
     }
@@ -47,11 +48,11 @@ static void eight_threads_500k(void)
 {
     enum { T = 8 };
     A = tslab_create(NULL);
-    CHECK(A != NULL);
+    REQUIRE(A != NULL);
     pthread_t th[T];
     pthread_barrier_init(&start, NULL, T);
     for (uintptr_t i = 0; i < T; i++)
-        CHECK(pthread_create(&th[i], NULL, alloc_free_worker, (void *)i) == 0);
+        REQUIRE(pthread_create(&th[i], NULL, alloc_free_worker, (void *)i) == 0);
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&start);
@@ -87,7 +88,7 @@ static void *producer(void *arg)
     for (unsigned long i = 0; i < n; i++) {
         tslab_handle h;
         stamp *s = tslab_alloc(A, 128, &h);
-        CHECK(s != NULL);
+        REQUIRE(s != NULL);
         s->handle = h;
         s->owner = i;
         unsigned long t = atomic_load_explicit(&q_tail, memory_order_relaxed);
@@ -110,7 +111,8 @@ static void *consumer(void *arg)
         tslab_handle h = atomic_load_explicit(&queue[hd % QCAP], memory_order_relaxed);
         atomic_store_explicit(&q_head, hd + 1, memory_order_release);
         stamp *s = tslab_handle_ptr(A, h);
-        CHECK(s != NULL && s->handle == h && s->owner == i);
+        REQUIRE(s != NULL);
+        CHECK(s->handle == h && s->owner == i);
         CHECK(tslab_free(A, h));
     }
     return NULL;
@@ -122,8 +124,8 @@ static void producer_consumer(void)
     unsigned long n = scaled(1000000);
     pthread_t p, c;
     pthread_barrier_init(&start, NULL, 2);
-    CHECK(pthread_create(&p, NULL, producer, &n) == 0);
-    CHECK(pthread_create(&c, NULL, consumer, &n) == 0);
+    REQUIRE(pthread_create(&p, NULL, producer, &n) == 0);
+    REQUIRE(pthread_create(&c, NULL, consumer, &n) == 0);
     pthread_join(p, NULL);
     pthread_join(c, NULL);
     pthread_barrier_destroy(&start);
@@ -153,7 +155,8 @@ static void *churn_worker(void *arg)
         uint64_t h = atomic_exchange_explicit(&table[k], 0, memory_order_acq_rel);
         if (h) {
             stamp *s = tslab_handle_ptr(A, h);
-            CHECK(s != NULL && s->handle == h);
+            REQUIRE(s != NULL);
+            CHECK(s->handle == h);
             CHECK(tslab_free(A, h));
             CHECK(!tslab_free(A, h)); /* immediately a double free */
             atomic_fetch_add_explicit(&doubles_tried, 1, memory_order_relaxed);
@@ -161,7 +164,7 @@ static void *churn_worker(void *arg)
             tslab_handle nh;
             stamp *s =
                 (rng & 1) ? tslab_alloc(A, 16 + rng % 750, &nh) : tslab_malloc(A, 16 + rng % 750);
-            CHECK(s != NULL);
+            REQUIRE(s != NULL);
             if (rng & 1) {
                 CHECK(tslab_ptr_handle(A, s) == nh);
             } else {
@@ -173,7 +176,8 @@ static void *churn_worker(void *arg)
             uint64_t prev = atomic_exchange_explicit(&table[k], nh, memory_order_acq_rel);
             if (prev) { /* another thread filled the slot meanwhile: free theirs */
                 stamp *o = tslab_handle_ptr(A, prev);
-                CHECK(o != NULL && o->handle == prev);
+                REQUIRE(o != NULL);
+                CHECK(o->handle == prev);
                 CHECK(tslab_free(A, prev));
             }
         }
@@ -188,7 +192,7 @@ static void random_churn_stamped(void)
     pthread_t th[T];
     pthread_barrier_init(&start, NULL, T);
     for (uintptr_t i = 0; i < T; i++)
-        CHECK(pthread_create(&th[i], NULL, churn_worker, (void *)i) == 0);
+        REQUIRE(pthread_create(&th[i], NULL, churn_worker, (void *)i) == 0);
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
     pthread_barrier_destroy(&start);
@@ -197,7 +201,8 @@ static void random_churn_stamped(void)
         uint64_t h = atomic_load(&table[k]);
         if (h) {
             stamp *s = tslab_handle_ptr(A, h);
-            CHECK(s != NULL && s->handle == h);
+            REQUIRE(s != NULL);
+            CHECK(s->handle == h);
             CHECK(tslab_free(A, h));
             left++;
         }
@@ -235,7 +240,7 @@ static void thread_exit_flushes(void)
     A = tslab_create(NULL);
     for (int r = 0; r < 20; r++) {
         pthread_t t;
-        CHECK(pthread_create(&t, NULL, exit_worker, NULL) == 0);
+        REQUIRE(pthread_create(&t, NULL, exit_worker, NULL) == 0);
         pthread_join(t, NULL);
     }
     tslab_flush(A); /* only the sanitizer quarantine, which is not per thread, holds slots now */

@@ -1,4 +1,5 @@
-/* temporal-slab: a lock-free slab allocator for many small fixed-size objects.
+/** @file
+ * temporal-slab: a lock-free slab allocator for many small fixed-size objects.
  *
  * Contract in one paragraph: an allocator instance owns one address-space reservation per size
  * class. Objects never move and slab memory is never unmapped while the instance lives, so a stale
@@ -39,80 +40,85 @@ extern "C" {
  * TSLAB_VERSION_NUMBER is MAJOR * 1000000 + MINOR * 1000 + PATCH, so versions compare as
  * integers. The library a program actually runs with can be newer than the header it was
  * compiled against (same SONAME): tslab_version() and tslab_version_number() say which. */
-#define TSLAB_VERSION_MAJOR 1
-#define TSLAB_VERSION_MINOR 1
-#define TSLAB_VERSION_PATCH 0
-#define TSLAB_VERSION_STRING "1.1.0"
+#define TSLAB_VERSION_MAJOR 1        /**< major (the SONAME's number) */
+#define TSLAB_VERSION_MINOR 1        /**< minor */
+#define TSLAB_VERSION_PATCH 0        /**< patch */
+#define TSLAB_VERSION_STRING "1.1.0" /**< the three as a string */
+/** MAJOR * 1000000 + MINOR * 1000 + PATCH */
 #define TSLAB_VERSION_NUMBER                                                                       \
     (TSLAB_VERSION_MAJOR * 1000000 + TSLAB_VERSION_MINOR * 1000 + TSLAB_VERSION_PATCH)
 
-/* The version of the library loaded at run time: its TSLAB_VERSION_STRING ("1.1.0") and its
+/** The version of the library loaded at run time: its TSLAB_VERSION_STRING ("1.1.0") and its
  * TSLAB_VERSION_NUMBER (1001000). */
 TSLAB_API const char *tslab_version(void);
+/** The version of the library loaded at run time, as TSLAB_VERSION_NUMBER. */
 TSLAB_API uint32_t tslab_version_number(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Limits
  * ------------------------------------------------------------------------------------------- */
-#define TSLAB_CLASSES_MAX 64        /* size classes per instance */
-#define TSLAB_INSTANCES_MAX 511     /* instances alive at once in one process */
-#define TSLAB_NAME_MAX 64           /* instance name, including the terminating NUL */
-#define TSLAB_OBJECT_MAX (1u << 20) /* largest class size accepted in a config */
-#define TSLAB_GENERATION_BITS 22    /* a slot is reused 2^22 times before its generation wraps */
-#define TSLAB_CLASS_SLOTS_MAX (1u << 26) /* objects one class can hold at once */
+#define TSLAB_CLASSES_MAX 64        /**< size classes per instance */
+#define TSLAB_INSTANCES_MAX 511     /**< instances alive at once in one process */
+#define TSLAB_NAME_MAX 64           /**< instance name, including the terminating NUL */
+#define TSLAB_OBJECT_MAX (1u << 20) /**< largest class size accepted in a config */
+#define TSLAB_GENERATION_BITS 22    /**< a slot is reused 2^22 times before its generation wraps */
+#define TSLAB_CLASS_SLOTS_MAX (1u << 26) /**< objects one class can hold at once */
 
 /* ---------------------------------------------------------------------------------------------
  * Types
  * ------------------------------------------------------------------------------------------- */
-typedef struct tslab tslab; /* an allocator instance (opaque) */
+typedef struct tslab tslab; /**< an allocator instance (opaque) */
 
-/* An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API, but two
- * properties are: a handle whose single bit is flipped is always rejected (a parity bit covers its
- * instance, class and slot fields, and a slot holds exactly one generation), and slots start at
- * generations scattered per instance, class and slot, so a handle corrupted in more bits, or kept
- * from a destroyed instance, names a live object only by a 2^-22 chance. */
+/** An opaque 64-bit handle. 0 is never a valid handle. Its bits are not part of the API, but two
+ * properties are: a live handle whose single bit is flipped is always rejected (a parity bit
+ * covers its instance, class and slot fields, and a slot holds exactly one generation), and so is
+ * a stale one whose slot has been reused fewer than 2^20 times since (a slot's consecutive
+ * generations never differ in one bit); and slots start at generations scattered per instance,
+ * class and slot, so a handle corrupted in more bits, or kept from a destroyed instance, names a
+ * live object only by a 2^-22 chance. (A raw pointer kept from a destroyed instance has no such
+ * protection: a later instance may map the same addresses.) */
 typedef uint64_t tslab_handle;
-#define TSLAB_HANDLE_NONE ((tslab_handle)0)
+#define TSLAB_HANDLE_NONE ((tslab_handle)0) /**< never a valid handle */
 
-/* The OS layer, injectable for tests (fault injection). Each call receives `ctx`.
- * reserve:  address space of `size` bytes, not accessible, no memory committed; NULL on failure.
- * commit:   make [p, p+size) readable and writable (zero-filled on first touch); 0 or -errno.
- * decommit: hand the pages of [p, p+size) back to the OS, keeping the mapping; the next touch
- *           reads zeros; 0 or -errno.
- * release:  unmap a whole reservation (only at tslab_destroy or a failed tslab_create).
+/** The OS layer, injectable for tests (fault injection). Each call receives `ctx`.
  * Every size and address is a multiple of the page size. */
 typedef struct tslab_os {
+    /** Address space of `size` bytes, not accessible, no memory committed; NULL on failure. */
     void *(*reserve)(void *ctx, size_t size);
+    /** Make [p, p+size) readable and writable (zero-filled on first touch); 0 or -errno. */
     int (*commit)(void *ctx, void *p, size_t size);
+    /** Hand the pages of [p, p+size) back to the OS, keeping the mapping; the next touch reads
+     * zeros; 0 or -errno. */
     int (*decommit)(void *ctx, void *p, size_t size);
+    /** Unmap a whole reservation (only at tslab_destroy or a failed tslab_create). */
     void (*release)(void *ctx, void *p, size_t size);
-    void *ctx;
+    void *ctx; /**< passed to every call */
 } tslab_os;
 
-/* The real OS layer (mmap, mprotect, madvise, munmap); wrap it to inject faults. */
+/** The real OS layer (mmap, mprotect, madvise, munmap); wrap it to inject faults. */
 TSLAB_API const tslab_os *tslab_os_default(void);
 
-/* Keep no empty slab cached at all (every emptied slab goes back to the OS at once). */
+/** Keep no empty slab cached at all (every emptied slab goes back to the OS at once). */
 #define TSLAB_CACHE_NONE SIZE_MAX
 
-/* Instance configuration. A zero field means "the default", so `tslab_config c = {0};` works. */
+/** Instance configuration. A zero field means "the default", so `tslab_config c = {0};` works. */
 typedef struct tslab_config {
-    const char *name;       /* metric label, copied; default "default"; < TSLAB_NAME_MAX bytes */
-    const uint32_t *sizes;  /* strictly ascending object sizes in bytes; default 64 96 128 192
+    const char *name;       /**< metric label, copied; default "default"; < TSLAB_NAME_MAX bytes */
+    const uint32_t *sizes;  /**< strictly ascending object sizes in bytes; default 64 96 128 192
                                256 384 512 768. A size that is not a multiple of 8 is rounded
                                up to one. */
-    size_t size_count;      /* entries in `sizes`, 1..TSLAB_CLASSES_MAX */
-    size_t slab_bytes;      /* target slab size, a power of two in [4 KiB, 4 MiB]; default
+    size_t size_count;      /**< entries in `sizes`, 1..TSLAB_CLASSES_MAX */
+    size_t slab_bytes;      /**< target slab size, a power of two in [4 KiB, 4 MiB]; default
                                64 KiB. A class of larger objects gets one object per slab. */
-    size_t cache_slabs;     /* empty slabs kept per class for reuse; default 16;
+    size_t cache_slabs;     /**< empty slabs kept per class for reuse; default 16;
                                TSLAB_CACHE_NONE for none. A slab emptied into a full cache goes
                                back to the OS together with the oldest cached ones, down to half
                                the bound (fewer, larger madvise calls). */
-    size_t class_max_bytes; /* address space reserved per class, the most one class can hold;
+    size_t class_max_bytes; /**< address space reserved per class, the most one class can hold;
                                default 1 GiB, at most 2^64 / object size. Reserved, not
                                committed: it costs no memory. */
-    const tslab_os *os;     /* default tslab_os_default() */
-    bool exact_frees;       /* true: every free is a CAS on the slot's state word, so of two
+    const tslab_os *os;     /**< default tslab_os_default() */
+    bool exact_frees;       /**< true: every free is a CAS on the slot's state word, so of two
                                threads racing to free one handle exactly one gets true, even
                                when one of them is the thread that allocated it. Default false:
                                that thread frees with a plain store, and a racing duplicate is
@@ -124,20 +130,22 @@ typedef struct tslab_config {
  * Instances
  * ------------------------------------------------------------------------------------------- */
 
-/* NULL config = all defaults. Returns NULL with errno EINVAL (bad config), ENOMEM (no address
+/** NULL config = all defaults. Returns NULL with errno EINVAL (bad config), ENOMEM (no address
  * space or memory) or EMFILE (TSLAB_INSTANCES_MAX instances alive). */
 TSLAB_API tslab *tslab_create(const tslab_config *cfg);
 
-/* Releases every slab and all metadata. NULL is a no-op. */
+/** Releases every slab and all metadata. NULL is a no-op. */
 TSLAB_API void tslab_destroy(tslab *a);
 
+/** The instance's name (the `allocator` metric label); NULL for NULL. */
 TSLAB_API const char *tslab_name(const tslab *a);
 
-/* Number of classes and the object size of class i (0 when i is out of range). */
+/** Number of classes (0 for NULL). */
 TSLAB_API size_t tslab_class_count(const tslab *a);
+/** The object size of class i (0 when i is out of range). */
 TSLAB_API size_t tslab_class_size(const tslab *a, size_t i);
 
-/* Objects per slab for a class of `object_size` bytes with target slab size `slab_bytes`
+/** Objects per slab for a class of `object_size` bytes with target slab size `slab_bytes`
  * (0 = the default): the largest power of two that fits, at least 1. */
 TSLAB_API size_t tslab_slab_capacity(size_t object_size, size_t slab_bytes);
 
@@ -145,13 +153,13 @@ TSLAB_API size_t tslab_slab_capacity(size_t object_size, size_t slab_bytes);
  * Handle API
  * ------------------------------------------------------------------------------------------- */
 
-/* Allocates an object of the smallest class that holds `size` bytes and stores its handle in
+/** Allocates an object of the smallest class that holds `size` bytes and stores its handle in
  * *out. NULL with errno EINVAL (size 0, larger than the largest class, or out NULL) or ENOMEM.
  * The object is 16-byte aligned when its class size is a multiple of 16, else 8-byte aligned.
  * Its contents are unspecified. */
 TSLAB_API void *tslab_alloc(tslab *a, size_t size, tslab_handle *out);
 
-/* Frees the object `h` names. Returns false, changing nothing but a rejection counter, when h is
+/** Frees the object `h` names. Returns false, changing nothing but a rejection counter, when h is
  * not a live object of this instance: double free, stale (the slot was reused since), foreign
  * (another instance's), or invalid (any other value). A free ordered after another free of the
  * same handle (the usual double free, on any thread) is always rejected. Two frees of one handle
@@ -164,48 +172,49 @@ TSLAB_API void *tslab_alloc(tslab *a, size_t size, tslab_handle *out);
  * handles are rejected exactly. */
 TSLAB_API bool tslab_free(tslab *a, tslab_handle h);
 
-/* The object's address when h is live, else NULL. A check, not a lock: the caller must know no
+/** The object's address when h is live, else NULL. A check, not a lock: the caller must know no
  * other thread frees h meanwhile. */
 TSLAB_API void *tslab_handle_ptr(tslab *a, tslab_handle h);
 
-/* The handle of a live object given its start address, or TSLAB_HANDLE_NONE. */
+/** The handle of a live object given its start address, or TSLAB_HANDLE_NONE. */
 TSLAB_API tslab_handle tslab_ptr_handle(tslab *a, const void *p);
 
 /* ---------------------------------------------------------------------------------------------
  * malloc-style API (no header: the slot is found from the address)
  * ------------------------------------------------------------------------------------------- */
 
-/* As tslab_alloc without the handle. Size 0: NULL, errno EINVAL. */
+/** As tslab_alloc without the handle. Size 0: NULL, errno EINVAL. */
 TSLAB_API void *tslab_malloc(tslab *a, size_t size);
-/* Zeroed; n*size overflow gives NULL, errno ENOMEM (as calloc). */
+/** Zeroed; n*size overflow gives NULL, errno ENOMEM (as calloc). */
 TSLAB_API void *tslab_calloc(tslab *a, size_t n, size_t size);
-/* realloc(a, NULL, n) is tslab_malloc. Same class: returns p. Else moves. On failure returns NULL
+/** realloc(a, NULL, n) is tslab_malloc. Same class: returns p. Else moves. On failure returns NULL
  * and p is untouched. Size 0 or a p that is not a live object: NULL, errno EINVAL, p untouched. */
 TSLAB_API void *tslab_realloc(tslab *a, void *p, size_t size);
-/* Frees a live object by address. NULL: no-op, returns true. A pointer that is not the start of a
+/** Frees a live object by address. NULL: no-op, returns true. A pointer that is not the start of a
  * live object of this instance (foreign, interior, double) is counted and ignored: false. */
 TSLAB_API bool tslab_free_ptr(tslab *a, void *p);
-/* The class size of a live object, else 0. */
+/** The class size of a live object, else 0. */
 TSLAB_API size_t tslab_usable_size(tslab *a, const void *p);
 
 /* ---------------------------------------------------------------------------------------------
  * Maintenance
  * ------------------------------------------------------------------------------------------- */
 
-/* Returns the free slots this thread holds in its cache for `a` to their slabs, so slabs that
+/** Returns the free slots this thread holds in its cache for `a` to their slabs, so slabs that
  * became empty can be cached or released. Threads flush automatically when they exit. In
  * AddressSanitizer and Valgrind builds, freed slots wait in a per-class quarantine (256 slots)
  * before reuse so that use-after-free is reported; tslab_flush empties it too. */
 TSLAB_API void tslab_flush(tslab *a);
-/* tslab_flush, then hands every cached empty slab's pages back to the OS. 0 or -errno (the first
+/** tslab_flush, then hands every cached empty slab's pages back to the OS. 0 or -errno (the first
  * failure of the OS layer; the remaining slabs are still tried). */
 TSLAB_API int tslab_purge(tslab *a);
 
+/** A static description of an errno value, negative or positive (as control calls return it). */
 TSLAB_API const char *tslab_strerror(int err);
 
-/* The process's resident set size in bytes (Linux /proc/self/statm), 0 if unknown. */
+/** The process's resident set size in bytes (Linux /proc/self/statm), 0 if unknown. */
 TSLAB_API uint64_t tslab_process_rss(void);
-/* CLOCK_MONOTONIC in nanoseconds. */
+/** CLOCK_MONOTONIC in nanoseconds. */
 TSLAB_API uint64_t tslab_clock_ns(void);
 
 /* ---------------------------------------------------------------------------------------------
@@ -228,6 +237,8 @@ TSLAB_API uint64_t tslab_clock_ns(void);
  * the end of the list, and a release that appends fields bumps TSLAB_STATS_VERSION (README.md,
  * "Versioning and ABI").
  * ------------------------------------------------------------------------------------------- */
+/** The one list of per-class counters and gauges, one X(field, source, type, metric, label_key,
+ * label_value, help) row each; the columns are described in the comment above it in tslab.h. */
 #define TSLAB_CLASS_STATS(X)                                                                       \
     X(allocations, THREAD, COUNTER, "allocations_total", "", "",                                   \
       "Objects handed out, through either API.")                                                   \
@@ -272,35 +283,41 @@ TSLAB_API uint64_t tslab_clock_ns(void);
     X(mapped_bytes, CLASS, GAUGE, "mapped_bytes", "", "",                                          \
       "Bytes of slabs and metadata mapped read-write, including released slabs.")
 
+/** The counters and gauges of one size class: the three geometry fields below, then one
+ * uint64_t per row of TSLAB_CLASS_STATS, named by its `field`, in the list's order. */
 typedef struct tslab_class_stats {
-    uint64_t object_size; /* class size in bytes (the metric label "class") */
-    uint64_t slab_bytes;  /* bytes of one slab */
-    uint64_t objects_per_slab;
+    uint64_t object_size;      /**< class size in bytes (the metric label "class") */
+    uint64_t slab_bytes;       /**< bytes of one slab */
+    uint64_t objects_per_slab; /**< objects one slab holds */
 #define TSLAB__STATS_FIELD(field, source, type, metric, lk, lv, help) uint64_t field;
     TSLAB_CLASS_STATS(TSLAB__STATS_FIELD)
 #undef TSLAB__STATS_FIELD
 } tslab_class_stats;
 
-/* The revision of the tslab_stats layout: 1 in 1.0, 2 from 1.1 (fields appended since). */
+/** The revision of the tslab_stats layout: 1 in 1.0, 2 from 1.1 (fields appended since). */
 #define TSLAB_STATS_VERSION 2
 
-/* A snapshot of one instance, read while it runs without stopping its fast path.
+/** A snapshot of one instance, read while it runs without stopping its fast path.
  * Consistency: every COUNTER is monotonic across snapshots of one instance. Frees are summed
- * before allocations, so live_objects = allocations - frees is never negative and overstates the
- * true count by at most the allocations made while the snapshot was being read. Gauges are read
- * one by one without a lock; each is exact at some instant during the read. */
+ * before allocations, so live_objects = allocations + duplicates_dropped - frees overstates the
+ * true count by at most the allocations made while the snapshot was being read. Once every thread
+ * that freed objects has called tslab_flush (or exited) after its last free, that identity is
+ * exact. While a racing double free is pending (both frees counted, the drop not yet: until the
+ * freeing thread's next hand-back, flush or exit) it can go below zero, and live_objects is
+ * clamped at 0. Gauges are read one by one without a lock; each is exact at some instant during
+ * the read. */
 typedef struct tslab_stats {
-    uint32_t version; /* the library's TSLAB_STATS_VERSION: fields of later revisions read 0 */
-    uint32_t class_count;
-    char name[TSLAB_NAME_MAX];
-    uint64_t reserved_bytes; /* address space reserved by the instance */
-    tslab_class_stats classes[TSLAB_CLASSES_MAX];
-    /* Rejected frees that name no class of this instance (a pointer outside it, a handle whose
+    uint32_t version; /**< the library's TSLAB_STATS_VERSION: fields of later revisions read 0 */
+    uint32_t class_count;                         /**< entries of classes[] in use */
+    char name[TSLAB_NAME_MAX];                    /**< the instance's name */
+    uint64_t reserved_bytes;                      /**< address space reserved by the instance */
+    tslab_class_stats classes[TSLAB_CLASSES_MAX]; /**< one per class, smallest first */
+    /** Rejected frees that name no class of this instance (a pointer outside it, a handle whose
      * class bits are out of range). Only the rejected_* fields are used. */
     tslab_class_stats unattributed;
 } tslab_stats;
 
-/* Fills the caller's snapshot, whose layout the caller states: `stats_size` is its
+/** Fills the caller's snapshot, whose layout the caller states: `stats_size` is its
  * sizeof(tslab_stats) and `class_stats_size` its sizeof(tslab_class_stats). The library writes
  * exactly the fields the caller's structs have, in the caller's layout (classes[] at the caller's
  * stride), zeroes the caller's fields it does not know (a program built against a newer header),
@@ -310,7 +327,7 @@ typedef struct tslab_stats {
 TSLAB_API int tslab_stats_get(tslab *a, tslab_stats *out, size_t stats_size,
                               size_t class_stats_size);
 
-/* tslab_stats_get with this header's sizes. 0, or -EINVAL when a or out is NULL.
+/** tslab_stats_get with this header's sizes. 0, or -EINVAL when a or out is NULL.
  * (The library also exports a function of this name, for programs built against 1.0: it writes
  * exactly 1.0's tslab_stats, with version 1.) */
 #ifndef TSLAB__DEFINES_STATS_READ_1_0

@@ -14,7 +14,8 @@
 int tslab__reject_reason(uint32_t gen, uint32_t state)
 {
     uint32_t cur = tslab__state_gen(state);
-    uint32_t behind = (cur - gen) & TSLAB__GEN_MASK; /* frees of this slot since gen was issued */
+    /* Frees of this slot since gen was issued: the distance in steps of TSLAB__GEN_STEP. */
+    uint32_t behind = ((cur - gen) * TSLAB__GEN_STEP_INV) & TSLAB__GEN_MASK;
     if (behind == 0 || behind >= GEN_HALF)
         return TSLAB__REJ_INVALID; /* a generation this slot has not reached: never issued */
     if (behind == 1 && !(state & TSLAB__LIVE))
@@ -135,9 +136,9 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
 
 /* The calling thread's cache of class ci when it may free slot idx with a plain store: it owns
  * the slot's slab and its cache has room (*n entries). NULL otherwise, and always in sanitizer
- * builds and exact_frees instances (where every free is a CAS: the latter's `limit` stays 0). No other thread frees an owned slab's slots without a CAS,
- * and a CAS that races the owner's store is caught when the owner checks its remote bits
- * (internal.h). */
+ * builds and exact_frees instances (where every free is a CAS: the latter's `limit` stays 0). No
+ * other thread frees an owned slab's slots without a CAS, and a CAS that races the owner's store is
+ * caught when the owner checks its remote bits (internal.h). */
 static inline tslab__tclass *owner_cache(tslab *a, uint32_t ci, uint32_t idx, uint32_t *n)
 {
     tslab__tls_entry *e = tslab__tls_slot(a);
@@ -244,8 +245,7 @@ bool tslab_free_ptr(tslab *a, void *p)
         uint32_t s = atomic_load_explicit(st, memory_order_acquire);
         if (tslab_likely(s & TSLAB__LIVE)) {
             uint32_t gen = tslab__state_gen(s);
-            return owner_free(t, n, st, gen,
-                              tslab__handle_make(top, idx, (gen + 1) & TSLAB__GEN_MASK));
+            return owner_free(t, n, st, gen, tslab__handle_make(top, idx, tslab__gen_next(gen)));
         }
     }
     return free_ptr_slow(a, ci, idx);

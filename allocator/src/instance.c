@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,11 @@ static int validate(const tslab_config *cfg, const uint32_t **sizes, size_t *n)
     if (sb != 0 && (sb < 4096 || sb > ((size_t)4 << 20) || (sb & (sb - 1)) != 0))
         return -EINVAL;
     if (cfg->name != NULL && strlen(cfg->name) >= TSLAB_NAME_MAX)
+        return -EINVAL;
+    /* An injected OS layer must be complete: a NULL entry would be called on the first slab. */
+    const tslab_os *os = cfg->os;
+    if (os != NULL &&
+        (os->reserve == NULL || os->commit == NULL || os->decommit == NULL || os->release == NULL))
         return -EINVAL;
     return 0;
 }
@@ -255,6 +261,9 @@ size_t tslab_class_size(const tslab *a, size_t i)
 
 const char *tslab_strerror(int err)
 {
+    /* -INT_MIN overflows: no errno value is that large anyway. */
+    if (err == INT_MIN)
+        return "unknown error";
     if (err < 0)
         err = -err;
     switch (err) {

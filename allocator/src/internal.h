@@ -108,15 +108,30 @@ static const bool tslab_config_sanitize = TSLAB_ASAN || TSLAB_VALGRIND;
  *   bits 54..62  instance tag, 1..TSLAB_INSTANCES_MAX (0 never used, so handle 0 is invalid)
  *   bit  63      parity of bits 22..62: bits 22..63 of a valid handle have an even number of
  *                set bits, so a flipped index, class or tag bit is rejected before a slot is
- *                looked at. A flipped generation bit needs no parity: a slot holds exactly one
- *                generation, so the check against its state word rejects it. Leaving the
- *                generation out means the next handle of a slot is the generation field plus
- *                one, with no parity to recompute (tslab__handle_next, on every free). */
+ *                looked at.
+ * The generation field advances by TSLAB__GEN_STEP (3) per free, not by one. A flipped
+ * generation bit of a live handle is caught by the slot's state word, which holds exactly one
+ * generation; a flipped bit of a *stale* handle must not land on the slot's current generation,
+ * and with a step of one it would: flipping bit 0 of a handle stale by one reuse whose generation
+ * was even gives exactly the new owner's handle. Two field values k steps apart differ by 3k
+ * (mod 2^22), and one flipped bit moves a value by +-2^j, so a stale handle with one flipped bit
+ * names the current object only when 3k = +-2^j (mod 2^22): never for k < 2^20, and for 44 values
+ * of k per period beyond. 3 is the best odd step (every odd step aliases at k = 2^20), it is odd
+ * so a slot still runs through all 2^22 values before its generation wraps, and the next handle
+ * stays one add with no parity to recompute (tslab__handle_next, on every free). Covering the
+ * generation by the parity instead would have cost every free about 7 instructions to refold it.
+ */
 #define TSLAB__GEN_BITS TSLAB_GENERATION_BITS
 #define TSLAB__IDX_BITS 26
 #define TSLAB__CLS_BITS 6
 #define TSLAB__TAG_BITS 9
 #define TSLAB__GEN_MASK ((UINT32_C(1) << TSLAB__GEN_BITS) - 1)
+#define TSLAB__GEN_STEP 3u
+/* 3 * TSLAB__GEN_STEP_INV == 1 (mod 2^22): turns a distance between generation fields back into
+ * a count of frees (tslab__reject_reason). */
+#define TSLAB__GEN_STEP_INV 0x2AAAABu
+_Static_assert(((TSLAB__GEN_STEP * TSLAB__GEN_STEP_INV) & TSLAB__GEN_MASK) == 1,
+               "generation step inverse");
 #define TSLAB__IDX_MASK ((UINT32_C(1) << TSLAB__IDX_BITS) - 1)
 #define TSLAB__CLS_SHIFT (TSLAB__GEN_BITS + TSLAB__IDX_BITS)
 #define TSLAB__TAG_SHIFT (TSLAB__CLS_SHIFT + TSLAB__CLS_BITS)
@@ -136,10 +151,12 @@ _Static_assert((UINT32_C(1) << TSLAB__IDX_BITS) == TSLAB_CLASS_SLOTS_MAX, "index
 #define TSLAB__RFREE (1u << 23)
 _Static_assert(TSLAB__GEN_BITS + 2 <= 24, "state word: LIVE, generation, RFREE");
 static inline uint32_t tslab__state_gen(uint32_t s) { return (s >> 1) & TSLAB__GEN_MASK; }
-static inline uint32_t tslab__state_freed(uint32_t gen)
+/* The generation field a slot carries after one more free. */
+static inline uint32_t tslab__gen_next(uint32_t gen)
 {
-    return ((gen + 1) & TSLAB__GEN_MASK) << 1;
+    return (gen + TSLAB__GEN_STEP) & TSLAB__GEN_MASK;
 }
+static inline uint32_t tslab__state_freed(uint32_t gen) { return tslab__gen_next(gen) << 1; }
 
 /* The handle of slot idx at generation gen; `top` is the instance's tag << CLS_BITS | class. */
 static inline tslab_handle tslab__handle_make(uint32_t top, uint32_t idx, uint32_t gen)
@@ -335,11 +352,11 @@ static inline uint32_t tslab__handle_idx(uint64_t h)
     return (uint32_t)(h >> TSLAB__GEN_BITS) & TSLAB__IDX_MASK;
 }
 
-/* The handle the same slot gets after one more free: generation + 1 (wrapping within its field);
- * the parity does not cover the generation, so it stays as it is. */
+/* The handle the same slot gets after one more free: the generation field plus TSLAB__GEN_STEP
+ * (wrapping within its field); the parity does not cover the generation, so it stays as it is. */
 static inline uint64_t tslab__handle_next(uint64_t h)
 {
-    return (h & ~(uint64_t)TSLAB__GEN_MASK) | (((uint32_t)h + 1) & TSLAB__GEN_MASK);
+    return (h & ~(uint64_t)TSLAB__GEN_MASK) | tslab__gen_next((uint32_t)h);
 }
 
 /* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the

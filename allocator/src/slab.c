@@ -391,14 +391,18 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
         uint64_t bit = UINT64_C(1) << (slot % 64);
         size_t wi = (size_t)s * c->bitmap_words + slot / 64;
         uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
+        /* The word as this thread's CAS left it. Nobody else can take the slot meanwhile (this
+         * batch holds it), so any other word means the owner's plain store freed it too, in a
+         * race: the owner's copy is the one in circulation and this one is dropped, now rather
+         * than at the owner's next check, so that once every thread has flushed
+         * frees == allocations + duplicates_dropped exactly. */
+        uint32_t want = ((uint32_t)ent[i] & TSLAB__GEN_MASK) << 1 | TSLAB__RFREE;
+        if (atomic_load_explicit(&c->state[idx], memory_order_relaxed) != want) {
+            dups++;
+            continue;
+        }
         if (o == 0 || o == id) {
-            /* No other thread can still be in a plain free of this slot: check it now, against
-             * the exact generation this thread's CAS wrote. */
-            uint32_t want = ((uint32_t)ent[i] & TSLAB__GEN_MASK) << 1 | TSLAB__RFREE;
-            if (atomic_load_explicit(&c->state[idx], memory_order_relaxed) != want) {
-                dups++;
-                continue;
-            }
+            /* No other thread can still be in a plain free of this slot: take it now. */
             atomic_store_explicit(&c->state[idx], want & ~TSLAB__RFREE, memory_order_relaxed);
             give_slot(c, idx);
         } else if (c->rbits[wi] & bit) {
@@ -407,6 +411,7 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
             dups++;
             continue;
         } else {
+            /* The owner's store may still be in flight: its check decides (merge). */
             c->rbits[wi] |= bit;
             c->slabs[s].rcount++;
         }

@@ -70,7 +70,10 @@ static void read_class(tslab *a, uint32_t i, tslab_class_stats *s)
     for (tslab__tcache *tc = a->tcaches; tc; tc = tc->next)
         s->allocations += atomic_load_explicit(&tc->cls[i].tc.allocations, memory_order_acquire);
     /* A dropped duplicate is a free that returned true and was undone. It is counted after both
-     * frees, so a snapshot may see the frees without it: clamp at zero. */
+     * frees, when the freeing thread hands its batch back (tslab__slab_remote checks the word
+     * then), so only a snapshot taken while such a race is pending sees the frees without it:
+     * clamp at zero for that moment. Once every thread has flushed, no drop is pending and the
+     * identity is exact (tests/test_ownership.c). */
     uint64_t in = s->allocations + s->duplicates_dropped;
     s->live_objects = in > s->frees ? in - s->frees : 0;
 }

@@ -25,7 +25,7 @@
 #define CHECK(cond, msg)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_alloc: %s:%d: %s (%s)\n", __FILE__, __LINE__, msg, #cond);      \
+            fprintf(stderr, "fuzz_alloc: %s:%d: %s (%s)\n", __FILE__, __LINE__, msg, #cond);       \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -222,7 +222,8 @@ static totals read_totals(tslab *a)
     totals t = {0};
     CHECK(tslab_stats_read(a, &st) == 0, "stats");
     const tslab_class_stats *u = &st.unattributed;
-    t.rejections = u->rejected_invalid + u->rejected_stale + u->rejected_double + u->rejected_foreign;
+    t.rejections =
+        u->rejected_invalid + u->rejected_stale + u->rejected_double + u->rejected_foreign;
     for (size_t c = 0; c < st.class_count; c++) {
         const tslab_class_stats *s = &st.classes[c];
         t.allocs += s->allocations;
@@ -265,9 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op % 16) {
         case 0:
         case 1:
-        case 2:
-            alloc_op(&m, &in, op % 16);
-            break;
+        case 2: alloc_op(&m, &in, op % 16); break;
         case 3: /* free a live object through its handle */
         case 4: /* ... or its address */
             if (m.n) {
@@ -289,9 +288,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (m.nd_p)
                 free_ptr_any(&m, m.dead_p[u8(&in) % m.nd_p]);
             break;
-        case 7: /* forged handle: any 64-bit value */
-            free_handle_any(&m, u64(&in));
-            break;
+        case 7: /* forged handle: any 64-bit value */ free_handle_any(&m, u64(&in)); break;
         case 8: /* forged handle: a live or dead handle with bits flipped */
         {
             tslab_handle h = m.n ? m.live[u8(&in) % m.n].h : (m.nd_h ? m.dead_h[0] : 1);
@@ -308,9 +305,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 free_ptr_any(&m, o->p + off);
             }
             break;
-        case 10: /* wild pointer */
-            free_ptr_any(&m, (void *)(uintptr_t)u64(&in));
-            break;
+        case 10: /* wild pointer */ free_ptr_any(&m, (void *)(uintptr_t)u64(&in)); break;
         case 11: /* realloc a live object */
             if (m.n) {
                 size_t i = u8(&in) % m.n;
@@ -356,12 +351,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 verify(o);
             }
             break;
-        case 13:
-            tslab_flush(m.a);
-            break;
-        case 14:
-            CHECK(tslab_purge(m.a) == 0, "purge failed");
-            break;
+        case 13: tslab_flush(m.a); break;
+        case 14: CHECK(tslab_purge(m.a) == 0, "purge failed"); break;
         case 15: /* look-ups of a live object */
             if (m.n) {
                 obj *o = &m.live[u8(&in) % m.n];

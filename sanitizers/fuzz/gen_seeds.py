@@ -35,18 +35,18 @@ w("fuzz_alloc", "churn", (alloc(1, 300) + alloc(0, 40) + op(FREE_P, 0) + op(FLUS
 
 # ---- fuzz_http: raw request bytes sent to the exporter ----
 reqs = {
-    "get-metrics": b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-    "get-json": b"GET /metrics.json HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
-    "openmetrics": b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
+    "get-metrics": b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "get-json": b"GET /metrics.json HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: gzip\r\n\r\n",
+    "openmetrics": b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: application/openmetrics-text; version=1.0.0,text/plain;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
     "head-healthz": b"HEAD /healthz HTTP/1.0\r\n\r\n",
-    "index": b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    "post": b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-    "notfound": b"GET /nope?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "index": b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    "post": b"POST /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello",
+    "notfound": b"GET /nope?x=1 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     "bad-line": b"GARBAGE\r\n\r\n",
-    "bearer": b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\n",
-    "pipelined": b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-    "chunked": b"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-    "long-header": b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 2000 + b"\r\n\r\n",
+    "bearer": b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer wrong\r\n\r\n",
+    "pipelined": b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    "chunked": b"PUT / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "long-header": b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Long: " + b"a" * 2000 + b"\r\n\r\n",
 }
 for k, v in reqs.items():
     w("fuzz_http", k, v)

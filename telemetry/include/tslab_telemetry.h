@@ -1,4 +1,5 @@
-/* temporal-slab telemetry: Prometheus / OpenMetrics / JSON exposition of allocator statistics,
+/** @file
+ * temporal-slab telemetry: Prometheus / OpenMetrics / JSON exposition of allocator statistics,
  * and an optional embedded HTTP exporter.
  *
  * The core library never depends on this one. Everything here reads allocators only through
@@ -23,14 +24,14 @@
 extern "C" {
 #endif
 
-/* Output formats of tslab_metrics_render. */
+/** Output formats of tslab_metrics_render. */
 typedef enum tslab_format {
-    TSLAB_FORMAT_PROMETHEUS = 0,  /* text exposition format 0.0.4 */
-    TSLAB_FORMAT_OPENMETRICS = 1, /* OpenMetrics 1.0 text, ending in "# EOF" */
-    TSLAB_FORMAT_JSON = 2         /* the schema_version 1 document of telemetry/README.md */
+    TSLAB_FORMAT_PROMETHEUS = 0,  /**< text exposition format 0.0.4 */
+    TSLAB_FORMAT_OPENMETRICS = 1, /**< OpenMetrics 1.0 text, ending in "# EOF" */
+    TSLAB_FORMAT_JSON = 2         /**< the schema_version 1 document of telemetry/README.md */
 } tslab_format;
 
-/* Snapshots allocs[0..n) (tslab_stats_read on each) and the process (/proc/self), and renders
+/** Snapshots allocs[0..n) (tslab_stats_read on each) and the process (/proc/self), and renders
  * them in `fmt`. On success *out is a NUL-terminated buffer from malloc (the caller frees it) and
  * *out_len its length without the NUL. Returns 0, -EINVAL (a NULL argument, an unknown format, or
  * two allocators with the same name, which would make duplicate series) or -ENOMEM.
@@ -47,26 +48,38 @@ TSLAB_API int tslab_metrics_render(tslab *const *allocs, size_t n, tslab_format 
  *   /              a small HTML page
  * GET and HEAD only (405 otherwise), 404 for any other path.
  * ------------------------------------------------------------------------------------------- */
-typedef struct tslab_exporter tslab_exporter; /* opaque */
+typedef struct tslab_exporter tslab_exporter; /**< opaque */
 
-/* Zero fields take the defaults below, so `tslab_exporter_config c = {0};` plus the allocator
+/** Zero fields take the defaults below, so `tslab_exporter_config c = {0};` plus the allocator
  * list is a complete configuration. */
 typedef struct tslab_exporter_config {
-    const char *address;      /* numeric IPv4 or IPv6 address to bind; NULL = "127.0.0.1" */
-    uint16_t port;            /* 0 = let the kernel pick; read it with tslab_exporter_port */
-    tslab *const *allocators; /* exported allocators (copied; each must outlive the
-                                 exporter); may be NULL when allocator_count is 0 */
-    size_t allocator_count;
-    const char *bearer_token;    /* NULL = no authentication; else every endpoint except
+    const char *address;         /**< numeric IPv4 or IPv6 address to bind; NULL = "127.0.0.1" */
+    uint16_t port;               /**< 0 = let the kernel pick; read it with tslab_exporter_port */
+    tslab *const *allocators;    /**< exported allocators (copied; each must outlive the
+                                    exporter); may be NULL when allocator_count is 0 */
+    size_t allocator_count;      /**< entries in `allocators` */
+    const char *bearer_token;    /**< NULL = no authentication; else every endpoint except
                                     /healthz needs "Authorization: Bearer <token>" (401) */
-    unsigned max_connections;    /* 0 = 64: open connections in all */
-    unsigned per_ip_connections; /* 0 = 16: open connections from one client address */
-    unsigned timeout_seconds;    /* 0 = 20: an idle or stalled connection is closed after it */
-    size_t memory_limit;         /* 0 = 32 KiB: per-connection buffer for the request line and
+    unsigned max_connections;    /**< 0 = 64: open connections in all */
+    unsigned per_ip_connections; /**< 0 = 16: open connections from one client address */
+    unsigned timeout_seconds;    /**< 0 = 20: an idle or stalled connection is closed after it */
+    size_t memory_limit;         /**< 0 = 32 KiB: per-connection buffer for the request line and
                                     headers; a larger request gets 431 or is closed */
+    /* Fields added in 1.1 (appended: the ones above keep their offsets). */
+    unsigned request_timeout_seconds; /**< 0 = 5: a new connection must deliver its whole request
+                                         line and headers within this long of being accepted,
+                                         however steadily it sends (a deadline, not an idle timer).
+                                         Capped at timeout_seconds */
+    /** When the exporter is bound to a loopback address, only requests whose Host header names a
+     * loopback address (127.0.0.0/8, [::1]), "localhost" or one of these names (any port) are
+     * answered; the others, and requests without Host, get 421 Misdirected Request. This stops
+     * a web page from reading the exporter through DNS rebinding. Names are compared
+     * case-insensitively, without the port. NULL/0: no extra names. Ignored for other binds. */
+    const char *const *allowed_hosts; /**< copied */
+    size_t allowed_host_count;        /**< entries in `allowed_hosts` */
 } tslab_exporter_config;
 
-/* Starts the exporter thread; on success stores the exporter in *out and returns 0.
+/** Starts the exporter thread; on success stores the exporter in *out and returns 0.
  * Errors: -EINVAL (NULL cfg/out, an address that is not a numeric IPv4/IPv6 literal, allocators
  * NULL with a nonzero count, duplicate allocator names), -EADDRINUSE (the port is taken by another
  * socket), -EADDRNOTAVAIL (the address is not local), -EACCES (privileged port), -EALREADY (an
@@ -75,10 +88,10 @@ typedef struct tslab_exporter_config {
  * The HTTP thread blocks every signal, so signals go to the application's threads. */
 TSLAB_API int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out);
 
-/* The port the exporter listens on (the chosen one when cfg->port was 0); 0 for NULL. */
+/** The port the exporter listens on (the chosen one when cfg->port was 0); 0 for NULL. */
 TSLAB_API uint16_t tslab_exporter_port(const tslab_exporter *e);
 
-/* Closes the listening socket and every connection, joins the HTTP thread and frees the
+/** Closes the listening socket and every connection, joins the HTTP thread and frees the
  * exporter. NULL is a no-op. Must not race with another call on the same exporter. */
 TSLAB_API void tslab_exporter_stop(tslab_exporter *e);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `promtool check metrics` on the golden text output and on live /metrics of tslab-demo (plain,
 # gzip, and with rejections moving): zero problems. promtool reads standard input only and exits
-# 0 clean, 3 on lint problems, 1 on parse errors (TRAPS.md); both the status and its output are
+# 0 clean, 3 on lint problems, 1 on parse errors; both the status and its output are
 # checked. OpenMetrics output is not linted (promtool lints the text format).
 #
 # usage: promtool_check.sh TSLAB_DEMO GOLDEN_DIR

@@ -192,7 +192,7 @@ int main(void)
         REQUIRE(pthread_create(&scrapers[i].thread, NULL, scrape, &scrapers[i]) == 0);
     for (int i = 0; i < 2; i++) {
         pthread_join(scrapers[i].thread, NULL);
-        test_failures += scrapers[i].failures;
+        test_count_failures((unsigned)scrapers[i].failures);
         CHECK(scrapers[i].count > 10); /* the counters were seen */
     }
     atomic_store(&stop, true);
@@ -216,9 +216,9 @@ int main(void)
         CHECK(prom_u64(r.body, key, &f));
         snprintf(key, sizeof key, "tslab_live_objects{allocator=\"churn\",class=\"%u\"}", sizes[k]);
         CHECK(prom_u64(r.body, key, &live));
-        CHECK_EQ_INT(a, expect);
-        CHECK_EQ_INT(f, expect);
-        CHECK_EQ_INT(live, 0);
+        CHECK_EQ_I(a, expect);
+        CHECK_EQ_I(f, expect);
+        CHECK_EQ_I(live, 0);
         const char *reasons[] = {"invalid", "stale", "double", "foreign"};
         for (int j = 0; j < 4; j++) {
             uint64_t v = 1;

@@ -59,24 +59,24 @@ static tslab_exporter_config config(void)
 static void test_errors(void)
 {
     tslab_exporter *e = (tslab_exporter *)(uintptr_t)1;
-    CHECK_EQ_INT(tslab_exporter_start(NULL, &e), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(NULL, &e), -EINVAL);
     tslab_exporter_config c = config();
-    CHECK_EQ_INT(tslab_exporter_start(&c, NULL), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(&c, NULL), -EINVAL);
     const char *bad[] = {"localhost", "256.1.1.1", "1.2.3", "", "::1::", "127.0.0.1:80"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c.address = bad[i];
-        CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+        CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
         CHECK(e == NULL);
     }
     c = config();
     c.allocators = NULL;
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
     tslab *dup[2] = {alloc_a, alloc_a};
     c.allocators = dup;
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EINVAL); /* duplicate names: colliding series */
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL); /* duplicate names: colliding series */
     c = config();
     c.address = "192.0.2.1"; /* TEST-NET-1: not an address of this host */
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EADDRNOTAVAIL);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EADDRNOTAVAIL);
 
     /* A port held by someone else. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -87,16 +87,16 @@ static void test_errors(void)
     REQUIRE(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
     c = config();
     c.port = ntohs(a.sin_port);
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EADDRINUSE);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EADDRINUSE);
     close(fd);
 
     /* A second start on the port an exporter of this process already has. */
     tslab_exporter *first = start(config());
     c = config();
     c.port = tslab_exporter_port(first);
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EALREADY);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EALREADY);
     c.address = "0.0.0.0";
-    CHECK_EQ_INT(tslab_exporter_start(&c, &e), -EALREADY);
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EALREADY);
     tslab_exporter *second = start(config()); /* port 0 never conflicts */
     CHECK(tslab_exporter_port(second) != tslab_exporter_port(first));
     tslab_exporter_stop(second);
@@ -105,10 +105,10 @@ static void test_errors(void)
     c.port = tslab_exporter_port(first);
     tslab_exporter_stop(first);
     tslab_exporter *again = start(c);
-    CHECK_EQ_INT(tslab_exporter_port(again), c.port);
+    CHECK_EQ_I(tslab_exporter_port(again), c.port);
     tslab_exporter_stop(again);
 
-    CHECK_EQ_INT(tslab_exporter_port(NULL), 0);
+    CHECK_EQ_I(tslab_exporter_port(NULL), 0);
     tslab_exporter_stop(NULL);
 }
 
@@ -122,7 +122,7 @@ static void test_endpoints(const char *index_path)
     char v[256];
 
     REQUIRE(http_get(port, "/metrics", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
           strcmp(v, "text/plain; version=0.0.4; charset=utf-8") == 0);
     CHECK(http_header(&r, "Content-Encoding", v, sizeof v) == NULL);
@@ -136,24 +136,24 @@ static void test_endpoints(const char *index_path)
     REQUIRE(http_request(port, "GET", "/metrics",
                          "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n",
                          &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
           strcmp(v, "application/openmetrics-text; version=1.0.0; charset=utf-8") == 0);
     CHECK(r.body_len > 6 && strcmp(r.body + r.body_len - 6, "# EOF\n") == 0);
     CHECK_CONTAINS(r.body, "# TYPE tslab_allocations counter\n");
     CHECK(prom_u64(r.body, "tslab_exporter_scrapes_total", &scrapes2));
-    CHECK_EQ_INT(scrapes2, scrapes1 + 1); /* one client: every render counted once */
+    CHECK_EQ_I(scrapes2, scrapes1 + 1); /* one client: every render counted once */
     CHECK(http_header(&r, "Vary", v, sizeof v) && strstr(v, "Accept") != NULL);
     http_free(&r);
 
     REQUIRE(http_request(port, "GET", "/metrics", "Accept-Encoding: gzip\r\n", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Encoding", v, sizeof v) && strcmp(v, "gzip") == 0);
     CHECK(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b);
     http_free(&r);
 
     REQUIRE(http_get(port, "/metrics.json", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) && strcmp(v, "application/json") == 0);
     CHECK(r.body[0] == '{');
     CHECK_CONTAINS(r.body, "\"schema_version\":1,");
@@ -161,12 +161,12 @@ static void test_endpoints(const char *index_path)
     http_free(&r);
 
     REQUIRE(http_get(port, "/healthz", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(strcmp(r.body, "ok\n") == 0);
     http_free(&r);
 
     REQUIRE(http_get(port, "/", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     CHECK(http_header(&r, "Content-Type", v, sizeof v) &&
           strcmp(v, "text/html; charset=utf-8") == 0);
     FILE *f = fopen(index_path, "rb");
@@ -174,45 +174,45 @@ static void test_endpoints(const char *index_path)
     static char page[1 << 20];
     size_t page_len = fread(page, 1, sizeof page, f);
     fclose(f);
-    CHECK_EQ_INT(r.body_len, page_len);
+    CHECK_EQ_I(r.body_len, page_len);
     CHECK(memcmp(r.body, page, page_len) == 0); /* served byte for byte */
     http_free(&r);
 
     REQUIRE(http_request(port, "HEAD", "/", NULL, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
-    CHECK_EQ_INT(r.body_len, 0);
+    CHECK_EQ_I(r.status, 200);
+    CHECK_EQ_I(r.body_len, 0);
     CHECK(http_header(&r, "Content-Length", v, sizeof v) && strtoul(v, NULL, 10) == page_len);
     http_free(&r);
 
     REQUIRE(http_request(port, "HEAD", "/metrics", NULL, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
-    CHECK_EQ_INT(r.body_len, 0);
+    CHECK_EQ_I(r.status, 200);
+    CHECK_EQ_I(r.body_len, 0);
     http_free(&r);
 
     const char *paths404[] = {"/metrics/", "/metric", "/favicon.ico", "/healthz/x", "//"};
     for (size_t i = 0; i < sizeof paths404 / sizeof paths404[0]; i++) {
         REQUIRE(http_get(port, paths404[i], &r) == 0);
-        CHECK_EQ_INT(r.status, 404);
+        CHECK_EQ_I(r.status, 404);
         http_free(&r);
     }
     const char *methods[] = {"POST", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW", "TRACE"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         REQUIRE(http_request(port, methods[i], "/metrics", NULL, &r) == 0);
-        CHECK_EQ_INT(r.status, 405);
+        CHECK_EQ_I(r.status, 405);
         CHECK(http_header(&r, "Allow", v, sizeof v) && strcmp(v, "GET, HEAD") == 0);
         http_free(&r);
     }
     /* a POST with a body is read and refused, never processed */
     REQUIRE(http_raw(NULL, port,
-                     "POST /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\n"
                      "a=1&b=2&c=3",
                      &r) == 0);
-    CHECK_EQ_INT(r.status, 405);
+    CHECK_EQ_I(r.status, 405);
     http_free(&r);
     /* a query string does not change the route */
     REQUIRE(http_get(port, "/metrics?x=1", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     tslab_exporter_stop(e);
 }
@@ -228,12 +228,12 @@ static void test_token(void)
     const char *paths[] = {"/metrics", "/metrics.json", "/"};
     for (size_t i = 0; i < 3; i++) {
         REQUIRE(http_get(port, paths[i], &r) == 0);
-        CHECK_EQ_INT(r.status, 401);
+        CHECK_EQ_I(r.status, 401);
         CHECK(http_header(&r, "WWW-Authenticate", v, sizeof v) && strncmp(v, "Bearer", 6) == 0);
         CHECK(strstr(r.body, "tslab_") == NULL);
         http_free(&r);
         REQUIRE(http_request(port, "GET", paths[i], "Authorization: Bearer s3cret\r\n", &r) == 0);
-        CHECK_EQ_INT(r.status, 200);
+        CHECK_EQ_I(r.status, 200);
         http_free(&r);
     }
     const char *wrong[] = {"Authorization: Bearer s3cre\r\n", "Authorization: Bearer s3cret2\r\n",
@@ -241,11 +241,11 @@ static void test_token(void)
                            "Authorization: Bearer \r\n"};
     for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
         REQUIRE(http_request(port, "GET", "/metrics", wrong[i], &r) == 0);
-        CHECK_EQ_INT(r.status, 401);
+        CHECK_EQ_I(r.status, 401);
         http_free(&r);
     }
     REQUIRE(http_get(port, "/healthz", &r) == 0); /* liveness probes need no token */
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     tslab_exporter_stop(e);
 }
@@ -262,11 +262,40 @@ static double until_closed(int fd)
     return n == 0 ? now_s() - t0 : -1;
 }
 
+/* Sends a keep-alive /healthz on fd and reads its reply ("ok\n", 3 bytes) without waiting for
+ * a close. true when it came. */
+static bool healthz_keepalive(int fd)
+{
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (http_send_all(fd, req, strlen(req)) != 0)
+        return false;
+    char buf[4096];
+    size_t len = 0;
+    while (len < sizeof buf - 1) {
+        ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (n <= 0)
+            return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (len >= 7 && strcmp(buf + len - 7, "\r\n\r\nok\n") == 0)
+            return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+    }
+    return false;
+}
+
+/* The connection is open now (nothing to read, no EOF). */
+static bool still_open(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static void test_limits(void)
 {
     http_reply r;
-    /* per-IP limit 2: a third connection from the same address is closed at once, while another
-     * address is still served */
+    /* per-IP limit 2: a third connection from the same address with a complete request is
+     * served, and the oldest waiting connection of that address makes room */
     tslab_exporter_config c = config();
     c.per_ip_connections = 2;
     c.timeout_seconds = 30;
@@ -274,22 +303,29 @@ static void test_limits(void)
     uint16_t port = tslab_exporter_port(e);
     int idle1 = http_connect("127.0.0.1", port), idle2 = http_connect("127.0.0.1", port);
     REQUIRE(idle1 >= 0 && idle2 >= 0);
-    /* the exporter has accepted both once a request on a third one is refused */
-    int third = http_connect("127.0.0.1", port);
-    REQUIRE(third >= 0);
-    double t = until_closed(third);
-    CHECK(t >= 0 && t < 5);
-    close(third);
-    REQUIRE(http_raw("127.0.0.2", port,
-                     "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    /* a request answered on each: both are accepted and now wait for another */
+    CHECK(healthz_keepalive(idle1));
+    CHECK(healthz_keepalive(idle2));
+    REQUIRE(http_raw("127.0.0.1", port,
+                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                     &r) == 0);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
+    double t = until_closed(idle1); /* evicted before the newcomer was served */
+    CHECK(t >= 0 && t < 5);
+    CHECK(still_open(idle2));
+    REQUIRE(http_raw("127.0.0.2", port,
+                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                     &r) == 0);
+    CHECK_EQ_I(r.status, 200);
+    http_free(&r);
+    CHECK(still_open(idle2)); /* another address takes nothing from it */
     close(idle1);
     close(idle2);
     tslab_exporter_stop(e);
 
-    /* connection limit 3 over all addresses: libmicrohttpd stops accepting at the limit, so a
-     * fourth connection waits in the kernel's backlog unanswered until a slot frees */
+    /* connection limit 3 over all addresses: a fourth connection is served and the oldest
+     * waiting one, whatever its address, makes room */
     c = config();
     c.max_connections = 3;
     c.timeout_seconds = 30;
@@ -301,20 +337,72 @@ static void test_limits(void)
         snprintf(src, sizeof src, "127.0.0.%d", i + 1);
         fds[i] = http_connect(src, port);
         REQUIRE(fds[i] >= 0);
+        CHECK(healthz_keepalive(fds[i]));
     }
-    int fourth = http_connect("127.0.0.9", port);
-    REQUIRE(fourth >= 0);
-    const char *hz = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    REQUIRE(http_send_all(fourth, hz, strlen(hz)) == 0);
-    struct pollfd pfd = {.fd = fourth, .events = POLLIN};
-    CHECK_EQ_INT(poll(&pfd, 1, 1000), 0); /* not served while three are open */
-    close(fds[0]);
-    REQUIRE(http_read_reply(fourth, &r) == 0); /* served once one closes */
-    CHECK_EQ_INT(r.status, 200);
+    REQUIRE(http_raw("127.0.0.9", port,
+                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                     &r) == 0);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
-    close(fourth);
-    for (int i = 1; i < 3; i++)
+    t = until_closed(fds[0]);
+    CHECK(t >= 0 && t < 5);
+    CHECK(still_open(fds[1]) && still_open(fds[2]));
+    for (int i = 0; i < 3; i++)
         close(fds[i]);
+    tslab_exporter_stop(e);
+
+    /* request deadline 1 s: a client that keeps sending header bytes (each restarts an idle
+     * timer) is still closed about a second after it connected */
+    c = config();
+    c.request_timeout_seconds = 1;
+    c.timeout_seconds = 30;
+    e = start(c);
+    int slow = http_connect(NULL, tslab_exporter_port(e));
+    REQUIRE(slow >= 0 && http_send_all(slow, "GET /metrics HTTP/1.1\r\nX-Slow: ", 31) == 0);
+    double t0 = now_s();
+    bool closed = false;
+    while (!closed && now_s() - t0 < 10) {
+        struct pollfd pfd = {.fd = slow, .events = POLLIN};
+        if (poll(&pfd, 1, 100) == 1) { /* the trickle's pace, not synchronisation */
+            char buf[256];
+            closed = recv(slow, buf, sizeof buf, 0) <= 0;
+        } else {
+            closed = send(slow, "a", 1, MSG_NOSIGNAL) != 1;
+        }
+    }
+    t = now_s() - t0;
+    CHECK(closed && t >= 0.5 && t < 5);
+    close(slow);
+    tslab_exporter_stop(e);
+
+    /* peer gone: 20 connections that send part of a request and shut down their side are
+     * closed at once, long before any timeout (both 30 s here), and do not count meanwhile */
+    c = config();
+    c.request_timeout_seconds = 30;
+    c.timeout_seconds = 30;
+    c.per_ip_connections = 64;
+    e = start(c);
+    port = tslab_exporter_port(e);
+    int gone[20];
+    for (int i = 0; i < 20; i++) {
+        gone[i] = http_connect("127.0.0.1", port);
+        REQUIRE(gone[i] >= 0 && http_send_all(gone[i], "GET /metr", 9) == 0);
+        shutdown(gone[i], SHUT_WR);
+    }
+    for (int i = 0; i < 20; i++) {
+        t = until_closed(gone[i]);
+        CHECK(t >= 0 && t < 5);
+        close(gone[i]);
+    }
+    /* a complete request that is then half-closed is still answered */
+    int half = http_connect("127.0.0.1", port);
+    const char *hz = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    REQUIRE(half >= 0 && http_send_all(half, hz, strlen(hz)) == 0);
+    shutdown(half, SHUT_WR);
+    REQUIRE(http_read_reply(half, &r) == 0);
+    CHECK_EQ_I(r.status, 200);
+    http_free(&r);
+    close(half);
     tslab_exporter_stop(e);
 
     /* timeout 1 s: an idle connection is closed after about that */
@@ -338,7 +426,7 @@ static void test_limits(void)
     /* memory limit: headers beyond it are refused; the same request fits the default */
     char req[16384];
     int n = snprintf(req, sizeof req,
-                     "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ");
+                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Big: ");
     memset(req + n, 'a', 8000);
     strcpy(req + n + 8000, "\r\n\r\n");
     c = config();
@@ -349,13 +437,111 @@ static void test_limits(void)
     if (status != 0)
         http_free(&r);
     REQUIRE(http_get(tslab_exporter_port(e), "/healthz", &r) == 0); /* still serving */
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     tslab_exporter_stop(e);
     e = start(config());
     REQUIRE(http_raw(NULL, tslab_exporter_port(e), req, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
+    tslab_exporter_stop(e);
+}
+
+/* ---- Host check (DNS rebinding) ----------------------------------------------------------- */
+
+/* Status of `GET /healthz` sent from 127.0.0.1 with the given Host line ("" for none, then as
+ * HTTP/1.0, which may omit it). */
+static int status_with_host(uint16_t port, const char *host)
+{
+    char req[512];
+    if (host[0] == '\0')
+        snprintf(req, sizeof req, "GET /healthz HTTP/1.0\r\n\r\n");
+    else
+        snprintf(req, sizeof req, "GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                 host);
+    http_reply r;
+    if (http_raw(NULL, port, req, &r) != 0)
+        return -1;
+    int status = r.status;
+    http_free(&r);
+    return status;
+}
+
+/* `pattern` with its '$' (if any) replaced by the port number. */
+static void with_port(char *out, size_t size, const char *pattern, uint16_t port)
+{
+    const char *dollar = strchr(pattern, '$');
+    if (dollar == NULL)
+        snprintf(out, size, "%s", pattern);
+    else
+        snprintf(out, size, "%.*s%u%s", (int)(dollar - pattern), pattern, port, dollar + 1);
+}
+
+static void test_host(void)
+{
+    static const char *const extra[] = {"metrics.internal", "Other.Example"};
+    tslab_exporter_config c = config();
+    c.allowed_hosts = extra;
+    c.allowed_host_count = 2;
+    tslab_exporter *e = start(c);
+    uint16_t port = tslab_exporter_port(e);
+    char h[64];
+    const char *good[] = {
+        "localhost", "LocalHost:$", "127.0.0.1:$",        "127.0.0.1",        "127.9.8.7:1",
+        "[::1]:$",   "[::1]",       "metrics.internal:$", "METRICS.INTERNAL", "other.example:80"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        with_port(h, sizeof h, good[i], port);
+        int st = status_with_host(port, h);
+        if (st != 200)
+            fprintf(stderr, "Host: %s answered %d\n", h, st);
+        CHECK_EQ_I(st, 200);
+    }
+    const char *bad[] = {"",
+                         "evil.example",
+                         "evil.example:$",
+                         "localhost.evil.example",
+                         "metrics.internal.evil",
+                         "128.0.0.1:$",
+                         "0.0.0.0",
+                         "[::2]:$",
+                         "localhost:abc",
+                         "localhost:$:1",
+                         "[::1",
+                         ":$",
+                         "127.0.0.1:123456"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        with_port(h, sizeof h, bad[i], port);
+        int st = status_with_host(port, h);
+        if (st != 421)
+            fprintf(stderr, "Host: '%s' answered %d\n", h, st);
+        CHECK_EQ_I(st, 421);
+    }
+    /* every path, not only /healthz */
+    http_reply r;
+    REQUIRE(http_raw(NULL, port,
+                     "GET /metrics HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+                     &r) == 0);
+    CHECK_EQ_I(r.status, 421);
+    CHECK(strstr(r.body, "tslab_") == NULL);
+    http_free(&r);
+    tslab_exporter_stop(e);
+
+    /* an empty allowed name is refused; NULL list with a count too */
+    static const char *const empty[] = {""};
+    c = config();
+    c.allowed_hosts = empty;
+    c.allowed_host_count = 1;
+    e = NULL;
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
+    c.allowed_hosts = NULL;
+    CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
+    CHECK(e == NULL);
+
+    /* bound to every interface: no Host check (the operator chose to be reachable by name) */
+    c = config();
+    c.address = "0.0.0.0";
+    e = start(c);
+    CHECK_EQ_I(status_with_host(tslab_exporter_port(e), "evil.example"), 200);
     tslab_exporter_stop(e);
 }
 
@@ -413,7 +599,7 @@ static void test_signals_and_cleanup(void)
             if (!(m & (1ull << (sigs[k] - 1)))) {
                 fprintf(stderr, "HTTP thread %d does not block signal %d (SigBlk %llx)\n",
                         tids_after[i], sigs[k], m);
-                test_failures++;
+                test_count_failures(1);
             }
         }
         checked++;
@@ -421,7 +607,7 @@ static void test_signals_and_cleanup(void)
     CHECK(checked >= 1);
     pthread_sigmask(SIG_BLOCK, NULL, &after);
     for (int s = 1; s < 32; s++)
-        CHECK_EQ_INT(sigismember(&before, s), sigismember(&after, s)); /* caller's mask kept */
+        CHECK_EQ_I(sigismember(&before, s), sigismember(&after, s)); /* caller's mask kept */
     tslab_exporter_stop(e);
 
     /* Start/stop leaves no thread and no descriptor behind, even with a client connected. */
@@ -438,8 +624,8 @@ static void test_signals_and_cleanup(void)
         tslab_exporter_stop(e);
         close(fd);
     }
-    CHECK_EQ_INT(count_dir("/proc/self/fd"), fds0);
-    CHECK_EQ_INT(count_dir("/proc/self/task"), threads0);
+    CHECK_EQ_I(count_dir("/proc/self/fd"), fds0);
+    CHECK_EQ_I(count_dir("/proc/self/task"), threads0);
 }
 
 /* ---- tslab_metrics_render ----------------------------------------------------------------- */
@@ -456,7 +642,7 @@ static void test_render_public(void)
     size_t len;
     tslab *list[2] = {alloc_a, alloc_b};
     REQUIRE(tslab_metrics_render(list, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len) == 0);
-    CHECK_EQ_INT(strlen(out), len);
+    CHECK_EQ_I(strlen(out), len);
     uint64_t v = 0;
     CHECK(prom_u64(out, "tslab_allocations_total{allocator=\"alpha\",class=\"64\"}", &v) &&
           v == 1000);
@@ -479,11 +665,11 @@ static void test_render_public(void)
     for (int i = 400; i < 1000; i++)
         CHECK(tslab_free(alloc_a, h[i]));
 
-    CHECK_EQ_INT(tslab_metrics_render(NULL, 1, TSLAB_FORMAT_JSON, &out, &len), -EINVAL);
-    CHECK_EQ_INT(tslab_metrics_render(list, 2, (tslab_format)7, &out, &len), -EINVAL);
-    CHECK_EQ_INT(tslab_metrics_render(list, 2, TSLAB_FORMAT_JSON, NULL, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(NULL, 1, TSLAB_FORMAT_JSON, &out, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(list, 2, (tslab_format)7, &out, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(list, 2, TSLAB_FORMAT_JSON, NULL, &len), -EINVAL);
     tslab *dup[2] = {alloc_a, alloc_a};
-    CHECK_EQ_INT(tslab_metrics_render(dup, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len), -EINVAL);
+    CHECK_EQ_I(tslab_metrics_render(dup, 2, TSLAB_FORMAT_PROMETHEUS, &out, &len), -EINVAL);
     REQUIRE(tslab_metrics_render(NULL, 0, TSLAB_FORMAT_OPENMETRICS, &out, &len) == 0);
     CHECK_CONTAINS(out, "tslab_build_info{version=\"" TSLAB_VERSION_STRING "\"} 1\n");
     free(out);
@@ -499,7 +685,7 @@ static void test_ipv6(void)
         printf("no IPv6 loopback here: IPv6 case skipped\n");
         return;
     }
-    CHECK_EQ_INT(err, 0);
+    CHECK_EQ_I(err, 0);
     if (err != 0)
         return;
     int fd = socket(AF_INET6, SOCK_STREAM, 0);
@@ -508,11 +694,11 @@ static void test_ipv6(void)
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     REQUIRE(http_send_all(fd, req, strlen(req)) == 0);
     http_reply r;
     REQUIRE(http_read_reply(fd, &r) == 0);
-    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_I(r.status, 200);
     http_free(&r);
     close(fd);
     tslab_exporter_stop(e);
@@ -530,6 +716,7 @@ int main(int argc, char **argv)
     test_endpoints(argv[1]);
     test_token();
     test_limits();
+    test_host();
     test_signals_and_cleanup();
     test_render_public();
     test_ipv6();

@@ -42,7 +42,7 @@ static void check_accept(void)
             fprintf(stderr, "Accept: %s -> %s, expected %s\n",
                     cases[i].accept ? cases[i].accept : "(none)", got ? "OM" : "text",
                     cases[i].om ? "OM" : "text");
-            test_failures++;
+            test_count_failures(1);
         }
     }
 }
@@ -72,7 +72,7 @@ static void check_accept_encoding(void)
         if (got != cases[i].gzip) {
             fprintf(stderr, "Accept-Encoding: %s -> %d, expected %d\n",
                     cases[i].ae ? cases[i].ae : "(none)", got, cases[i].gzip);
-            test_failures++;
+            test_count_failures(1);
         }
     }
 }
@@ -94,8 +94,8 @@ static void check_gzip(void)
     z.avail_in = (uInt)gz_len;
     z.next_out = (Bytef *)back;
     z.avail_out = sizeof back;
-    CHECK_EQ_INT(inflate(&z, Z_FINISH), Z_STREAM_END);
-    CHECK_EQ_INT(z.total_out, sizeof in);
+    CHECK_EQ_I(inflate(&z, Z_FINISH), Z_STREAM_END);
+    CHECK_EQ_I(z.total_out, sizeof in);
     CHECK(memcmp(back, in, sizeof in) == 0);
     inflateEnd(&z);
     free(gz);
@@ -131,7 +131,7 @@ static void check_double(void)
         tslab__buf_double(&b, cases[i].v);
         if (strcmp(b.data, cases[i].text) != 0) {
             fprintf(stderr, "double %.17g -> %s, expected %s\n", cases[i].v, b.data, cases[i].text);
-            test_failures++;
+            test_count_failures(1);
         }
         tslab__buf_free(&b);
     }

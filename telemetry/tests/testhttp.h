@@ -68,9 +68,17 @@ static inline int http_read_reply(int fd, http_reply *r)
     memset(r, 0, sizeof *r);
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
+    if (buf == NULL)
+        return -1;
     for (;;) {
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
+        if (len + 1 == cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (grown == NULL) {
+                free(buf);
+                return -1;
+            }
+            buf = grown;
+        }
         ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
         if (n < 0 && errno == EINTR)
             continue;
