@@ -43,15 +43,15 @@ static void original_program(void)
 static void original_malloc_wrapper(void)
 {
     SlabAllocator *a = slab_allocator_create();
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     void *p1 = slab_malloc(a, 64);
-    CHECK(p1 != NULL);
+    REQUIRE(p1 != NULL);
     memset(p1, 0xAA, 64);
     slab_free(a, p1);
     void *ptrs[100];
     for (int i = 0; i < 100; i++) {
         ptrs[i] = slab_malloc(a, 128);
-        CHECK(ptrs[i] != NULL);
+        REQUIRE(ptrs[i] != NULL);
         *(int *)ptrs[i] = i;
     }
     for (int i = 0; i < 100; i++) {
@@ -65,12 +65,12 @@ static void original_malloc_wrapper(void)
     CHECK(errno == EINVAL);
     CHECK(slab_malloc(a, SLAB_MALLOC_MAX + 1) == NULL);
     void *p_max = slab_malloc(a, 504);
-    CHECK(p_max != NULL);
+    REQUIRE(p_max != NULL);
     slab_free(a, p_max);
     void *pm = slab_malloc(a, 100);
     SlabHandle h;
     void *ph = alloc_obj(a, 100, &h);
-    CHECK(pm != NULL && ph != NULL);
+    REQUIRE(pm != NULL && ph != NULL);
     slab_free(a, pm);
     CHECK(free_obj(a, h));
     CHECK(alloc_obj(a, 768, &h) != NULL); /* the handle API goes up to the largest class */
@@ -85,7 +85,7 @@ static void original_malloc_wrapper(void)
 static void original_geometry(void)
 {
     SlabAllocator *a = slab_allocator_create();
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     tslab_stats st;
     CHECK(tslab_stats_read(a, &st) == 0);
     CHECK_EQ_U(st.class_count, 8);
@@ -116,12 +116,12 @@ static void original_geometry(void)
 static void native_limits_unchanged(void)
 {
     tslab *a = tslab_create(NULL);
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     void *p = tslab_malloc(a, 505);
-    CHECK(p != NULL);
+    REQUIRE(p != NULL);
     CHECK(tslab_free_ptr(a, p));
     p = tslab_malloc(a, 768);
-    CHECK(p != NULL);
+    REQUIRE(p != NULL);
     CHECK(tslab_free_ptr(a, p));
     tslab_stats st;
     CHECK(tslab_stats_read(a, &st) == 0);

@@ -38,7 +38,7 @@ static const uint32_t sizes[] = {64, 96, 128, 192, 256, 384, 512, 768}; /* the d
 static tslab *make_instance(void)
 {
     tslab *a = tslab_create(&(tslab_config){.name = "abi"});
-    CHECK(a != NULL);
+    REQUIRE(a != NULL);
     static tslab_handle h[1000];
     for (int i = 0; i < 1000; i++)
         CHECK(tslab_alloc(a, 128, &h[i]) != NULL);
