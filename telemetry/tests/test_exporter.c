@@ -62,12 +62,35 @@ static void test_errors(void)
     CHECK_EQ_I(tslab_exporter_start(NULL, &e), -EINVAL);
     tslab_exporter_config c = config();
     CHECK_EQ_I(tslab_exporter_start(&c, NULL), -EINVAL);
-    const char *bad[] = {"localhost", "256.1.1.1", "1.2.3", "", "::1::", "127.0.0.1:80"};
+    const char *bad[] = {"256.1.1.1",
+                         "1.2.3",
+                         "",
+                         "::1::",
+                         "127.0.0.1:80",
+                         "localhost:80",
+                         "bad_name!",
+                         "no-such-host.invalid",
+                         "[::1]",
+                         "-"};
+    char why[256];
+    c.error_message = why;
+    c.error_message_size = sizeof why;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c.address = bad[i];
         CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
         CHECK(e == NULL);
+        CHECK(strstr(why, "address '") != NULL); /* the reason names the address */
     }
+    /* a host name: "localhost" resolves to loopback and is served */
+    c = config();
+    c.address = "localhost";
+    tslab_exporter *named = start(c);
+    http_reply hr;
+    REQUIRE(http_get(tslab_exporter_port(named), "/healthz", &hr) == 0);
+    CHECK_EQ_I(hr.status, 200);
+    http_free(&hr);
+    tslab_exporter_stop(named);
+    c = config();
     c = config();
     c.allocators = NULL;
     CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
