@@ -23,6 +23,7 @@ fail() {
   echo "install test: $*" >&2
   exit 1
 }
+[ -n "$version" ] || fail "no TSLAB_VERSION_STRING in tslab.h"
 
 # No libtslab*.so among the shared libraries a binary needs.
 no_shared_tslab() {
