@@ -373,6 +373,9 @@ static void hard_limit_enomem_then_recovers(void)
     CHECK_EQ_U(st.classes[0].limit_refusals, 1 + QUARANTINE);
     CHECK_EQ_U(st.classes[1].limit_refusals, 1 + QUARANTINE);
     CHECK_EQ_U(st.classes[0].allocations, 3 * PER);
+    CHECK_EQ_U(st.instance.limit_hard_bytes, 3 * per_slab);
+    CHECK_EQ_U(st.instance.limit_soft_bytes, 0);
+    CHECK_EQ_U(st.instance.limit_resident_bytes, 3 * per_slab);
     CHECK_EQ_U(tslab_resident_bytes(a), 3 * per_slab);
     /* A free makes room in the same class at once. */
     CHECK(tslab_free(a, h[5]));

@@ -388,6 +388,25 @@ typedef struct tslab_class_stats {
 #undef TSLAB__STATS_FIELD
 } tslab_class_stats;
 
+/** The one list of per-instance gauges, X(field, metric, label_key, label_value, help) as in
+ * TSLAB_CLASS_STATS (every row a GAUGE kept by the instance). Its order is the layout of
+ * tslab_instance_stats, which is ABI: append only. */
+#define TSLAB_INSTANCE_STATS(X)                                                                    \
+    X(limit_hard_bytes, "limit_bytes", "limit", "hard",                                            \
+      "Memory limits of the allocator in resident bytes (tslab_limit_set); 0: none.")              \
+    X(limit_soft_bytes, "limit_bytes", "limit", "soft",                                            \
+      "Memory limits of the allocator in resident bytes (tslab_limit_set); 0: none.")              \
+    X(limit_resident_bytes, "limit_resident_bytes", "", "",                                        \
+      "Resident bytes as the memory limits count them: slabs not handed back plus their "          \
+      "metadata (tslab_resident_bytes).")
+
+/** Gauges of the whole instance (memory over time). */
+typedef struct tslab_instance_stats {
+#define TSLAB__ISTATS_FIELD(field, metric, lk, lv, help) uint64_t field;
+    TSLAB_INSTANCE_STATS(TSLAB__ISTATS_FIELD)
+#undef TSLAB__ISTATS_FIELD
+} tslab_instance_stats;
+
 /** The revision of the tslab_stats layout: 1 in 1.0, 2 from 1.1 (fields appended since). */
 #define TSLAB_STATS_VERSION 2
 
@@ -409,6 +428,9 @@ typedef struct tslab_stats {
     /** Rejected frees that name no class of this instance (a pointer outside it, a handle whose
      * class bits are out of range). Only the rejected_* fields are used. */
     tslab_class_stats unattributed;
+    /** Since revision 2: the instance's limits and what they count (after `unattributed`, at
+     * the caller's class stride). */
+    tslab_instance_stats instance;
 } tslab_stats;
 
 /** Fills the caller's snapshot, whose layout the caller states: `stats_size` is its
