@@ -100,6 +100,7 @@ typedef struct bench_params {
     bool callgrind;       /* toggle callgrind collection around the measured loop */
     bool scrape;          /* start the exporter and scrape it at 10 Hz meanwhile */
     bool exact_frees;     /* temporal-slab kinds: create the instance with exact_frees */
+    bool sample_off;      /* temporal-slab kinds: sampling off (default: every 512 KiB) */
     int cpu;              /* >= 0: the measured thread runs on this CPU only (the exporter and
                              scraper threads, started first, keep every CPU) */
     uint64_t seed;

@@ -63,6 +63,7 @@ typedef struct backend {
     bool peer;       /* counts towards "best peer" */
     bool scrape;     /* exporter running and scraped at 10 Hz */
     bool exact;      /* temporal-slab instance with exact_frees (every free a CAS) */
+    bool nosample;   /* temporal-slab instance with sampling off (TSLAB_SAMPLE_OFF) */
     bool missing;    /* set at start-up: its library, binary or telemetry is not there */
 } backend;
 
@@ -83,6 +84,7 @@ static backend backends[] = {
     {.name = "floor-call", .kind = BENCH_KIND_FLOORCALL},
     {.name = "floor-cas", .kind = BENCH_KIND_FLOORCAS},
     {.name = "tslab-h-exact", .kind = BENCH_KIND_TSH, .exact = true},
+    {.name = "tslab-h-nosample", .kind = BENCH_KIND_TSH, .nosample = true},
 };
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
 
@@ -348,6 +350,8 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         argv[k++] = "--scrape";
     if (b->exact)
         argv[k++] = "--exact-frees";
+    if (b->nosample)
+        argv[k++] = "--sample-off";
     /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
      * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
     char a_cpu[16];
@@ -1131,7 +1135,8 @@ static int run_instructions(opts *o, const machine *m)
     } iw[] = {{"a.tight", 100000, 0}, {"b.churn", 200000, 100000}, {"g.seq", 100000, 0}};
     /* "loop" first: its count is subtracted from the others ("net") */
     static const char *const ibe[] = {"loop",     "tslab-h",       "tslab-m",  "tslab-h-nocnt",
-                                      "tslab-h-exact", "glibc",    "jemalloc", "mimalloc",
+                                      "tslab-h-exact", "tslab-h-nosample", "glibc",
+                                      "jemalloc", "mimalloc",
                                       "tcmalloc", "floor",         "floor-call", "floor-cas"};
     char dir[PATH_MAX + 16];
     str_join(dir, sizeof dir, o->out, "/callgrind", NULL);

@@ -4,9 +4,10 @@
 # Uses apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 
-build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev zlib1g-dev)
+build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev zlib1g-dev libprotobuf-c-dev
+       protobuf-c-compiler libunwind-dev)
 demo=("${build[@]}" curl)
-test=("${build[@]}" curl python3 prometheus chromium clang libclang-rt-14-dev)
+test=("${build[@]}" curl python3 prometheus chromium clang libclang-rt-14-dev golang-go)
 sanitize=("${build[@]}" clang libclang-rt-14-dev valgrind python3 curl)
 bench=("${build[@]}" libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind)
 

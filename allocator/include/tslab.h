@@ -106,7 +106,21 @@ typedef struct tslab_config {
                                that thread frees with a plain store, and a racing duplicate is
                                dropped and counted instead (tslab_class_stats
                                duplicates_dropped). Costs every free its slow path and a CAS. */
+    size_t sample_bytes;    /* mean bytes allocated between two sampled allocations (per
+                               thread, exponentially distributed); 0 = TSLAB_SAMPLE_DEFAULT,
+                               TSLAB_SAMPLE_OFF = sample nothing. tslab_sample_set changes it. */
+    uint64_t sample_seed;   /* seed of the samplers' random intervals (a thread's generator is
+                               seeded from it and the thread's order of arrival); 0 = from the
+                               clock. Fixed seeds make single-threaded runs reproducible. */
+    uint64_t (*clock_ns)(void *ctx); /* monotonic nanoseconds for sampled objects' birth and
+                                        death; NULL = tslab_clock_ns. Injectable for tests. */
+    void *clock_ctx;
 } tslab_config;
+
+/* Sampling (tslab_config.sample_bytes, tslab_sample_set): Go's and jemalloc's mean interval. */
+#define TSLAB_SAMPLE_DEFAULT ((size_t)512 * 1024)
+#define TSLAB_SAMPLE_OFF SIZE_MAX
+#define TSLAB_STACK_MAX 64 /* frames recorded per sampled allocation */
 
 /* ---------------------------------------------------------------------------------------------
  * Instances
@@ -285,6 +299,75 @@ typedef struct tslab_stats {
 
 /* Fills *out. 0, or -EINVAL when a or out is NULL. */
 TSLAB_API int tslab_stats_read(tslab *a, tslab_stats *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sampling profiler
+ *
+ * Each thread counts down the bytes it allocates from each class and samples the allocation at
+ * which an exponentially distributed interval (mean sample_bytes) runs out, as Go and tcmalloc
+ * do: an object of size s is sampled with probability 1 - exp(-s / sample_bytes), so summed
+ * weights estimate totals without bias (see tslab_profile_site). A sampled allocation records
+ * its call stack (return addresses, the allocator's own frames cut off), class and birth time in
+ * a side table keyed by its slot; its free moves it into the class's lifetime histogram. Frees
+ * that are rejected never touch a record. Cost when not sampling: one decrement and branch per
+ * allocation.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Sets the mean interval (same values as tslab_config.sample_bytes: 0 = TSLAB_SAMPLE_DEFAULT,
+ * TSLAB_SAMPLE_OFF = off). Each thread applies it at its next sample, or within 65536
+ * allocations of a class when sampling was off. 0, or -EINVAL when a is NULL. */
+TSLAB_API int tslab_sample_set(tslab *a, size_t bytes);
+/* The mean interval in force (TSLAB_SAMPLE_OFF when off), 0 when a is NULL. */
+TSLAB_API size_t tslab_sample_get(const tslab *a);
+
+/* Lifetime and age buckets, upper bounds in nanoseconds (1 ms .. 1 day), plus +Inf. */
+#define TSLAB_LIFETIME_BUCKETS 10
+#define TSLAB_LIFETIME_BOUNDS_NS                                                                   \
+    {                                                                                              \
+        UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),          \
+            UINT64_C(10000000000), UINT64_C(60000000000), UINT64_C(600000000000),                  \
+            UINT64_C(3600000000000), UINT64_C(21600000000000), UINT64_C(86400000000000)            \
+    }
+
+/* One call site: the sampled objects of one class allocated by one stack at one interval. The
+ * estimated true counts are the sampled ones times 1 / (1 - exp(-object_size / sample_bytes))
+ * (Go's scaleHeapSample). */
+typedef struct tslab_profile_site {
+    const uintptr_t *frames; /* return addresses, innermost first (the allocator's caller) */
+    uint32_t depth;          /* 0..TSLAB_STACK_MAX; 0 when the site table was full */
+    uint32_t class_index;
+    uint64_t object_size;
+    uint64_t sample_bytes; /* the mean interval the samples were taken at */
+    uint64_t allocs;       /* sampled allocations */
+    uint64_t frees;        /* sampled allocations freed since (allocs - frees are live) */
+} tslab_profile_site;
+
+/* Per class, cumulative Prometheus-style buckets (bucket i counts values <= bound i; the last,
+ * index TSLAB_LIFETIME_BUCKETS, is +Inf and equals the count). */
+typedef struct tslab_profile_class {
+    uint64_t object_size;
+    uint64_t lifetime_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /* sampled objects freed, by life */
+    uint64_t lifetime_sum_ns;
+    uint64_t age_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /* sampled objects live now, by age */
+} tslab_profile_class;
+
+#define TSLAB_PROFILE_VERSION 1
+
+typedef struct tslab_profile {
+    uint32_t version; /* TSLAB_PROFILE_VERSION */
+    uint32_t class_count;
+    uint64_t time_ns;      /* the instance's clock when read */
+    uint64_t sample_bytes; /* the interval in force (TSLAB_SAMPLE_OFF when off) */
+    size_t site_count;
+    const tslab_profile_site *sites;
+    tslab_profile_class classes[TSLAB_CLASSES_MAX];
+} tslab_profile;
+
+/* A consistent copy of a's sampled sites and lifetime histograms (taken under the sampler's
+ * lock, which only sampled allocations and their frees take). *out is freed with
+ * tslab_profile_free. 0, -EINVAL (NULL argument) or -ENOMEM. */
+TSLAB_API int tslab_profile_read(tslab *a, tslab_profile **out);
+TSLAB_API void tslab_profile_free(tslab_profile *p);
 
 #ifdef __cplusplus
 }

@@ -95,10 +95,14 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
 {
     uint32_t idx = tslab__handle_idx(h);
     uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
-    uint32_t live = gen << 1 | TSLAB__LIVE;
+    _Atomic uint32_t *st = &c->state[idx];
+    /* The word a live object of generation gen has, SAMPLED included when the word carries it.
+     * Relaxed: the value only completes the exact compare below, which is what decides (a word
+     * of another generation still fails it, and the reason comes from that word). */
+    uint32_t live =
+        gen << 1 | TSLAB__LIVE | (atomic_load_explicit(st, memory_order_relaxed) & TSLAB__SAMPLED);
     tslab__tcache *tc = tslab__tcache_get(a);
     tslab__tclass *t = tc != NULL ? &tc->cls[c->index] : NULL;
-    _Atomic uint32_t *st = &c->state[idx];
     if (t != NULL &&
         atomic_load_explicit(&c->owner[idx >> c->slot_shift], memory_order_relaxed) == t->id) {
         uint32_t s = live;
@@ -119,6 +123,9 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
                 return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
             atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
         }
+        /* Before the slot can be reused (and sampled again). */
+        if (live & TSLAB__SAMPLED)
+            tslab__sample_free(a, c->index, idx, gen);
         return keep_slow(a, c, t, tslab__handle_next(h));
     }
     /* acq_rel: acquire the allocating thread's publication of the slot, release our writes to
@@ -130,14 +137,16 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
         return tslab__reject(a, c->index, tslab__reject_reason(gen, expect));
     if (tslab_config_sanitize)
         tslab__san_free(c->size, tslab__slot_addr(c, idx));
+    if (expect & TSLAB__SAMPLED)
+        tslab__sample_free(a, c->index, idx, gen);
     return give_back(a, c, t, tslab__handle_next(h));
 }
 
 /* The calling thread's cache of class ci when it may free slot idx with a plain store: it owns
  * the slot's slab and its cache has room (*n entries). NULL otherwise, and always in sanitizer
- * builds and exact_frees instances (where every free is a CAS: the latter's `limit` stays 0). No other thread frees an owned slab's slots without a CAS,
- * and a CAS that races the owner's store is caught when the owner checks its remote bits
- * (internal.h). */
+ * builds and exact_frees instances (where every free is a CAS: the latter's `limit` stays 0). No
+ * other thread frees an owned slab's slots without a CAS, and a CAS that races the owner's store is
+ * caught when the owner checks its remote bits (internal.h). */
 static inline tslab__tclass *owner_cache(tslab *a, uint32_t ci, uint32_t idx, uint32_t *n)
 {
     tslab__tls_entry *e = tslab__tls_slot(a);
@@ -240,9 +249,10 @@ bool tslab_free_ptr(tslab *a, void *p)
     if (tslab_likely(t != NULL)) {
         _Atomic uint32_t *st = &t->state[idx];
         uint32_t top = t->top;
-        /* A LIVE word is the object's: its generation is the one being freed. */
+        /* A LIVE word is the object's: its generation is the one being freed. A sampled one
+         * goes to the slow path, which moves its record. */
         uint32_t s = atomic_load_explicit(st, memory_order_acquire);
-        if (tslab_likely(s & TSLAB__LIVE)) {
+        if (tslab_likely((s & (TSLAB__LIVE | TSLAB__SAMPLED)) == TSLAB__LIVE)) {
             uint32_t gen = tslab__state_gen(s);
             return owner_free(t, n, st, gen,
                               tslab__handle_make(top, idx, (gen + 1) & TSLAB__GEN_MASK));
@@ -262,7 +272,7 @@ static uint32_t live_state(tslab *a, tslab_handle h, tslab__class **c_out, uint3
     if (idx >= atomic_load_explicit(&c->nslots, memory_order_acquire))
         return 0;
     uint32_t s = atomic_load_explicit(&c->state[idx], memory_order_acquire);
-    if (s != (((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE))
+    if ((s & ~TSLAB__SAMPLED) != (((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE))
         return 0;
     *c_out = c;
     *idx_out = idx;

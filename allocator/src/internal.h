@@ -134,6 +134,12 @@ _Static_assert((UINT32_C(1) << TSLAB__IDX_BITS) == TSLAB_CLASS_SLOTS_MAX, "index
  * the slot (cache or slab). */
 #define TSLAB__LIVE 1u
 #define TSLAB__RFREE (1u << 23)
+/* SAMPLED (bit 24) is set together with LIVE on an allocation the sampler recorded, and only
+ * then: every free replaces the word with one that has neither. Both free fast paths compare the
+ * word against an unsampled LIVE one, so a sampled object's free fails them and takes the slow
+ * path, which moves its record (sample.c); nothing else reads the bit (state_gen masks it, and the
+ * slab-side checks only accept freed words). */
+#define TSLAB__SAMPLED (1u << 24)
 _Static_assert(TSLAB__GEN_BITS + 2 <= 24, "state word: LIVE, generation, RFREE");
 static inline uint32_t tslab__state_gen(uint32_t s) { return (s >> 1) & TSLAB__GEN_MASK; }
 static inline uint32_t tslab__state_freed(uint32_t gen)
@@ -324,6 +330,9 @@ typedef struct tslab__tclass {
     uint16_t rcount; /* entries in remote[] */
     tslab__tcounters tc;
     tslab__list own; /* slabs owned by this cache with free or remote bits; class lock */
+    /* Allocations of this class left before the next sample (the byte interval divided by the
+     * class size: sample.c); the fast path decrements it and leaves when it goes negative. */
+    int32_t sample_left;
     uint64_t slots[TSLAB__TC_MAX];
     /* Slots this thread freed in other threads' slabs (entries: next handles, state RFREE). */
     uint64_t remote[TSLAB__RBUF];
@@ -347,8 +356,10 @@ static inline uint64_t tslab__handle_next(uint64_t h)
 typedef struct tslab__tcache {
     struct tslab__tcache *prev, *next; /* the instance's list, guarded by tslab.tc_lock */
     uint64_t uid;
-    uint16_t id;         /* owner id, or TSLAB__NO_ID */
-    tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
+    uint16_t id;           /* owner id, or TSLAB__NO_ID */
+    uint64_t rng;          /* the sampler's random state, 0 until first used (sample.c) */
+    uint64_t sample_armed; /* bit i: class i's countdown was drawn with sampling on */
+    tslab__tclass cls[];   /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
 
 /* Per-thread map from instance tag to that thread's cache; uid detects a reused tag. */
@@ -397,6 +408,15 @@ struct tslab {
     tslab__tcache *by_id[TSLAB__IDS];
     uint64_t id_used[TSLAB__IDS / 64]; /* bit i: id i is taken (bit 0 always: "unowned") */
     tslab__tcounters *retired;         /* counters of exited threads, class_count + 1 entries */
+
+    /* Sampling (sample.c). sample_bytes is read by each thread's slow path when it draws an
+     * interval; relaxed: any recent value will do. */
+    _Atomic size_t sample_bytes; /* TSLAB_SAMPLE_OFF when off */
+    uint64_t sample_seed;
+    _Atomic uint64_t sample_threads; /* thread caches made so far: each seeds from its number */
+    uint64_t (*clock_ns)(void *ctx);
+    void *clock_ctx;
+    struct tslab__sampler *sampler; /* the side table; its own lock */
 
     tslab__class cls[];
 };
@@ -473,6 +493,29 @@ bool tslab__tag_is_live(uint32_t tag, const tslab *self);
 void tslab__registry_lock(void);
 void tslab__registry_unlock(void);
 tslab *tslab__registry_get(uint32_t tag);
+
+/* ---- sample.c: sampled allocations, their side table and lifetime histograms ---- */
+/* A thread whose sampling is off re-reads the interval after this many allocations of a class. */
+#define TSLAB__SAMPLE_RECHECK 65536
+/* The countdown of t (a class of tc) ran out: draws the next interval; true when the allocation
+ * being made is to be sampled. */
+bool tslab__sample_due(tslab *a, tslab__tcache *tc, tslab__tclass *t);
+/* Records slot idx of class ci, handed out at generation gen, with the caller's stack; true
+ * when recorded (the caller then publishes the slot's word with SAMPLED), false when out of
+ * memory (the allocation goes unsampled). */
+bool tslab__sample_alloc(tslab *a, uint32_t ci, uint32_t idx, uint32_t gen);
+/* A free of slot idx (class ci) at generation gen succeeded on a SAMPLED word: moves its record
+ * into the class's lifetime histogram. A record of another generation is left alone (a racing
+ * duplicate free, whose slot was reused meanwhile). */
+void tslab__sample_free(tslab *a, uint32_t ci, uint32_t idx, uint32_t gen);
+int tslab__sampler_init(tslab *a, const tslab_config *cfg);
+void tslab__sampler_fini(tslab *a);
+/* fork(): the sampler's lock is taken after the class locks and released before them. */
+void tslab__sampler_lock(tslab *a);
+void tslab__sampler_unlock(tslab *a);
+/* Functions whose frames the sampler cuts off a recorded stack: the allocation entry points and
+ * everything they call on the way to the record live in this section. */
+#define TSLAB__ENTRY __attribute__((section("tslab_entry")))
 
 /* ---- free.c ---- */
 /* Counts a rejection on class `cls` (class_count = unattributed); always returns false. */

@@ -38,6 +38,15 @@ typedef enum tslab_format {
 TSLAB_API int tslab_metrics_render(tslab *const *allocs, size_t n, tslab_format fmt, char **out,
                                    size_t *out_len);
 
+/* Writes the sampled heap profile of allocs[0..n) (tslab.h "Sampling profiler") to fd as a
+ * gzip-compressed pprof profile.proto, the format of Go's /debug/pprof/heap, for `go tool pprof`:
+ * sample types alloc_objects, alloc_space, inuse_objects, inuse_space, scaled for sampling as Go
+ * scales them; each sample labelled with its object size ("bytes") and allocator name; mappings
+ * from /proc/self/maps; functions named by dladdr where the program exports its symbols (link
+ * with -rdynamic), else left as addresses. For services that run no exporter. 0, -EINVAL (a NULL
+ * allocator, fd < 0), -ENOMEM, or the -errno of write(2). The allocators must stay alive. */
+TSLAB_API int tslab_profile_write(tslab *const *allocs, size_t n, int fd);
+
 /* ---------------------------------------------------------------------------------------------
  * Exporter: one HTTP thread (libmicrohttpd) serving
  *   /metrics       Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header prefers

@@ -164,6 +164,13 @@ bool tslab__accept_gzip(const char *accept_encoding);
 int tslab__gzip(const char *in, size_t n, char **out, size_t *out_len);
 
 /* ---------------------------------------------------------------------------------------------
+ * pprof.c: the sampled heap profile as a gzip-compressed pprof profile.proto.
+ * ------------------------------------------------------------------------------------------- */
+/* Reads allocs[0..n) (tslab_profile_read) into one profile; *out from malloc. 0, -EINVAL or
+ * -ENOMEM. */
+int tslab__pprof_render(tslab *const *allocs, size_t n, char **out, size_t *out_len);
+
+/* ---------------------------------------------------------------------------------------------
  * http.c: the exporter (the only file that includes microhttpd.h). Public API only.
  * ------------------------------------------------------------------------------------------- */
 
