@@ -250,9 +250,11 @@ bool tslab_free_ptr(tslab *a, void *p)
         _Atomic uint32_t *st = &t->state[idx];
         uint32_t top = t->top;
         /* A LIVE word is the object's: its generation is the one being freed. A sampled one
-         * goes to the slow path, which moves its record. */
+         * goes to the slow path, which moves its record. "LIVE and not SAMPLED" as one test:
+         * s - 1 clears LIVE when it is set and leaves SAMPLED alone, and sets bit 0 when LIVE is
+         * clear (a borrow). */
         uint32_t s = atomic_load_explicit(st, memory_order_acquire);
-        if (tslab_likely((s & (TSLAB__LIVE | TSLAB__SAMPLED)) == TSLAB__LIVE)) {
+        if (tslab_likely(((s - 1) & (TSLAB__LIVE | TSLAB__SAMPLED)) == 0)) {
             uint32_t gen = tslab__state_gen(s);
             return owner_free(t, n, st, gen,
                               tslab__handle_make(top, idx, (gen + 1) & TSLAB__GEN_MASK));

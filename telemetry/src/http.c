@@ -35,6 +35,7 @@ struct tslab_exporter {
     tslab **allocs; /* a copy of the configured list */
     size_t alloc_count;
     char *token; /* NULL: no authentication */
+    bool debug;  /* the /debug/ endpoints are served (debug.c) */
     size_t token_len;
     tslab__scrape_counters counters;
     struct sockaddr_storage addr; /* as configured (port as requested) */
@@ -115,9 +116,21 @@ static enum MHD_Result respond_metrics(tslab_exporter *e, struct MHD_Connection 
     return respond(con, MHD_HTTP_OK, body, len, true, type, extra, n);
 }
 
+/* A debug endpoint: its body comes from debug.c. */
+static enum MHD_Result respond_debug(tslab_exporter *e, struct MHD_Connection *con,
+                                     tslab__debug_kind kind)
+{
+    tslab__debug_body b;
+    if (tslab__debug_render(kind, (tslab *const *)e->allocs, e->alloc_count, &b) != 0)
+        return respond_text(con, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n", NULL, 0);
+    header extra = {"Content-Disposition", b.disposition};
+    return respond(con, MHD_HTTP_OK, b.data, b.len, true, b.content_type, &extra,
+                   b.disposition ? 1 : 0);
+}
+
 /* ---- Request handler ---------------------------------------------------------------------- */
 
-typedef enum endpoint { EP_NONE, EP_INDEX, EP_METRICS, EP_JSON, EP_HEALTH } endpoint;
+typedef enum endpoint { EP_NONE, EP_INDEX, EP_METRICS, EP_JSON, EP_HEALTH, EP_DEBUG } endpoint;
 
 static endpoint route(const char *url)
 {
@@ -171,6 +184,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
     }
 
     endpoint ep = route(url);
+    tslab__debug_kind dk = e->debug ? tslab__debug_route(url) : TSLAB__DEBUG_NONE;
+    if (dk != TSLAB__DEBUG_NONE)
+        ep = EP_DEBUG;
     if (ep == EP_NONE)
         return respond_text(con, MHD_HTTP_NOT_FOUND, "not found\n", NULL, 0);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
@@ -196,6 +212,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
     case EP_INDEX:
         return respond(con, MHD_HTTP_OK, (const char *)tslab__index_html, tslab__index_html_len,
                        false, "text/html; charset=utf-8", NULL, 0);
+    case EP_DEBUG: return respond_debug(e, con, dk);
     case EP_NONE: break;
     }
     return MHD_NO;
@@ -321,6 +338,7 @@ int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
     tslab_exporter *e = calloc(1, sizeof *e);
     if (e == NULL)
         return -ENOMEM;
+    e->debug = cfg->debug_endpoints;
     err = parse_address(cfg->address ? cfg->address : DEFAULT_ADDRESS, cfg->port, &e->addr);
     if (err != 0) {
         exporter_free(e);

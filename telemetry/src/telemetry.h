@@ -171,6 +171,24 @@ int tslab__gzip(const char *in, size_t n, char **out, size_t *out_len);
 int tslab__pprof_render(tslab *const *allocs, size_t n, char **out, size_t *out_len);
 
 /* ---------------------------------------------------------------------------------------------
+ * debug.c: the exporter's debug endpoints (routes and bodies; http.c sends them).
+ * ------------------------------------------------------------------------------------------- */
+typedef enum tslab__debug_kind { TSLAB__DEBUG_NONE, TSLAB__DEBUG_HEAP } tslab__debug_kind;
+
+typedef struct tslab__debug_body {
+    char *data; /* from malloc: the caller frees it */
+    size_t len;
+    const char *content_type;
+    const char *disposition; /* Content-Disposition, or NULL */
+} tslab__debug_body;
+
+/* The debug endpoint at `url` (no query string), or TSLAB__DEBUG_NONE. */
+tslab__debug_kind tslab__debug_route(const char *url);
+/* Renders endpoint `kind` for allocs[0..n) into *out. 0, -EINVAL or -ENOMEM. */
+int tslab__debug_render(tslab__debug_kind kind, tslab *const *allocs, size_t n,
+                        tslab__debug_body *out);
+
+/* ---------------------------------------------------------------------------------------------
  * http.c: the exporter (the only file that includes microhttpd.h). Public API only.
  * ------------------------------------------------------------------------------------------- */
 
