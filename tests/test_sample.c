@@ -61,7 +61,10 @@ static void interval_statistics(void)
             printf("mean %zu size %u: %llu sampled of %llu, expected %.0f (%.2f%%)\n", means[m],
                    sizes[z], (unsigned long long)t.allocs, (unsigned long long)n, want,
                    100.0 * ((double)t.allocs - want) / want);
-            CHECK(fabs((double)t.allocs - want) <= 0.05 * want + 3);
+            /* 5% at full scale; a run scaled down for a slow tool (fewer samples) gets 4
+             * standard deviations of the sampled count instead. */
+            double tol = n >= 10000000 ? 0.05 * want : 4 * sqrt(want) + 3;
+            CHECK(fabs((double)t.allocs - want) <= tol);
             CHECK_EQ_U(t.frees, t.allocs);
             tslab_destroy(a);
         }

@@ -67,7 +67,7 @@ int tslab__procfs_read(tslab__process *out);
  * ------------------------------------------------------------------------------------------- */
 #define TSLAB__SNAPSHOT_VERSION 1
 
-typedef enum tslab__kind { TSLAB__COUNTER, TSLAB__GAUGE } tslab__kind;
+typedef enum tslab__kind { TSLAB__COUNTER, TSLAB__GAUGE, TSLAB__HISTOGRAM } tslab__kind;
 
 /* One row of TSLAB_CLASS_STATS. */
 typedef struct tslab__field {
@@ -105,6 +105,9 @@ typedef struct tslab__snapshot {
     int64_t timestamp_ms;      /* wall clock when the snapshot was taken */
     const tslab_stats *allocs; /* alloc_count snapshots, in the caller's order */
     size_t alloc_count;
+    /* The sampler's view of each allocator (tslab_profile_read): lifetime histograms and ages
+     * of live sampled objects. NULL, or an entry NULL: no such series for it. */
+    tslab_profile *const *profiles;
     tslab__process process;
     uint64_t scrapes_total; /* including the scrape this snapshot is rendered for */
     double render_seconds;  /* duration of the previous render */
@@ -132,6 +135,9 @@ int tslab__snapshot_take(tslab *const *allocs, size_t n, tslab__scrape_counters 
 void tslab__snapshot_free(tslab__snapshot *snap);
 /* -EINVAL when two of the names are equal (their series would collide). */
 int tslab__names_check(tslab *const *allocs, size_t n);
+
+/* Upper bounds of the lifetime and age buckets in seconds (TSLAB_LIFETIME_BOUNDS_NS). */
+extern const double tslab__lifetime_bounds[TSLAB_LIFETIME_BUCKETS];
 
 /* ---------------------------------------------------------------------------------------------
  * render_prom.c: Prometheus text 0.0.4 and OpenMetrics 1.0.
