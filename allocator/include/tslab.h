@@ -83,6 +83,8 @@ TSLAB_API const tslab_os *tslab_os_default(void);
 /* Keep no empty slab cached at all (every emptied slab goes back to the OS at once). */
 #define TSLAB_CACHE_NONE SIZE_MAX
 
+struct tslab_rejection;
+
 /* Instance configuration. A zero field means "the default", so `tslab_config c = {0};` works. */
 typedef struct tslab_config {
     const char *name;       /* metric label, copied; default "default"; < TSLAB_NAME_MAX bytes */
@@ -113,8 +115,15 @@ typedef struct tslab_config {
                                seeded from it and the thread's order of arrival); 0 = from the
                                clock. Fixed seeds make single-threaded runs reproducible. */
     uint64_t (*clock_ns)(void *ctx); /* monotonic nanoseconds for sampled objects' birth and
-                                        death; NULL = tslab_clock_ns. Injectable for tests. */
+                                        death and for rejections; NULL = tslab_clock_ns.
+                                        Injectable for tests. */
     void *clock_ctx;
+    /* Called on every rejected free, by the rejecting thread, after the rejection is counted
+     * and recorded (tslab_rejections_read), with no lock of the allocator held: it may log,
+     * count by call site, or abort. It must not free through `a` recursively into another
+     * rejection forever. NULL = none. */
+    void (*on_reject)(void *ctx, int reason, const struct tslab_rejection *r);
+    void *on_reject_ctx;
 } tslab_config;
 
 /* Sampling (tslab_config.sample_bytes, tslab_sample_set): Go's and jemalloc's mean interval. */
@@ -368,6 +377,31 @@ typedef struct tslab_profile {
  * tslab_profile_free. 0, -EINVAL (NULL argument) or -ENOMEM. */
 TSLAB_API int tslab_profile_read(tslab *a, tslab_profile **out);
 TSLAB_API void tslab_profile_free(tslab_profile *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Rejected frees: the last TSLAB_REJECTIONS_MAX of an instance, with their call sites
+ * ------------------------------------------------------------------------------------------- */
+#define TSLAB_REJECTIONS_MAX 64
+
+/* Reasons, as in the free_rejections_total{reason} counters. */
+enum { TSLAB_REJECT_INVALID, TSLAB_REJECT_STALE, TSLAB_REJECT_DOUBLE, TSLAB_REJECT_FOREIGN };
+
+typedef struct tslab_rejection {
+    uint64_t seq;         /* 1 for the instance's first rejection: gaps show what was overwritten */
+    uint64_t time_ns;     /* the instance's clock (tslab_config.clock_ns) */
+    int reason;           /* TSLAB_REJECT_* */
+    uint32_t class_index; /* tslab_class_count(a) when no class could be named */
+    bool by_pointer;      /* value is the pointer given to tslab_free_ptr / tslab_realloc; else the
+                             handle (also for a pointer free that lost a race to another free:
+                             the handle its slot had) */
+    uint64_t value;
+    uint32_t depth;                    /* frames recorded */
+    uintptr_t frames[TSLAB_STACK_MAX]; /* return addresses, innermost first: the caller's */
+} tslab_rejection;
+
+/* Copies the instance's recorded rejections, oldest first, up to `max`, the newest kept when
+ * fewer fit; returns how many were copied (0 for a NULL argument). */
+TSLAB_API size_t tslab_rejections_read(tslab *a, tslab_rejection *out, size_t max);
 
 #ifdef __cplusplus
 }

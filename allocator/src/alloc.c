@@ -130,13 +130,13 @@ TSLAB__ENTRY void *tslab_realloc(tslab *a, void *p, size_t size)
     int reason;
     int64_t idx = tslab__ptr_slot(a, p, &ci, &reason);
     if (idx < 0) {
-        tslab__reject(a, ci, reason);
+        tslab__reject(a, ci, reason, (uintptr_t)p, true);
         errno = EINVAL;
         return NULL;
     }
     uint32_t s = atomic_load_explicit(&a->cls[ci].state[idx], memory_order_acquire);
     if (!(s & TSLAB__LIVE)) {
-        tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
+        tslab__reject(a, ci, TSLAB__REJ_DOUBLE, (uintptr_t)p, true);
         errno = EINVAL;
         return NULL;
     }

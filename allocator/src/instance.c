@@ -48,6 +48,7 @@ static void fork_prepare(void)
         for (uint32_t i = 0; i < a->nclasses; i++)
             pthread_mutex_lock(&a->cls[i].lock);
         tslab__sampler_lock(a);
+        tslab__rejections_lock(a);
     }
 }
 
@@ -57,6 +58,7 @@ static void fork_release(void)
         tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
         if (a == NULL)
             continue;
+        tslab__rejections_unlock(a);
         tslab__sampler_unlock(a);
         for (uint32_t i = a->nclasses; i-- > 0;)
             pthread_mutex_unlock(&a->cls[i].lock);
@@ -125,6 +127,7 @@ static void free_instance(tslab *a, uint32_t n)
 {
     destroy_classes(a, n);
     tslab__sampler_fini(a);
+    tslab__rejections_fini(a);
     pthread_mutex_destroy(&a->tc_lock);
     free(a->retired);
     free(a);
@@ -167,7 +170,9 @@ tslab *tslab_create(const tslab_config *cfg)
         errno = ENOMEM;
         return NULL;
     }
-    if (tslab__sampler_init(a, cfg) != 0) {
+    if (tslab__sampler_init(a, cfg) != 0 || tslab__rejections_init(a, cfg) != 0) {
+        tslab__sampler_fini(a);
+        tslab__rejections_fini(a);
         pthread_mutex_destroy(&a->tc_lock);
         free(a->retired);
         free(a);

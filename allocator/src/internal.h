@@ -417,6 +417,10 @@ struct tslab {
     uint64_t (*clock_ns)(void *ctx);
     void *clock_ctx;
     struct tslab__sampler *sampler; /* the side table; its own lock */
+    /* Rejected frees (reject.c): the ring, its own lock, and the config's callback. */
+    struct tslab__rejections *rejections;
+    void (*on_reject)(void *ctx, int reason, const struct tslab_rejection *r);
+    void *on_reject_ctx;
 
     tslab__class cls[];
 };
@@ -513,14 +517,31 @@ void tslab__sampler_fini(tslab *a);
 /* fork(): the sampler's lock is taken after the class locks and released before them. */
 void tslab__sampler_lock(tslab *a);
 void tslab__sampler_unlock(tslab *a);
-/* Functions whose frames the sampler cuts off a recorded stack: the allocation entry points and
- * everything they call on the way to the record live in this section. */
+/* Functions whose frames a recorded stack leaves out: the allocation and free entry points and
+ * everything they call on the way to a record (a sample or a rejection) live in this section. */
 #define TSLAB__ENTRY __attribute__((section("tslab_entry")))
+/* The caller's stack into out[0..TSLAB_STACK_MAX), innermost first, without the frames in the
+ * TSLAB__ENTRY section; returns the depth. */
+uint32_t tslab__stack_capture(uintptr_t *out);
+
+/* ---- reject.c: the ring of the last rejected frees and the on_reject callback ---- */
+/* Records a rejection (value: the handle, or the pointer when by_pointer) and calls on_reject. */
+void tslab__reject_record(tslab *a, uint32_t cls, int reason, uint64_t value, bool by_pointer);
+int tslab__rejections_init(tslab *a, const tslab_config *cfg);
+void tslab__rejections_fini(tslab *a);
+void tslab__rejections_lock(tslab *a); /* fork(): with the sampler's */
+void tslab__rejections_unlock(tslab *a);
 
 /* ---- free.c ---- */
-/* Counts a rejection on class `cls` (class_count = unattributed); always returns false. */
-bool tslab__reject(tslab *a, uint32_t cls, int reason);
+/* Counts a rejection on class `cls` (class_count = unattributed) and records it with `value`
+ * (the handle, or the pointer when by_pointer: reject.c); always returns false. */
+bool tslab__reject(tslab *a, uint32_t cls, int reason, uint64_t value, bool by_pointer);
 enum { TSLAB__REJ_INVALID, TSLAB__REJ_STALE, TSLAB__REJ_DOUBLE, TSLAB__REJ_FOREIGN };
+_Static_assert((int)TSLAB__REJ_INVALID == (int)TSLAB_REJECT_INVALID &&
+                   (int)TSLAB__REJ_STALE == (int)TSLAB_REJECT_STALE &&
+                   (int)TSLAB__REJ_DOUBLE == (int)TSLAB_REJECT_DOUBLE &&
+                   (int)TSLAB__REJ_FOREIGN == (int)TSLAB_REJECT_FOREIGN,
+               "the public reasons are the internal ones");
 /* Classifies a failed free of handle generation `gen` given the slot's current state word. */
 int tslab__reject_reason(uint32_t gen, uint32_t state);
 

@@ -161,9 +161,7 @@ size_t tslab_sample_get(const tslab *a)
 
 /* ---- Stacks ---- */
 
-/* The caller's stack, innermost first, without the allocator's frames (those in the entry
- * section, which are the innermost ones). */
-static TSLAB_NOINLINE TSLAB__ENTRY uint32_t capture(uintptr_t *out)
+TSLAB_NOINLINE TSLAB__ENTRY uint32_t tslab__stack_capture(uintptr_t *out)
 {
     void *buf[TSLAB_STACK_MAX + CAPTURE_SLACK];
     int n = unw_backtrace(buf, (int)(sizeof buf / sizeof buf[0]));
@@ -334,7 +332,7 @@ TSLAB_NOINLINE TSLAB__ENTRY bool tslab__sample_alloc(tslab *a, uint32_t ci, uint
                                                      uint32_t gen)
 {
     uintptr_t fr[TSLAB_STACK_MAX];
-    uint32_t depth = capture(fr); /* outside the lock: the slow part */
+    uint32_t depth = tslab__stack_capture(fr); /* outside the lock: the slow part */
     uint64_t rate = atomic_load_explicit(&a->sample_bytes, memory_order_relaxed);
     uint64_t key = ((uint64_t)ci << TSLAB__IDX_BITS | idx) + 1;
     uint64_t birth = clock_now(a);

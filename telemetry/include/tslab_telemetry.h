@@ -56,6 +56,7 @@ TSLAB_API int tslab_profile_write(tslab *const *allocs, size_t n, int fd);
  *   /healthz       "ok"
  *   /              a small HTML page
  *   /debug/pprof/heap  only with debug_endpoints: the sampled heap profile (pprof)
+ *   /debug/rejections  only with debug_endpoints: the last rejected frees, with stacks (JSON)
  * GET and HEAD only (405 otherwise), 404 for any other path.
  * ------------------------------------------------------------------------------------------- */
 typedef struct tslab_exporter tslab_exporter; /* opaque */
@@ -76,9 +77,9 @@ typedef struct tslab_exporter_config {
     size_t memory_limit;         /* 0 = 32 KiB: per-connection buffer for the request line and
                                     headers; a larger request gets 431 or is closed */
     bool debug_endpoints;        /* false (default): /debug/... are 404. true: serve
-                                    /debug/pprof/heap (the profile of tslab_profile_write), behind
-                                    bearer_token when one is set. Stacks are code addresses:
-                                    telemetry/README.md "Privacy" */
+                                    /debug/pprof/heap (the profile of tslab_profile_write) and
+                                    /debug/rejections, behind bearer_token when one is set. They
+                                    show code addresses: telemetry/README.md "Privacy" */
 } tslab_exporter_config;
 
 /* Starts the exporter thread; on success stores the exporter in *out and returns 0.

@@ -179,7 +179,11 @@ int tslab__pprof_render(tslab *const *allocs, size_t n, char **out, size_t *out_
 /* ---------------------------------------------------------------------------------------------
  * debug.c: the exporter's debug endpoints (routes and bodies; http.c sends them).
  * ------------------------------------------------------------------------------------------- */
-typedef enum tslab__debug_kind { TSLAB__DEBUG_NONE, TSLAB__DEBUG_HEAP } tslab__debug_kind;
+typedef enum tslab__debug_kind {
+    TSLAB__DEBUG_NONE,
+    TSLAB__DEBUG_HEAP,
+    TSLAB__DEBUG_REJECTIONS
+} tslab__debug_kind;
 
 typedef struct tslab__debug_body {
     char *data; /* from malloc: the caller frees it */

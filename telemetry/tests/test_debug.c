@@ -1,7 +1,9 @@
 /* The exporter's debug endpoints: off by default (404), /debug/pprof/heap a gzip-compressed
- * profile.proto that decodes to the allocations made (sampling every byte, so unscaled), and
- * behind the bearer token when one is set. Links the static library to decode the profile with
+ * profile.proto that decodes to the allocations made (sampling every byte, so unscaled),
+ * /debug/rejections the recorded bad frees with their call sites, both behind the bearer token
+ * when one is set. Links the static library to decode the profile with
  * the generated protobuf-c code; -rdynamic so that dladdr names debug_alloc_site. */
+#include <cJSON.h>
 #include <zlib.h>
 
 #include "profile.pb-c.h"
@@ -128,8 +130,72 @@ static void test_heap_endpoint(void)
     tslab_destroy(a);
 }
 
+bool debug_bad_free_site(tslab *a, void *p);
+__attribute__((noinline, noipa)) bool debug_bad_free_site(tslab *a, void *p)
+{
+    bool r = tslab_free_ptr(a, p);
+    __asm__ volatile("" ::: "memory");
+    return r;
+}
+
+static void test_rejections_endpoint(void)
+{
+    tslab_config ac = {.name = "rej"};
+    tslab *a = tslab_create(&ac);
+    REQUIRE(a != NULL);
+    char *p = tslab_malloc(a, 100);
+    REQUIRE(p != NULL);
+    CHECK(tslab_free_ptr(a, p));
+    CHECK(!debug_bad_free_site(a, p));     /* double */
+    CHECK(!debug_bad_free_site(a, p + 1)); /* interior */
+
+    tslab_exporter *e = start(a, false, NULL);
+    http_reply r;
+    REQUIRE(http_get(tslab_exporter_port(e), "/debug/rejections", &r) == 0);
+    CHECK_EQ_INT(r.status, 404);
+    http_free(&r);
+    tslab_exporter_stop(e);
+
+    e = start(a, true, "tok");
+    REQUIRE(http_get(tslab_exporter_port(e), "/debug/rejections", &r) == 0);
+    CHECK_EQ_INT(r.status, 401);
+    http_free(&r);
+    REQUIRE(http_request(tslab_exporter_port(e), "GET", "/debug/rejections",
+                         "Authorization: Bearer tok\r\n", &r) == 0);
+    CHECK_EQ_INT(r.status, 200);
+    char v[128];
+    CHECK(http_header(&r, "Content-Type", v, sizeof v) && strcmp(v, "application/json") == 0);
+    cJSON *root = cJSON_Parse(r.body);
+    REQUIRE(root != NULL);
+    cJSON *al = cJSON_GetObjectItemCaseSensitive(root, "allocators");
+    REQUIRE(cJSON_GetArraySize(al) == 1);
+    cJSON *a0 = cJSON_GetArrayItem(al, 0);
+    CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(a0, "name")->valuestring, "rej") == 0);
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(a0, "rejections");
+    REQUIRE(cJSON_GetArraySize(list) == 2);
+    static const char *const reasons[] = {"double", "invalid"};
+    for (int i = 0; i < 2; i++) {
+        cJSON *j = cJSON_GetArrayItem(list, i);
+        CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(j, "seq")->valuedouble, i + 1);
+        CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(j, "reason")->valuestring, reasons[i]) == 0);
+        CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(j, "class")->valuedouble, 128);
+        char want[32];
+        snprintf(want, sizeof want, "0x%llx", (unsigned long long)(uintptr_t)(p + i));
+        CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(j, "pointer")->valuestring, want) == 0);
+        cJSON *f0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "stack"), 0);
+        REQUIRE(f0 != NULL);
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(f0, "function");
+        CHECK(cJSON_IsString(fn) && strcmp(fn->valuestring, "debug_bad_free_site") == 0);
+    }
+    cJSON_Delete(root);
+    http_free(&r);
+    tslab_exporter_stop(e);
+    tslab_destroy(a);
+}
+
 int main(void)
 {
     test_heap_endpoint();
+    test_rejections_endpoint();
     return test_result("test_debug");
 }
