@@ -358,6 +358,10 @@ typedef struct tslab_profile_class {
     uint64_t lifetime_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /* sampled objects freed, by life */
     uint64_t lifetime_sum_ns;
     uint64_t age_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /* sampled objects live now, by age */
+    /* Contention on the class's slow-path lock (every call, not sampled): times a thread found
+     * it taken and waited, and the nanoseconds it waited in all. */
+    uint64_t lock_waits;
+    uint64_t lock_wait_ns;
 } tslab_profile_class;
 
 #define TSLAB_PROFILE_VERSION 1

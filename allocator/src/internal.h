@@ -299,6 +299,10 @@ typedef struct tslab__class {
     uint64_t *quarantine; /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
     uint32_t q_head, q_count;
     tslab__ccounters cc;
+    /* Contention (lockstat.c): times a thread found the lock taken, and the time it waited;
+     * written by the waiter once it holds the lock. lock_waiters: threads blocked right now. */
+    _Atomic uint64_t lock_waits, lock_wait_ns;
+    _Atomic uint32_t lock_waiters;
 } tslab__class;
 
 /* ---- Thread caches ---- */
@@ -523,6 +527,17 @@ void tslab__sampler_unlock(tslab *a);
 /* The caller's stack into out[0..TSLAB_STACK_MAX), innermost first, without the frames in the
  * TSLAB__ENTRY section; returns the depth. */
 uint32_t tslab__stack_capture(uintptr_t *out);
+
+/* ---- lockstat.c: time spent waiting for a class lock ---- */
+void tslab__class_lock_wait(tslab *a, tslab__class *c);
+/* Takes c's lock (the slow path's). Uncontended it is one trylock, as cheap as the lock itself;
+ * a thread that finds it taken times its wait (lockstat.c). */
+static inline void tslab__class_lock(tslab *a, tslab__class *c)
+{
+    if (tslab_likely(pthread_mutex_trylock(&c->lock) == 0))
+        return;
+    tslab__class_lock_wait(a, c);
+}
 
 /* ---- reject.c: the ring of the last rejected frees and the on_reject callback ---- */
 /* Records a rejection (value: the handle, or the pointer when by_pointer) and calls on_reject. */

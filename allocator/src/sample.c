@@ -448,6 +448,9 @@ int tslab_profile_read(tslab *a, tslab_profile **out)
         tslab_profile_class *pc = &p->classes[c];
         pc->object_size = a->cls[c].size;
         pc->lifetime_sum_ns = s->life_sum_ns[c];
+        /* Relaxed: monotonic counters, each exact at some instant of the read. */
+        pc->lock_waits = atomic_load_explicit(&a->cls[c].lock_waits, memory_order_relaxed);
+        pc->lock_wait_ns = atomic_load_explicit(&a->cls[c].lock_wait_ns, memory_order_relaxed);
         uint64_t cum = 0;
         for (uint32_t b = 0; b <= TSLAB_LIFETIME_BUCKETS; b++)
             pc->lifetime_buckets[b] = cum += s->life[c][b];

@@ -258,7 +258,7 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_
     uint16_t id = t != NULL ? t->id : TSLAB__NO_ID;
     tslab__list *list = id != TSLAB__NO_ID ? &t->own : &c->partial;
     uint32_t n = 0;
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     while (n < want) {
         uint32_t s = list->head;
         if (s != TSLAB__NIL) {
@@ -326,7 +326,7 @@ static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint32_t n, in
             ;
         size_t len = (size_t)(s[j - 1] - s[i] + 1) * c->slab_bytes;
         int r = tslab__area_decommit(a, tslab__slot_addr(c, s[i] << c->slot_shift), len);
-        pthread_mutex_lock(&c->lock);
+        tslab__class_lock(a, c);
         for (uint32_t k = i; k < j; k++) {
             if (r == 0) {
                 set_state(c, s[k], TSLAB__SLAB_RELEASED);
@@ -356,7 +356,7 @@ static bool relq_drain_if_full(tslab *a, tslab__class *c, relq *q)
     pthread_mutex_unlock(&c->lock);
     release_slabs(a, c, q->s, q->n, NULL);
     q->n = 0;
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     return true;
 }
 
@@ -371,7 +371,7 @@ static void unlock_and_release(tslab *a, tslab__class *c, relq *q)
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n)
 {
     relq q = {.n = 0};
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t s = give_slot(c, tslab__handle_idx(ent[i]));
         settle(a, c, s, &q);
@@ -384,7 +384,7 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
 {
     relq q = {.n = 0};
     uint64_t dups = 0;
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t idx = tslab__handle_idx(ent[i]);
         uint32_t s = idx >> c->slot_shift, slot = idx & (c->per_slab - 1);
@@ -448,7 +448,7 @@ static void disown_one(tslab *a, tslab__class *c, uint32_t s, relq *q)
 static void disown_where(tslab *a, tslab__class *c, uint16_t id, bool others)
 {
     relq q = {.n = 0};
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t s = 0; s < c->nslabs; s++) {
         uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
         if (o == 0 || (others ? o == id : o != id))
@@ -464,7 +464,7 @@ void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t)
     if (t->id == TSLAB__NO_ID)
         return;
     relq q = {.n = 0};
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t s = t->own.head, next; s != TSLAB__NIL; s = next) {
         next = c->slabs[s].next;
         if (c->slabs[s].rcount == 0)
@@ -498,7 +498,7 @@ void tslab__slab_disown_others(tslab *a, tslab__class *c, uint16_t keep)
 uint64_t tslab__quarantine_push(tslab__class *c, uint64_t idx)
 {
     uint64_t evicted = TSLAB__NO_ENTRY;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->lock); /* sanitizer builds only: not counted */
     if (c->q_count < TSLAB_QUARANTINE_SLOTS) {
         c->quarantine[(c->q_head + c->q_count++) % TSLAB_QUARANTINE_SLOTS] = idx;
     } else {
@@ -516,7 +516,7 @@ void tslab__quarantine_drain(tslab *a, tslab__class *c)
         return;
     uint64_t q[TSLAB_QUARANTINE_SLOTS];
     uint32_t nq;
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (nq = 0; nq < c->q_count; nq++)
         q[nq] = c->quarantine[(c->q_head + nq) % TSLAB_QUARANTINE_SLOTS];
     c->q_count = c->q_head = 0;
@@ -531,12 +531,12 @@ int tslab__slab_purge(tslab *a, tslab__class *c)
     tslab__quarantine_drain(a, c);
     /* Only the slabs cached now: those whose release fails go back to the cache and must not be
      * tried again in this call. */
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     uint32_t todo = c->cached.count;
     pthread_mutex_unlock(&c->lock);
     while (todo > 0) {
         uint32_t rel[64], n = 0;
-        pthread_mutex_lock(&c->lock);
+        tslab__class_lock(a, c);
         while (n < 64 && n < todo) {
             uint32_t s = pop(c, &c->cached);
             if (s == TSLAB__NIL)

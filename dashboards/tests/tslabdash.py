@@ -57,7 +57,8 @@ def catalogue():
         "tslab_object_lifetime_seconds_bucket": "counter",
         "tslab_object_lifetime_seconds_sum": "counter",
         "tslab_object_lifetime_seconds_count": "counter",
-        "tslab_sampled_live_objects_by_age": "gauge"})
+        "tslab_sampled_live_objects_by_age": "gauge",
+        "tslab_class_lock_waits_total": "counter", "tslab_class_lock_wait_seconds_total": "counter"})
     return cat
 
 

@@ -98,7 +98,7 @@ static void add_buckets(json *j, cJSON *obj, const char *key, const uint64_t *cu
 
 /* The sampler's view of one class: "lifetime" {buckets, sum_seconds, count} of sampled frees
  * and "live_ages" (cumulative counts of sampled live objects by age), both on
- * lifetime_bounds_seconds. */
+ * lifetime_bounds_seconds; and the class lock's contention (lock_waits, lock_wait_seconds). */
 static void add_lifetimes(json *j, cJSON *co, const tslab_profile_class *pc)
 {
     cJSON *lt = check(j, cJSON_AddObjectToObject(co, "lifetime"));
@@ -108,6 +108,8 @@ static void add_lifetimes(json *j, cJSON *co, const tslab_profile_class *pc)
     add_double(j, lt, "sum_seconds", (double)pc->lifetime_sum_ns / 1e9);
     add_u64(j, lt, "count", pc->lifetime_buckets[TSLAB_LIFETIME_BUCKETS]);
     add_buckets(j, co, "live_ages", pc->age_buckets);
+    add_u64(j, co, "lock_waits", pc->lock_waits);
+    add_double(j, co, "lock_wait_seconds", (double)pc->lock_wait_ns / 1e9);
 }
 
 static void add_allocator(json *j, cJSON *list, const tslab_stats *s, const tslab_profile *p)

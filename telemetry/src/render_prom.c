@@ -208,6 +208,44 @@ static void lifetime_families(tslab__buf *b, bool om, const tslab__snapshot *sna
     }
 }
 
+/* One value per class of every allocator with a profile: name{allocator,class} v. */
+static void class_series(tslab__buf *b, const char *name, const tslab_stats *s,
+                         uint64_t object_size, bool is_double, uint64_t u, double d)
+{
+    labels l = labels_open(b, "", name);
+    label(&l, "allocator", s->name, name_len(s));
+    label_u64(&l, "class", object_size);
+    labels_close(&l);
+    if (is_double)
+        tslab__buf_double(b, d);
+    else
+        tslab__buf_u64(b, u);
+    tslab__buf_putc(b, '\n');
+}
+
+/* Contention on the class locks (every wait counted, not sampled). */
+static void contention_families(tslab__buf *b, bool om, const tslab__snapshot *snap)
+{
+    if (snap->profiles == NULL)
+        return;
+    for (int fam = 0; fam < 2; fam++) {
+        const char *name =
+            fam == 0 ? "tslab_class_lock_waits_total" : "tslab_class_lock_wait_seconds_total";
+        family_header(b, om, "", name, TSLAB__COUNTER,
+                      fam == 0 ? "Times a thread found its class's slow-path lock taken and waited."
+                               : "Time threads spent waiting for the class's slow-path lock.");
+        for (size_t a = 0; a < snap->alloc_count; a++) {
+            const tslab_stats *s = &snap->allocs[a];
+            const tslab_profile *p = snap->profiles[a];
+            for (uint32_t ci = 0; p != NULL && ci < p->class_count && ci < s->class_count; ci++) {
+                const tslab_profile_class *pc = &p->classes[ci];
+                class_series(b, name, s, pc->object_size, fam == 1, pc->lock_waits,
+                             (double)pc->lock_wait_ns / 1e9);
+            }
+        }
+    }
+}
+
 static void scalar_family(tslab__buf *b, bool om, const tslab__snapshot *snap,
                           const tslab__scalar *sc)
 {
@@ -251,6 +289,7 @@ void tslab__render_prom(const tslab__snapshot *snap, bool om, tslab__buf *b)
     }
 
     lifetime_families(b, om, snap);
+    contention_families(b, om, snap);
 
     for (size_t i = 0; i < tslab__scalar_count; i++)
         scalar_family(b, om, snap, &tslab__scalars[i]);

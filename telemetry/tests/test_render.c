@@ -48,6 +48,8 @@ static void fixed_profiles(void)
     memcpy(profiles[0].classes[0].age_buckets, age0, sizeof age0);
     profiles[0].classes[0].lifetime_sum_ns = 90061500000000u; /* 1 day 1 h 1 min 1.5 s */
     profiles[0].classes[1].object_size = 128;
+    profiles[0].classes[1].lock_waits = 3;
+    profiles[0].classes[1].lock_wait_ns = 1500000; /* 1.5 ms */
     profiles[1].classes[0].object_size = 4096;
 }
 
@@ -216,6 +218,15 @@ static void check_prom(const char *out, bool om)
     CHECK_CONTAINS(out, line);
     CHECK_CONTAINS(out,
                    "tslab_object_lifetime_seconds_count{allocator=\"buffers\",class=\"4096\"} 0\n");
+    snprintf(line, sizeof line,
+             "tslab_class_lock_wait_seconds_total{allocator=\"%s\",class=\"128\"} 0.0015\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    snprintf(line, sizeof line, "tslab_class_lock_waits_total{allocator=\"%s\",class=\"128\"} 3\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    CHECK_CONTAINS(out, om ? "# TYPE tslab_class_lock_wait_seconds counter\n"
+                           : "# TYPE tslab_class_lock_wait_seconds_total counter\n");
     CHECK_CONTAINS(out, "tslab_build_info{version=\"" TSLAB_VERSION_STRING "\"} 1\n");
     CHECK_CONTAINS(out, "tslab_reserved_bytes{allocator=\"buffers\"} 1073741824\n");
     CHECK_CONTAINS(out, "tslab_exporter_scrapes_total 7\n");
