@@ -6,30 +6,14 @@
  *   /debug/rejections  the last rejected frees of each allocator (tslab_rejections_read) as
  *                      JSON, their stacks as addresses and, where dladdr finds an exported
  *                      symbol covering one, its function name */
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <cJSON.h>
 
 #include "telemetry.h"
-
-/* The exported function whose code holds addr, or NULL (dladdr names the nearest symbol below
- * addr, which for a static function is someone else's). */
-static const char *function_at(uintptr_t addr)
-{
-    Dl_info di;
-    const ElfW(Sym) *sym = NULL;
-    if (dladdr1((void *)addr, &di, (void **)&sym, RTLD_DL_SYMENT) == 0 || di.dli_sname == NULL ||
-        di.dli_saddr == NULL)
-        return NULL;
-    if (sym != NULL && sym->st_size != 0 && addr >= (uintptr_t)di.dli_saddr + sym->st_size)
-        return NULL;
-    return di.dli_sname;
-}
 
 static bool add_hex(cJSON *obj, const char *key, uint64_t v)
 {
@@ -70,7 +54,8 @@ static bool add_rejection(cJSON *list, tslab *a, const tslab_rejection *r)
             cJSON_Delete(f);
             return false;
         }
-        const char *fn = function_at(r->frames[i] - 1); /* the call, not the return address */
+        const char *fn =
+            tslab__function_at(r->frames[i] - 1); /* the call, not the return address */
         ok = add_hex(f, "address", r->frames[i]) &&
              (fn ? cJSON_AddStringToObject(f, "function", fn)
                  : cJSON_AddNullToObject(f, "function")) != NULL;

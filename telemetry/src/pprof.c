@@ -6,10 +6,8 @@
  *
  * The allocators are read through tslab_profile_read only. Encoding is protobuf-c's; its types
  * stay in this file. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
-#include <link.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,19 +187,13 @@ static uint64_t mapping_of(const builder *b, uint64_t addr)
     return 0;
 }
 
-/* The function id named by dladdr for addr, 0 when no exported symbol covers it. */
+/* The function id of the exported function holding addr, 0 when none does. */
 static uint64_t function_of(builder *b, uint64_t addr)
 {
-    Dl_info di;
-    const ElfW(Sym) *sym = NULL;
-    if (dladdr1((void *)(uintptr_t)addr, &di, (void **)&sym, RTLD_DL_SYMENT) == 0 ||
-        di.dli_sname == NULL || di.dli_saddr == NULL)
+    const char *fn = tslab__function_at((uintptr_t)addr);
+    if (fn == NULL)
         return 0;
-    /* dladdr names the nearest symbol below addr; a static function has none of its own. */
-    if (sym != NULL && sym->st_size != 0 &&
-        addr >= (uint64_t)(uintptr_t)di.dli_saddr + sym->st_size)
-        return 0;
-    int64_t name = intern(b, di.dli_sname);
+    int64_t name = intern(b, fn);
     if (b->failed)
         return 0;
     if (b->fn_of_str[name] != 0)

@@ -177,6 +177,11 @@ int tslab__gzip(const char *in, size_t n, char **out, size_t *out_len);
 int tslab__pprof_render(tslab *const *allocs, size_t n, char **out, size_t *out_len);
 
 /* ---------------------------------------------------------------------------------------------
+ * symbols.c: code address -> name of the exported function that contains it, or NULL.
+ * ------------------------------------------------------------------------------------------- */
+const char *tslab__function_at(uintptr_t addr);
+
+/* ---------------------------------------------------------------------------------------------
  * debug.c: the exporter's debug endpoints (routes and bodies; http.c sends them).
  * ------------------------------------------------------------------------------------------- */
 typedef enum tslab__debug_kind {
