@@ -26,6 +26,7 @@
  */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +162,32 @@ size_t tslab_sample_get(const tslab *a)
 
 /* ---- Stacks ---- */
 
+/* Memcheck builds (TSLAB_VALGRIND) unwind with glibc's backtrace() instead: where libunwind is
+ * unsure of an address it probes it by write()ing it to a pipe, which memcheck reports as a
+ * system call reading uninitialised stack bytes (harmless, but the sanitizer matrix runs without
+ * suppressions); backtrace() never probes. Looked up by its glibc version, because libunwind
+ * exports a `backtrace` of its own. */
+static int (*glibc_backtrace)(void **, int);
+static pthread_once_t glibc_backtrace_once = PTHREAD_ONCE_INIT;
+static void glibc_backtrace_find(void)
+{
+    glibc_backtrace = (int (*)(void **, int))dlvsym(RTLD_DEFAULT, "backtrace", "GLIBC_2.2.5");
+}
+
+static int unwind(void **buf, int max)
+{
+    if (TSLAB_VALGRIND) {
+        pthread_once(&glibc_backtrace_once, glibc_backtrace_find);
+        if (glibc_backtrace != NULL)
+            return glibc_backtrace(buf, max);
+    }
+    return unw_backtrace(buf, max);
+}
+
 TSLAB_NOINLINE TSLAB__ENTRY uint32_t tslab__stack_capture(uintptr_t *out)
 {
     void *buf[TSLAB_STACK_MAX + CAPTURE_SLACK];
-    int n = unw_backtrace(buf, (int)(sizeof buf / sizeof buf[0]));
+    int n = unwind(buf, (int)(sizeof buf / sizeof buf[0]));
     int i = 0;
     while (i < n && (const char *)buf[i] >= __start_tslab_entry &&
            (const char *)buf[i] < __stop_tslab_entry)
@@ -220,7 +243,7 @@ static uint32_t site_get(tslab__sampler *s, const uintptr_t *fr, uint32_t depth,
             break;
         site *e = &s->sites[k - 1];
         if (e->hash == h && e->cls == ci && e->rate == rate && e->depth == depth &&
-            memcmp(&s->frames[e->frames], fr, depth * sizeof *fr) == 0)
+            (depth == 0 || memcmp(&s->frames[e->frames], fr, depth * sizeof *fr) == 0))
             return k - 1;
     }
     if ((s->nsites + 1) * 2 > s->site_map_cap && !site_grow(s))
@@ -243,7 +266,8 @@ static uint32_t site_get(tslab__sampler *s, const uintptr_t *fr, uint32_t depth,
         s->frames = n;
         s->frames_cap = cap;
     }
-    memcpy(&s->frames[s->nframes], fr, depth * sizeof *fr);
+    if (depth > 0)
+        memcpy(&s->frames[s->nframes], fr, depth * sizeof *fr);
     s->sites[s->nsites] =
         (site){.hash = h, .rate = rate, .frames = s->nframes, .depth = depth, .cls = ci};
     s->nframes += depth;
@@ -427,7 +451,8 @@ int tslab_profile_read(tslab *a, tslab_profile **out)
     }
     tslab_profile_site *sites = (tslab_profile_site *)(void *)((char *)p + head);
     uintptr_t *frames = (uintptr_t *)(void *)(sites + s->nsites);
-    memcpy(frames, s->frames, s->nframes * sizeof *frames);
+    if (s->nframes > 0) /* s->frames is NULL until the first frame */
+        memcpy(frames, s->frames, s->nframes * sizeof *frames);
     for (uint32_t i = 0; i < s->nsites; i++) {
         const site *e = &s->sites[i];
         sites[i] = (tslab_profile_site){.frames = frames + e->frames,
