@@ -162,11 +162,16 @@ size_t tslab_sample_get(const tslab *a)
 
 /* ---- Stacks ---- */
 
-/* Memcheck builds (TSLAB_VALGRIND) unwind with glibc's backtrace() instead: where libunwind is
- * unsure of an address it probes it by write()ing it to a pipe, which memcheck reports as a
- * system call reading uninitialised stack bytes (harmless, but the sanitizer matrix runs without
- * suppressions); backtrace() never probes. Looked up by its glibc version, because libunwind
- * exports a `backtrace` of its own. */
+/* Two cases unwind with glibc's backtrace() instead (slower, correct):
+ * - processes with ThreadSanitizer's runtime, found at run time by a weak reference, so that
+ *   the release library linked into a user's TSan build does it too: unw_backtrace keeps a
+ *   per-thread cache whose key destructor runs after TSan has torn the exiting thread down, and
+ *   its mutex call then crashes TSan;
+ * - memcheck builds (TSLAB_VALGRIND): where libunwind is unsure of an address it probes it by
+ *   write()ing it to a pipe, which memcheck reports as a system call reading uninitialised stack
+ *   bytes (harmless, but the sanitizer matrix runs without suppressions).
+ * backtrace() is looked up by its glibc version, because libunwind exports one of its own. */
+extern void __tsan_init(void) __attribute__((weak));
 static int (*glibc_backtrace)(void **, int);
 static pthread_once_t glibc_backtrace_once = PTHREAD_ONCE_INIT;
 static void glibc_backtrace_find(void)
@@ -176,7 +181,7 @@ static void glibc_backtrace_find(void)
 
 static int unwind(void **buf, int max)
 {
-    if (TSLAB_VALGRIND) {
+    if (TSLAB_VALGRIND || __tsan_init != NULL) {
         pthread_once(&glibc_backtrace_once, glibc_backtrace_find);
         if (glibc_backtrace != NULL)
             return glibc_backtrace(buf, max);
