@@ -104,6 +104,7 @@ typedef struct bench_params {
     bool background;      /* cycles/idle: start the allocator's background thread (temporal-slab:
                              tslab_background_start; jemalloc: mallctl background_thread) */
     uint32_t decay_ms;    /* temporal-slab instance's decay_ms (0: default); idle sleeps 3x it */
+    bool sample_off;      /* temporal-slab kinds: sampling off (default: every 512 KiB) */
     int cpu;              /* >= 0: the measured thread runs on this CPU only (the exporter and
                              scraper threads, started first, keep every CPU) */
     uint64_t seed;

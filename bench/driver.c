@@ -64,6 +64,7 @@ typedef struct backend {
     bool scrape;     /* exporter running and scraped at 10 Hz */
     bool exact;      /* temporal-slab instance with exact_frees (every free a CAS) */
     bool bg;         /* cycles/idle: the allocator's background thread on (--background) */
+    bool nosample;   /* temporal-slab instance with sampling off (TSLAB_SAMPLE_OFF) */
     bool missing;    /* set at start-up: its library, binary or telemetry is not there */
 } backend;
 
@@ -86,6 +87,7 @@ static backend backends[] = {
     {.name = "tslab-h-exact", .kind = BENCH_KIND_TSH, .exact = true},
     {.name = "tslab-h-bg", .kind = BENCH_KIND_TSH, .bg = true},
     {.name = "jemalloc-bg", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_JEMALLOC, .bg = true},
+    {.name = "tslab-h-nosample", .kind = BENCH_KIND_TSH, .nosample = true},
 };
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
 
@@ -376,6 +378,8 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         argv[k++] = "--decay-ms";
         argv[k++] = a_decay;
     }
+    if (b->nosample)
+        argv[k++] = "--sample-off";
     /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
      * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
     char a_cpu[16];
@@ -1159,7 +1163,8 @@ static int run_instructions(opts *o, const machine *m)
     } iw[] = {{"a.tight", 100000, 0}, {"b.churn", 200000, 100000}, {"g.seq", 100000, 0}};
     /* "loop" first: its count is subtracted from the others ("net") */
     static const char *const ibe[] = {"loop",     "tslab-h",       "tslab-m",  "tslab-h-nocnt",
-                                      "tslab-h-exact", "glibc",    "jemalloc", "mimalloc",
+                                      "tslab-h-exact", "tslab-h-nosample", "glibc",
+                                      "jemalloc", "mimalloc",
                                       "tcmalloc", "floor",         "floor-call", "floor-cas"};
     char dir[PATH_MAX + 16];
     str_join(dir, sizeof dir, o->out, "/callgrind", NULL);

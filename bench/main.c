@@ -34,6 +34,10 @@ static int child_main(int argc, char **argv)
             p.background = true;
             continue;
         }
+        if (strcmp(a, "--sample-off") == 0) {
+            p.sample_off = true;
+            continue;
+        }
         i++;
         if (strcmp(a, "--backend") == 0)
             p.backend = v;

@@ -712,8 +712,10 @@ int bench_worker_run(const bench_params *p)
     const bench_ops *o = &ops_by_kind[p->kind];
     bool ts = p->kind == BENCH_KIND_TSH || p->kind == BENCH_KIND_TSM;
     if (ts) {
-        tslab_config cfg = {
-            .name = "bench", .exact_frees = p->exact_frees, .decay_ms = p->decay_ms};
+        tslab_config cfg = {.name = "bench",
+                            .exact_frees = p->exact_frees,
+                            .decay_ms = p->decay_ms,
+                            .sample_bytes = p->sample_off ? TSLAB_SAMPLE_OFF : 0};
         /* 2M x 512 B (workload g) would not fit the default 1 GiB per class: reserve twice
          * what the workload holds, rounded to a power of two (reservations are free; valgrind
          * refuses very large ones, so no more than that). */
