@@ -386,7 +386,7 @@ static void *observer_main(void *arg)
          * time, racing the workers' slow paths and the maintenance thread. */
         if (ob->snapshots % 64 == 0) {
             SAN_CHECK(tslab_limit_set(inst[1], TSLAB_LIMIT_SOFT,
-                                      (ob->snapshots / 64) % 2 ? 4u << 20 : 16u << 20) == 0,
+                                      (ob->snapshots / 64) % 2 ? 2u << 20 : 6u << 20) == 0,
                       "tslab_limit_set");
             SAN_CHECK(tslab_decay_set(inst[1], (ob->snapshots / 64) % 3) == 0, "tslab_decay_set");
         }
@@ -482,8 +482,8 @@ int main(int argc, char **argv)
                        .class_max_bytes = 256u << 20,
                        .exact_frees = true,
                        .decay_ms = 2,
-                       .limit_soft = 16u << 20,
-                       .limit_hard = 96u << 20,
+                       .limit_soft = 4u << 20,
+                       .limit_hard = 16u << 20,
                        .sample_bytes = 1};
     inst[0] = tslab_create(&c0);
     inst[1] = tslab_create(&c1);

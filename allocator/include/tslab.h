@@ -261,7 +261,8 @@ TSLAB_API size_t tslab_usable_size(tslab *a, const void *p);
 /** Returns the free slots this thread holds in its cache for `a` to their slabs, so slabs that
  * became empty can be cached or released. Threads flush automatically when they exit. In
  * AddressSanitizer and Valgrind builds, freed slots wait in a per-class quarantine (256 slots)
- * before reuse so that use-after-free is reported; tslab_flush empties it too. */
+ * before reuse so that use-after-free is reported; tslab_flush empties it too. It also takes a
+ * decay step in every class: cached slabs whose decay_ms ran out go back to the OS. */
 TSLAB_API void tslab_flush(tslab *a);
 /** tslab_flush, then hands every cached empty slab's pages back to the OS. 0 or -errno (the first
  * failure of the OS layer; the remaining slabs are still tried). */
