@@ -90,7 +90,8 @@ bool bench_floor_call_free(uint64_t tok);
 typedef struct bench_params {
     const char *backend;  /* backend name (selects the purge call for SYS) */
     bench_kind kind;
-    const char *workload; /* tight, churn, latency, mt_churn, prodcons, rss, seq, render */
+    const char *workload; /* tight, churn, latency, mt_churn, prodcons, rss, seq, render,
+                             cycles, idle */
     size_t size;
     uint64_t n;           /* operations (pairs) */
     uint32_t live;        /* live objects (churn, latency, rss, mt_churn) */
@@ -100,6 +101,9 @@ typedef struct bench_params {
     bool callgrind;       /* toggle callgrind collection around the measured loop */
     bool scrape;          /* start the exporter and scrape it at 10 Hz meanwhile */
     bool exact_frees;     /* temporal-slab kinds: create the instance with exact_frees */
+    bool background;      /* cycles/idle: start the allocator's background thread (temporal-slab:
+                             tslab_background_start; jemalloc: mallctl background_thread) */
+    uint32_t decay_ms;    /* temporal-slab instance's decay_ms (0: default); idle sleeps 3x it */
     int cpu;              /* >= 0: the measured thread runs on this CPU only (the exporter and
                              scraper threads, started first, keep every CPU) */
     uint64_t seed;

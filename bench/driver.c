@@ -63,6 +63,7 @@ typedef struct backend {
     bool peer;       /* counts towards "best peer" */
     bool scrape;     /* exporter running and scraped at 10 Hz */
     bool exact;      /* temporal-slab instance with exact_frees (every free a CAS) */
+    bool bg;         /* cycles/idle: the allocator's background thread on (--background) */
     bool missing;    /* set at start-up: its library, binary or telemetry is not there */
 } backend;
 
@@ -83,6 +84,8 @@ static backend backends[] = {
     {.name = "floor-call", .kind = BENCH_KIND_FLOORCALL},
     {.name = "floor-cas", .kind = BENCH_KIND_FLOORCAS},
     {.name = "tslab-h-exact", .kind = BENCH_KIND_TSH, .exact = true},
+    {.name = "tslab-h-bg", .kind = BENCH_KIND_TSH, .bg = true},
+    {.name = "jemalloc-bg", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_JEMALLOC, .bg = true},
 };
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
 
@@ -112,6 +115,7 @@ typedef struct wl {
     uint32_t max_ms;      /* measured loop stops after this long (0: always all n) */
     size_t only_size;     /* 0: every size; else only this one */
     uint64_t max_bytes;   /* 0: none; else n is capped at max_bytes / size */
+    uint32_t decay_ms, decay_ms_quick; /* temporal-slab decay_ms (0: default); idle sleeps 3x */
 } wl;
 
 #define MAIN_BACKENDS "tslab-h,tslab-m,glibc,jemalloc,mimalloc,tcmalloc"
@@ -119,6 +123,8 @@ typedef struct wl {
     "-alloc_p50_ns,-alloc_p99_ns,-alloc_p999_ns,-alloc_p9999_ns,-alloc_max_ns,-alloc_mean_ns,"     \
     "-free_p50_ns,-free_p99_ns,-free_p999_ns,-free_p9999_ns,-free_max_ns,-free_mean_ns"
 #define TEL_BACKENDS "tslab-h-nocnt,tslab-h,tslab-h-scrape"
+#define CYCLE_METRICS                                                                              \
+    "-pair_ns,-faults_per_cycle,=first_cycle_faults,=rss_alloc_bytes,=rss_free_bytes"
 
 /* Operation counts follow issue 5; max_ms and the caps keep `make bench` under 15 minutes on a
  * loaded 2-core machine (README.md, "Time budget"). */
@@ -161,6 +167,18 @@ static const wl workloads[] = {
     {.label = "g.seq", .workload = "seq", .n = 2000000, .n_quick = 200000,
      .backends = MAIN_BACKENDS, .metrics = "-alloc_ns,-free_ns,-pair_ns", .max_reps = 2,
      .max_bytes = 256u << 20},
+    /* Issue 12: allocate N, free all, 200 times (N = 100k and 1M objects of 128 B). */
+    {.label = "h.cycles", .workload = "cycles", .live = 100000, .live_quick = 20000,
+     .cycles = 200, .cycles_quick = 5, .backends = MAIN_BACKENDS, .metrics = CYCLE_METRICS,
+     .max_reps = 3, .max_ms = 4000, .only_size = 128},
+    {.label = "h.cycles1m", .workload = "cycles", .live = 1000000, .live_quick = 100000,
+     .cycles = 200, .cycles_quick = 3, .backends = MAIN_BACKENDS, .metrics = CYCLE_METRICS,
+     .max_reps = 1, .max_ms = 8000, .only_size = 128},
+    /* Then no call for 3 x the decay time (1 s by default; 100 ms in --quick). */
+    {.label = "i.idle", .workload = "idle", .live = 100000, .live_quick = 20000, .cycles = 20,
+     .cycles_quick = 3, .backends = MAIN_BACKENDS ",tslab-h-bg,jemalloc-bg",
+     .metrics = "-rss_idle_bytes,=rss_free_bytes,=tslab_idle_resident_bytes", .max_reps = 1,
+     .only_size = 128, .decay_ms_quick = 100},
 };
 enum { NWORKLOADS = sizeof workloads / sizeof workloads[0] };
 
@@ -349,6 +367,15 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         argv[k++] = "--scrape";
     if (b->exact)
         argv[k++] = "--exact-frees";
+    if (b->bg)
+        argv[k++] = "--background";
+    char a_decay[16];
+    uint32_t decay = o->quick ? w->decay_ms_quick : w->decay_ms;
+    if (decay) {
+        snprintf(a_decay, sizeof a_decay, "%u", decay);
+        argv[k++] = "--decay-ms";
+        argv[k++] = a_decay;
+    }
     /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
      * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
     char a_cpu[16];
@@ -1237,7 +1264,7 @@ static void machine_info(machine *m)
 int bench_driver_main(int argc, char **argv, const char *self_path)
 {
     opts o = {.reps = 5, .scale = 1.0, .nsizes = 3, .sizes = {64, 128, 512}};
-    snprintf(o.letters, sizeof o.letters, "abcdefg");
+    snprintf(o.letters, sizeof o.letters, "abcdefghi");
     snprintf(o.out, sizeof o.out, "bench-results");
     bool reps_set = false, sizes_set = false;
     for (int i = 1; i < argc; i++) {

@@ -30,6 +30,10 @@ static int child_main(int argc, char **argv)
             p.exact_frees = true;
             continue;
         }
+        if (strcmp(a, "--background") == 0) {
+            p.background = true;
+            continue;
+        }
         i++;
         if (strcmp(a, "--backend") == 0)
             p.backend = v;
@@ -62,6 +66,8 @@ static int child_main(int argc, char **argv)
             p.seed = strtoull(v, NULL, 10);
         else if (strcmp(a, "--cpu") == 0)
             p.cpu = atoi(v);
+        else if (strcmp(a, "--decay-ms") == 0)
+            p.decay_ms = (uint32_t)strtoul(v, NULL, 10);
         else {
             fprintf(stderr, "bench: unknown worker option %s\n", a);
             return 2;

@@ -14,14 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <valgrind/callgrind.h>
 
 #define BENCH_NOINLINE __attribute__((noinline))
 #define BENCH_RING 1024u
-/* Empty slabs per class the core keeps by default (tslab_config.cache_slabs, tslab.h): the bound
- * that RSS after freeing everything is judged against in workload e. */
-#define BENCH_DEFAULT_CACHE_SLABS 16
+/* Empty slabs per class the core keeps at most by default (tslab_config.cache_slabs, tslab.h):
+ * the bound that RSS after freeing everything is judged against in workload e (decay, not this
+ * cap, decides when they go back: workload i). */
+#define BENCH_DEFAULT_CACHE_SLABS 4096
 
 typedef struct bench_ring {
     _Alignas(64) _Atomic uint64_t head; /* consumer's position */
@@ -473,6 +476,97 @@ static void run_rss(const bench_params *p, const bench_ops *o)
     free(tok);
 }
 
+static double minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_minflt;
+}
+
+/* Turns the allocator's own background maintenance on (cycles/idle with --background). */
+static void background_on(const bench_params *p)
+{
+    if (!p->background)
+        return;
+    if (g_inst) {
+        if (tslab_background_start() != 0) {
+            fprintf(stderr, "bench: tslab_background_start failed\n");
+            exit(3);
+        }
+        return;
+    }
+    int (*mallctl)(const char *, void *, size_t *, void *, size_t) =
+        (int (*)(const char *, void *, size_t *, void *, size_t))dlsym(RTLD_DEFAULT, "mallctl");
+    bool on = true;
+    if (mallctl == NULL || mallctl("background_thread", NULL, NULL, &on, sizeof on) != 0) {
+        fprintf(stderr, "bench: %s has no background thread to start\n", p->backend);
+        exit(3);
+    }
+}
+
+/* h. cycles: allocate `live` objects, free them all, `cycles` times (the first is warm-up).
+ * i. idle: the same, then no call for 3 x the decay time, and the RSS then. */
+static void run_cycles(const bench_params *p, const bench_ops *o, bool idle)
+{
+    uint32_t n = p->live;
+    uint64_t *tok = xcalloc(n, sizeof *tok);
+    touch_pages(tok, n * sizeof *tok);
+    background_on(p);
+    size_t base = rss_bytes();
+    double f0 = minor_faults();
+    o->fill(g_inst, p->size, tok, n);
+    g_bad += o->drain(g_inst, tok, n);
+    double f1 = minor_faults();
+    bench_emit("first_cycle_faults", f1 - f0);
+    double rss_alloc = 0, rss_free = 0;
+    uint64_t t0 = bench_tsc(), deadline = deadline_of(p, t0), done = 0;
+    for (uint32_t c = 2; c <= p->cycles; c++) {
+        bool last = c == p->cycles || bench_tsc() > deadline;
+        o->fill(g_inst, p->size, tok, n);
+        if (last)
+            rss_alloc = (double)rss_bytes() - (double)base;
+        g_bad += o->drain(g_inst, tok, n);
+        done++;
+        if (last) {
+            rss_free = (double)rss_bytes() - (double)base;
+            break;
+        }
+    }
+    uint64_t t1 = bench_tsc();
+    double f2 = minor_faults();
+    g_allocs = (done + 1) * (uint64_t)n;
+    if (done > 0) {
+        /* The two /proc reads of the last cycle are in the timed span: ~40 us in total. */
+        bench_emit("pair_ns", ticks_to_ns(p, (double)(t1 - t0)) / ((double)done * n));
+        bench_emit("faults_per_cycle", (f2 - f1) / (double)done);
+    }
+    bench_emit("cycles_done", (double)done + 1);
+    bench_emit("rss_alloc_bytes", rss_alloc);
+    bench_emit("rss_free_bytes", rss_free);
+    if (idle) {
+        uint32_t decay = p->decay_ms ? p->decay_ms : 1000; /* tslab_config's default */
+        uint64_t ns = 3 * (uint64_t)decay * 1000000u;
+        struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        bench_emit("rss_idle_bytes", (double)rss_bytes() - (double)base);
+        if (g_inst) {
+            tslab_stats st;
+            if (tslab_stats_read(g_inst, &st) == 0)
+                for (uint32_t i = 0; i < st.class_count; i++)
+                    if (st.classes[i].object_size >= p->size) {
+                        bench_emit("tslab_idle_resident_bytes",
+                                   (double)st.classes[i].resident_bytes);
+                        bench_emit("tslab_idle_cached_bytes", (double)st.classes[i].cached_bytes);
+                        break;
+                    }
+        }
+    }
+    if (p->background && g_inst)
+        tslab_background_stop();
+    free(tok);
+}
+
 /* ---- Two threads --------------------------------------------------------------------------- */
 
 typedef struct mt_arg {
@@ -618,7 +712,8 @@ int bench_worker_run(const bench_params *p)
     const bench_ops *o = &ops_by_kind[p->kind];
     bool ts = p->kind == BENCH_KIND_TSH || p->kind == BENCH_KIND_TSM;
     if (ts) {
-        tslab_config cfg = {.name = "bench", .exact_frees = p->exact_frees};
+        tslab_config cfg = {
+            .name = "bench", .exact_frees = p->exact_frees, .decay_ms = p->decay_ms};
         /* 2M x 512 B (workload g) would not fit the default 1 GiB per class: reserve twice
          * what the workload holds, rounded to a power of two (reservations are free; valgrind
          * refuses very large ones, so no more than that). */
@@ -660,6 +755,8 @@ int bench_worker_run(const bench_params *p)
         run_two_threads(p, o, false);
     else if (strcmp(w, "prodcons") == 0)
         run_two_threads(p, o, true);
+    else if (strcmp(w, "cycles") == 0 || strcmp(w, "idle") == 0)
+        run_cycles(p, o, strcmp(w, "idle") == 0);
     else if (strcmp(w, "render") == 0)
         return bench_render_run(p);
     else {

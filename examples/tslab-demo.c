@@ -42,6 +42,8 @@ typedef struct options {
     unsigned rate;      /* sessions per second in all; 0 = as fast as possible */
     bool quiet;
     const char *token;
+    const char *token_file; /* --bearer-token-file */
+    const char *web_config; /* --web.config.file */
     unsigned max_connections, per_ip_connections, timeout_seconds;
 } options;
 
@@ -52,6 +54,7 @@ static void usage(FILE *f)
             "                  [--inject-bad-frees PER_SECOND] [--rate SESSIONS_PER_SECOND]\n"
             "                  [--quiet] [--token BEARER_TOKEN] [--max-connections N]\n"
             "                  [--per-ip-connections N] [--timeout SECONDS]\n"
+            "                  [--web.config.file PATH] [--bearer-token-file PATH]\n"
             "  --listen ADDR:PORT  serve /metrics, /metrics.json, /healthz and / (port 0: any;\n"
             "                      IPv6 as [::1]:PORT); prints \"listening on http://ADDR:PORT/\"\n"
             "  --duration S        stop after S seconds (default 0: run until SIGINT/SIGTERM)\n"
@@ -62,7 +65,11 @@ static void usage(FILE *f)
             "  --quiet             no statistics once a second\n"
             "  --version           print the demo's and the loaded library's versions\n"
             "  --token T, --max-connections N, --per-ip-connections N, --timeout S\n"
-            "                      exporter settings (see tslab_telemetry.h)\n");
+            "                      exporter settings (see tslab_telemetry.h)\n"
+            "  --web.config.file PATH  TLS, client certificates, basic auth and headers in the\n"
+            "                      Prometheus exporter-toolkit format (telemetry/README.md)\n"
+            "  --bearer-token-file PATH  the bearer token, read from a file; without it and\n"
+            "                      --token, the environment variable TSLAB_BEARER_TOKEN\n");
 }
 
 static bool parse_unsigned(const char *s, unsigned max, unsigned *out)
@@ -116,6 +123,10 @@ static int parse_options(int argc, char **argv, options *o)
             ok = parse_unsigned(val, 100000000, &o->rate);
         } else if (strcmp(arg, "--token") == 0) {
             o->token = val;
+        } else if (strcmp(arg, "--bearer-token-file") == 0) {
+            o->token_file = val;
+        } else if (strcmp(arg, "--web.config.file") == 0) {
+            o->web_config = val;
         } else if (strcmp(arg, "--max-connections") == 0) {
             ok = parse_unsigned(val, 100000, &o->max_connections);
         } else if (strcmp(arg, "--per-ip-connections") == 0) {
@@ -561,22 +572,34 @@ int main(int argc, char **argv)
     tslab_exporter *exporter = NULL;
     if (o.listen != NULL) {
         tslab *const list[] = {sessions, buffers};
+        /* The token from the environment keeps it out of `ps`, like --bearer-token-file. */
+        const char *token = o.token;
+        if (token == NULL && o.token_file == NULL)
+            token = getenv("TSLAB_BEARER_TOKEN");
+        if (token != NULL && token[0] == '\0')
+            token = NULL;
+        char why[512] = "";
         tslab_exporter_config ec = {.address = addr,
                                     .port = (uint16_t)port,
                                     .allocators = list,
                                     .allocator_count = 2,
-                                    .bearer_token = o.token,
+                                    .bearer_token = token,
                                     .max_connections = o.max_connections,
                                     .per_ip_connections = o.per_ip_connections,
-                                    .timeout_seconds = o.timeout_seconds};
+                                    .timeout_seconds = o.timeout_seconds,
+                                    .web_config_file = o.web_config,
+                                    .bearer_token_file = o.token_file,
+                                    .error_message = why,
+                                    .error_message_size = sizeof why};
         int err = tslab_exporter_start(&ec, &exporter);
         if (err != 0) {
-            fprintf(stderr, "tslab-demo: cannot listen on %s: %s\n", o.listen, tslab_strerror(err));
+            fprintf(stderr, "tslab-demo: cannot listen on %s: %s%s%s\n", o.listen,
+                    tslab_strerror(err), why[0] ? ": " : "", why);
             return 1;
         }
         bool v6 = strchr(addr, ':') != NULL;
-        printf("listening on http://%s%s%s:%u/\n", v6 ? "[" : "", addr, v6 ? "]" : "",
-               (unsigned)tslab_exporter_port(exporter));
+        printf("listening on %s://%s%s%s:%u/\n", tslab_exporter_scheme(exporter), v6 ? "[" : "",
+               addr, v6 ? "]" : "", (unsigned)tslab_exporter_port(exporter));
         fflush(stdout);
     }
 #endif

@@ -89,7 +89,7 @@ static inline void fos_init(fault_os *f)
 {
     memset((void *)f, 0, sizeof *f);
     f->real = tslab_os_default();
-    f->os = (tslab_os){fos_reserve, fos_commit, fos_decommit, fos_release, f};
+    f->os = (tslab_os){fos_reserve, fos_commit, fos_decommit, fos_release, f, NULL};
 }
 
 static inline uint64_t fos_failures(fault_os *f, int kind)

@@ -382,6 +382,14 @@ static void *observer_main(void *arg)
             prev[i] = cur[i];
         }
         ob->snapshots++;
+        /* Memory over time under load: instance 1's soft limit and decay time change at run
+         * time, racing the workers' slow paths and the maintenance thread. */
+        if (ob->snapshots % 64 == 0) {
+            SAN_CHECK(tslab_limit_set(inst[1], TSLAB_LIMIT_SOFT,
+                                      (ob->snapshots / 64) % 2 ? 4u << 20 : 16u << 20) == 0,
+                      "tslab_limit_set");
+            SAN_CHECK(tslab_decay_set(inst[1], (ob->snapshots / 64) % 3) == 0, "tslab_decay_set");
+        }
 #ifdef TSLAB_STRESS_TELEMETRY
         if (opt.render) {
             char *text = NULL;
@@ -458,7 +466,10 @@ int main(int argc, char **argv)
      * load). With no cache at all (TSLAB_CACHE_NONE) the madvise calls, each a TLB shoot-down
      * across the threads, would dominate the run (~0.7 ms each on a 2-core guest). Instance 1
      * also has exact_frees, so both free protocols run under the sanitizers: slabs owned by the
-     * allocating thread (plain-store frees, remote bitmaps) and every free a CAS. */
+     * allocating thread (plain-store frees, remote bitmaps) and every free a CAS. It has a hard
+     * limit (allocations beyond it fail with ENOMEM, which the workers accept), a soft limit and
+     * a decay of 2 ms that the observer changes at run time, and the maintenance thread runs
+     * throughout, releasing its decayed slabs while the workers allocate. */
     static const uint32_t sizes1[] = {32, 40, 1000, 4096, 20000, 65536};
     tslab_config c0 = {.name = "stress-default"};
     tslab_config c1 = {.name = "stress-large",
@@ -467,10 +478,14 @@ int main(int argc, char **argv)
                        .slab_bytes = 16384,
                        .cache_slabs = 1,
                        .class_max_bytes = 256u << 20,
-                       .exact_frees = true};
+                       .exact_frees = true,
+                       .decay_ms = 2,
+                       .limit_soft = 16u << 20,
+                       .limit_hard = 96u << 20};
     inst[0] = tslab_create(&c0);
     inst[1] = tslab_create(&c1);
     SAN_CHECK(inst[0] && inst[1], "tslab_create failed: errno %d", errno);
+    SAN_CHECK(tslab_background_start() == 0, "tslab_background_start failed");
     for (unsigned i = 0; i < INSTANCES; i++) {
         inst_classes[i] = tslab_class_count(inst[i]);
         for (size_t c = 0; c < inst_classes[i]; c++)
@@ -495,6 +510,7 @@ int main(int argc, char **argv)
         pthread_join(ws[i].th, NULL);
     atomic_store_explicit(&workers_done, true, memory_order_release);
     pthread_join(ob.th, NULL);
+    SAN_CHECK(tslab_background_stop() == 0, "tslab_background_stop failed");
 
     /* Drain the transfer array: main frees what is left in it. */
     worker drain = {.id = opt.threads, .rng = san_rng_seed(opt.seed ^ 0xd1a1)};

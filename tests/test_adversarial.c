@@ -1107,7 +1107,7 @@ static void oom_release(void *ctx, void *p, size_t n)
     (void)ctx;
     tslab_os_default()->release(NULL, p, n);
 }
-static const tslab_os oom_os = {oom_reserve, oom_commit, oom_decommit, oom_release, NULL};
+static const tslab_os oom_os = {oom_reserve, oom_commit, oom_decommit, oom_release, NULL, NULL};
 static tslab *oom_A;
 static pthread_barrier_t oom_bar;
 

@@ -70,8 +70,7 @@ static void original_malloc_wrapper(void)
     void *pm = slab_malloc(a, 100);
     SlabHandle h;
     void *ph = alloc_obj(a, 100, &h);
-    REQUIRE(pm != NULL);
-    CHECK(ph != NULL);
+    REQUIRE(pm != NULL && ph != NULL);
     slab_free(a, pm);
     CHECK(free_obj(a, h));
     CHECK(alloc_obj(a, 768, &h) != NULL); /* the handle API goes up to the largest class */

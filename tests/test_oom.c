@@ -34,7 +34,7 @@ static void f_release(void *ctx, void *p, size_t n)
     (void)ctx;
     tslab_os_default()->release(NULL, p, n);
 }
-static const tslab_os failing = {f_reserve, f_commit, f_decommit, f_release, NULL};
+static const tslab_os failing = {f_reserve, f_commit, f_decommit, f_release, NULL, NULL};
 
 static void commit_refused_then_recovered(void)
 {

@@ -11,6 +11,7 @@ static void exact_cache_counters(void)
 {
     tslab_config cfg = {0};
     cfg.cache_slabs = 2;
+    cfg.decay_ms = 1000000000; /* decay never runs out here, however slow the tool: only the cap */
     tslab *a = tslab_create(&cfg);
     size_t per = tslab_slab_capacity(256, 0); /* 256 objects of 256 B in a 64 KiB slab */
     enum { SLABS = 6 };
@@ -35,13 +36,21 @@ static void exact_cache_counters(void)
     tslab_stats_read(a, &st);
     CHECK_EQ_U(c->frees, n);
     CHECK_EQ_U(c->live_objects, 0);
-    /* Six slabs empty one after another into a cache of 2: 1 and 2 are kept; 3 finds it full and
-     * goes back with the oldest (1), down to half the bound; 4 is kept; 5 goes back with 2; 6 is
-     * kept. Four inserts, four overflows, two cached, four released. */
-    CHECK_EQ_U(c->cache_inserts, 4);
+    /* Six slabs empty one after another into a cache capped at 2. Every emptied slab joins the
+     * cache (it is the warmest); passing the cap sends the oldest back, down to half the cap:
+     * 1 and 2 are kept; 3 joins and 1 and 2 go back; 4 joins; 5 joins and 3 and 4 go back; 6
+     * joins. Six inserts (before decay, the slab that found the cache full went back itself and
+     * was not counted: 4), four overflows, two cached {5, 6}, four released, all for the cap. */
+    CHECK_EQ_U(c->cache_inserts, SLABS);
     CHECK_EQ_U(c->cache_overflows, SLABS - 2);
     CHECK_EQ_U(c->slabs_cached, 2);
+    CHECK_EQ_U(c->cached_bytes, 2 * c->slab_bytes);
     CHECK_EQ_U(c->slabs_released, SLABS - 2);
+    CHECK_EQ_U(c->cap_released_slabs, SLABS - 2);
+    CHECK_EQ_U(c->cap_released_bytes, (SLABS - 2) * c->slab_bytes);
+    CHECK_EQ_U(c->decay_released_slabs + c->limit_released_slabs + c->purge_released_slabs, 0);
+    CHECK_EQ_U(c->decay_released_bytes + c->limit_released_bytes + c->purge_released_bytes, 0);
+    CHECK_EQ_U(c->limit_refusals, 0);
     CHECK_EQ_U(c->slabs_partial + c->slabs_full, 0);
     CHECK_EQ_U(c->resident_bytes - 2 * c->slab_bytes <= 4 * 4096 ? 1 : 0, 1); /* metadata only */
     /* reuse: two cache hits, then released slabs come back as misses */
@@ -52,6 +61,8 @@ static void exact_cache_counters(void)
     CHECK_EQ_U(c->cache_hits, 2);
     CHECK_EQ_U(c->cache_misses, SLABS + 1);
     CHECK(c->slow_path > 0 && c->partial_to_full >= 3);
+    CHECK_EQ_U(c->slabs_cached, 0);
+    CHECK_EQ_U(c->cached_bytes, 0);
     printf("class 256: lookups %llu hits %llu misses %llu inserts %llu overflows %llu\n",
            (unsigned long long)c->cache_lookups, (unsigned long long)c->cache_hits,
            (unsigned long long)c->cache_misses, (unsigned long long)c->cache_inserts,

@@ -86,13 +86,16 @@ static void check_history(const stats_1_0 *s)
     CHECK_EQ_U(invalid, 1);
 }
 
+/* A caller's struct with canary bytes right after it. */
+typedef struct guarded_1_0 {
+    stats_1_0 st;
+    unsigned char after[CANARY_BYTES];
+} guarded_1_0;
+
 static void binary_built_against_1_0(void)
 {
     tslab *a = make_instance();
-    struct {
-        stats_1_0 st;
-        unsigned char after[CANARY_BYTES];
-    } buf;
+    guarded_1_0 buf;
     canary_fill(&buf, sizeof buf);
     CHECK_EQ_U(stats_1_0_read(a, &buf.st), 0);
     CHECK_EQ_U(canary_intact(buf.after, sizeof buf.after), sizeof buf.after);
@@ -107,18 +110,21 @@ static void binary_built_against_1_0(void)
     tslab_destroy(a);
 }
 
+/* tslab_stats_get into a caller's struct of `size` bytes, its classes `class_size` apart, that
+ * is followed by CANARY_BYTES of canary: they must survive. */
+static void get_guarded(tslab *a, void *st, size_t size, size_t class_size)
+{
+    canary_fill(st, size + CANARY_BYTES);
+    CHECK_EQ_U(tslab_stats_get(a, st, size, class_size), 0);
+    CHECK_EQ_U(canary_intact((unsigned char *)st + size, CANARY_BYTES), CANARY_BYTES);
+}
+
 static void get_with_1_0_sizes(void)
 {
     tslab *a = make_instance();
-    struct {
-        stats_1_0 st;
-        unsigned char after[CANARY_BYTES];
-    } buf;
-    canary_fill(&buf, sizeof buf);
-    CHECK_EQ_U(
-        tslab_stats_get(a, (tslab_stats *)(void *)&buf.st, sizeof buf.st, sizeof buf.st.classes[0]),
-        0);
-    CHECK_EQ_U(canary_intact(buf.after, sizeof buf.after), sizeof buf.after);
+    guarded_1_0 buf;
+    CHECK_EQ_U(offsetof(guarded_1_0, after), sizeof buf.st);
+    get_guarded(a, &buf.st, sizeof buf.st, sizeof buf.st.classes[0]);
     CHECK_EQ_U(buf.st.version, TSLAB_STATS_VERSION);
     check_history(&buf.st);
     tslab_stats cur;
@@ -142,19 +148,17 @@ typedef struct stats_next {
     class_next unattributed;
     uint64_t appended[2];
 } stats_next;
+typedef struct guarded_next {
+    stats_next st;
+    unsigned char after[CANARY_BYTES];
+} guarded_next;
 
 static void caller_newer_than_library(void)
 {
     tslab *a = make_instance();
-    static struct {
-        stats_next st;
-        unsigned char after[CANARY_BYTES];
-    } buf;
-    canary_fill(&buf, sizeof buf);
-    CHECK_EQ_U(
-        tslab_stats_get(a, (tslab_stats *)(void *)&buf.st, sizeof buf.st, sizeof buf.st.classes[0]),
-        0);
-    CHECK_EQ_U(canary_intact(buf.after, sizeof buf.after), sizeof buf.after);
+    static guarded_next buf;
+    CHECK_EQ_U(offsetof(guarded_next, after), sizeof buf.st);
+    get_guarded(a, &buf.st, sizeof buf.st, sizeof buf.st.classes[0]);
     tslab_stats cur;
     CHECK_EQ_U(tslab_stats_read(a, &cur), 0);
     CHECK_EQ_U(buf.st.version, TSLAB_STATS_VERSION);

@@ -81,7 +81,8 @@ typedef uint64_t tslab_handle;
 #define TSLAB_HANDLE_NONE ((tslab_handle)0) /**< never a valid handle */
 
 /** The OS layer, injectable for tests (fault injection). Each call receives `ctx`.
- * Every size and address is a multiple of the page size. */
+ * Every size and address is a multiple of the page size. The clock is the last member so that
+ * initialisers written for the four OS calls and ctx stay valid (the clock is then NULL). */
 typedef struct tslab_os {
     /** Address space of `size` bytes, not accessible, no memory committed; NULL on failure. */
     void *(*reserve)(void *ctx, size_t size);
@@ -93,6 +94,10 @@ typedef struct tslab_os {
     /** Unmap a whole reservation (only at tslab_destroy or a failed tslab_create). */
     void (*release)(void *ctx, void *p, size_t size);
     void *ctx; /**< passed to every call */
+    /** A monotonic clock in nanoseconds, read by decay (tslab_config.decay_ms); NULL means
+     * CLOCK_MONOTONIC. Inject it to drive decay from a test without sleeping. It is called on
+     * slow paths only, with or without class locks held: it must not call the allocator. */
+    uint64_t (*now_ns)(void *ctx);
 } tslab_os;
 
 /** The real OS layer (mmap, mprotect, madvise, munmap); wrap it to inject faults. */
@@ -100,6 +105,9 @@ TSLAB_API const tslab_os *tslab_os_default(void);
 
 /** Keep no empty slab cached at all (every emptied slab goes back to the OS at once). */
 #define TSLAB_CACHE_NONE SIZE_MAX
+/** tslab_config.decay_ms: no delay, every emptied slab goes back to the OS at once (a zero field
+ * means the default; tslab_decay_set takes 0 for the same thing). */
+#define TSLAB_DECAY_NONE UINT64_MAX
 
 /** Instance configuration. A zero field means "the default", so `tslab_config c = {0};` works. */
 typedef struct tslab_config {
@@ -110,10 +118,11 @@ typedef struct tslab_config {
     size_t size_count;      /**< entries in `sizes`, 1..TSLAB_CLASSES_MAX */
     size_t slab_bytes;      /**< target slab size, a power of two in [4 KiB, 4 MiB]; default
                                64 KiB. A class of larger objects gets one object per slab. */
-    size_t cache_slabs;     /**< empty slabs kept per class for reuse; default 16;
-                               TSLAB_CACHE_NONE for none. A slab emptied into a full cache goes
-                               back to the OS together with the oldest cached ones, down to half
-                               the bound (fewer, larger madvise calls). */
+    size_t cache_slabs;     /**< hard cap on the empty slabs one class keeps for reuse while
+                               they decay; default 4096 (256 MiB of 64 KiB slabs, held at most
+                               decay_ms once unused); TSLAB_CACHE_NONE for none. A slab emptied
+                               into a full cache stays; the oldest cached ones go back to the OS,
+                               down to half the cap (fewer, larger madvise calls). */
     size_t class_max_bytes; /**< address space reserved per class, the most one class can hold;
                                default 1 GiB, at most 2^64 / object size. Reserved, not
                                committed: it costs no memory. */
@@ -124,15 +133,41 @@ typedef struct tslab_config {
                                that thread frees with a plain store, and a racing duplicate is
                                dropped and counted instead (tslab_class_stats
                                duplicates_dropped). Costs every free its slow path and a CAS. */
+    uint64_t decay_ms;      /**< an emptied slab stays cached for reuse and goes back to the OS
+                               once it has been unused this long; default 1000 (bench/README.md
+                               "Memory over time" has the measurement); TSLAB_DECAY_NONE: at
+                               once. Decay advances on slow paths (refill, drain, tslab_flush) and,
+                               while the process is idle, in tslab_background_start's thread. */
+    uint64_t limit_hard;    /**< resident bytes (slabs not handed back plus slab metadata) the
+                               instance may hold; 0 = none. An allocation that needs a new slab
+                               beyond it first purges every class's cache, then fails: NULL,
+                               errno ENOMEM (counted in limit_refusals). tslab_limit_set. */
+    uint64_t limit_soft;    /**< resident bytes beyond which decay is skipped: empty slabs go back
+                               to the OS at once; 0 = none. tslab_limit_set. */
 } tslab_config;
 
 /* ---------------------------------------------------------------------------------------------
  * Instances
  * ------------------------------------------------------------------------------------------- */
 
-/** NULL config = all defaults. Returns NULL with errno EINVAL (bad config), ENOMEM (no address
- * space or memory) or EMFILE (TSLAB_INSTANCES_MAX instances alive). */
-TSLAB_API tslab *tslab_create(const tslab_config *cfg);
+/** Creates an instance from a caller's configuration of `cfg_size` bytes, its
+ * sizeof(tslab_config): the library reads exactly the fields the caller's struct has (a program
+ * built against an older header passes a shorter struct; the fields it lacks take their
+ * defaults) and never a byte past it, and the OS table cfg->os (copied) in the same version's
+ * layout. A caller newer than the library may pass a longer struct if the fields this library
+ * does not know are zero. NULL config = all defaults. Returns NULL with errno EINVAL (bad config,
+ * or a size no version had), ENOMEM (no address space or memory) or EMFILE
+ * (TSLAB_INSTANCES_MAX instances alive). Bindings from other languages call this one. */
+TSLAB_API tslab *tslab_create_sized(const tslab_config *cfg, size_t cfg_size);
+
+#ifndef TSLAB__DEFINES_CREATE_1_0
+/** tslab_create_sized with this header's size. (The library also exports a function of this
+ * name, for programs built against 1.0: it reads exactly 1.0's tslab_config.) */
+static inline tslab *tslab_create(const tslab_config *cfg)
+{
+    return tslab_create_sized(cfg, sizeof *cfg);
+}
+#endif
 
 /** Releases every slab and all metadata. NULL is a no-op. */
 TSLAB_API void tslab_destroy(tslab *a);
@@ -209,6 +244,40 @@ TSLAB_API void tslab_flush(tslab *a);
  * failure of the OS layer; the remaining slabs are still tried). */
 TSLAB_API int tslab_purge(tslab *a);
 
+/* Memory over time. Every call below may be made from any thread at any time (not racing
+ * tslab_destroy of the same instance). */
+/** Which limit tslab_limit_set and tslab_limit_get name. */
+typedef enum tslab_limit {
+    TSLAB_LIMIT_HARD, /**< beyond it, allocations that need a new slab fail (ENOMEM) */
+    TSLAB_LIMIT_SOFT  /**< beyond it, emptied slabs go back to the OS at once */
+} tslab_limit;
+/** Sets a limit in resident bytes (0 = none; tslab_config limit_hard / limit_soft). Lowering the
+ * hard limit below what is resident frees nothing in use: allocations that need a new slab fail
+ * until enough is freed. Setting a limit applies it to the cached slabs at once (the soft limit
+ * releases them down to it). 0, or -EINVAL for a NULL instance or an unknown limit. */
+TSLAB_API int tslab_limit_set(tslab *a, tslab_limit which, uint64_t bytes);
+/** The limit's current value (0 = none; 0 too for a NULL instance or unknown limit). */
+TSLAB_API uint64_t tslab_limit_get(const tslab *a, tslab_limit which);
+/** Resident bytes as the limits count them: slabs not handed back plus per-slab metadata. */
+TSLAB_API uint64_t tslab_resident_bytes(const tslab *a);
+/** Sets the decay time in milliseconds (0: every emptied slab goes back at once). Slabs cached
+ * already are judged by the new time from the next decay step on. 0, or -EINVAL (NULL). */
+TSLAB_API int tslab_decay_set(tslab *a, uint64_t ms);
+/** The decay time in milliseconds (0 for NULL or "at once"). */
+TSLAB_API uint64_t tslab_decay_get(const tslab *a);
+
+/** Starts the process-wide maintenance thread: it advances decay of every live instance (each
+ * with its own clock) while the process does not call the allocator, waking at least every
+ * quarter of the smallest decay time (between 1 ms and 1 s). The library starts no thread unless
+ * asked. After fork() the child has no maintenance thread (start it again there if wanted).
+ * 0, -EALREADY when it runs already, or -errno from pthread_create. */
+TSLAB_API int tslab_background_start(void);
+/** Stops the thread and waits for it; 0, or -ESRCH when it was not running. Safe to race with
+ * tslab_background_start and with itself (exactly one of two racing stops gets 0). */
+TSLAB_API int tslab_background_stop(void);
+/** True while the maintenance thread runs. */
+TSLAB_API bool tslab_background_running(void);
+
 /** A static description of an errno value, negative or positive (as control calls return it). */
 TSLAB_API const char *tslab_strerror(int err);
 
@@ -281,7 +350,32 @@ TSLAB_API uint64_t tslab_clock_ns(void);
     X(resident_bytes, CLASS, GAUGE, "resident_bytes", "", "",                                      \
       "Bytes of slabs and metadata not handed back to the OS.")                                    \
     X(mapped_bytes, CLASS, GAUGE, "mapped_bytes", "", "",                                          \
-      "Bytes of slabs and metadata mapped read-write, including released slabs.")
+      "Bytes of slabs and metadata mapped read-write, including released slabs.")                  \
+    X(cap_released_slabs, CLASS, COUNTER, "released_slabs_total", "reason", "cap",                 \
+      "Empty slabs whose pages went back to the OS, by reason: cache cap, decay, limit (the soft " \
+      "limit, or a purge before the hard limit refuses), purge (tslab_purge).")                    \
+    X(decay_released_slabs, CLASS, COUNTER, "released_slabs_total", "reason", "decay",             \
+      "Empty slabs whose pages went back to the OS, by reason: cache cap, decay, limit (the soft " \
+      "limit, or a purge before the hard limit refuses), purge (tslab_purge).")                    \
+    X(limit_released_slabs, CLASS, COUNTER, "released_slabs_total", "reason", "limit",             \
+      "Empty slabs whose pages went back to the OS, by reason: cache cap, decay, limit (the soft " \
+      "limit, or a purge before the hard limit refuses), purge (tslab_purge).")                    \
+    X(purge_released_slabs, CLASS, COUNTER, "released_slabs_total", "reason", "purge",             \
+      "Empty slabs whose pages went back to the OS, by reason: cache cap, decay, limit (the soft " \
+      "limit, or a purge before the hard limit refuses), purge (tslab_purge).")                    \
+    X(cap_released_bytes, CLASS, COUNTER, "released_bytes_total", "reason", "cap",                 \
+      "Bytes of empty slabs handed back to the OS, by reason (as released_slabs_total).")          \
+    X(decay_released_bytes, CLASS, COUNTER, "released_bytes_total", "reason", "decay",             \
+      "Bytes of empty slabs handed back to the OS, by reason (as released_slabs_total).")          \
+    X(limit_released_bytes, CLASS, COUNTER, "released_bytes_total", "reason", "limit",             \
+      "Bytes of empty slabs handed back to the OS, by reason (as released_slabs_total).")          \
+    X(purge_released_bytes, CLASS, COUNTER, "released_bytes_total", "reason", "purge",             \
+      "Bytes of empty slabs handed back to the OS, by reason (as released_slabs_total).")          \
+    X(limit_refusals, CLASS, COUNTER, "limit_refusals_total", "", "",                              \
+      "Slab requests refused because the instance's hard limit was reached even after purging "    \
+      "every class's cache; each fails an allocation with ENOMEM.")                                \
+    X(cached_bytes, CLASS, GAUGE, "cached_bytes", "", "",                                          \
+      "Bytes of empty slabs held for reuse, waiting on decay (the cached slabs of tslab_slabs).")
 
 /** The counters and gauges of one size class: the three geometry fields below, then one
  * uint64_t per row of TSLAB_CLASS_STATS, named by its `field`, in the list's order. */
@@ -293,6 +387,25 @@ typedef struct tslab_class_stats {
     TSLAB_CLASS_STATS(TSLAB__STATS_FIELD)
 #undef TSLAB__STATS_FIELD
 } tslab_class_stats;
+
+/** The one list of per-instance gauges, X(field, metric, label_key, label_value, help) as in
+ * TSLAB_CLASS_STATS (every row a GAUGE kept by the instance). Its order is the layout of
+ * tslab_instance_stats, which is ABI: append only. */
+#define TSLAB_INSTANCE_STATS(X)                                                                    \
+    X(limit_hard_bytes, "limit_bytes", "limit", "hard",                                            \
+      "Memory limits of the allocator in resident bytes (tslab_limit_set); 0: none.")              \
+    X(limit_soft_bytes, "limit_bytes", "limit", "soft",                                            \
+      "Memory limits of the allocator in resident bytes (tslab_limit_set); 0: none.")              \
+    X(limit_resident_bytes, "limit_resident_bytes", "", "",                                        \
+      "Resident bytes as the memory limits count them: slabs not handed back plus their "          \
+      "metadata (tslab_resident_bytes).")
+
+/** Gauges of the whole instance (memory over time). */
+typedef struct tslab_instance_stats {
+#define TSLAB__ISTATS_FIELD(field, metric, lk, lv, help) uint64_t field;
+    TSLAB_INSTANCE_STATS(TSLAB__ISTATS_FIELD)
+#undef TSLAB__ISTATS_FIELD
+} tslab_instance_stats;
 
 /** The revision of the tslab_stats layout: 1 in 1.0, 2 from 1.1 (fields appended since). */
 #define TSLAB_STATS_VERSION 2
@@ -315,6 +428,9 @@ typedef struct tslab_stats {
     /** Rejected frees that name no class of this instance (a pointer outside it, a handle whose
      * class bits are out of range). Only the rejected_* fields are used. */
     tslab_class_stats unattributed;
+    /** Since revision 2: the instance's limits and what they count (after `unattributed`, at
+     * the caller's class stride). */
+    tslab_instance_stats instance;
 } tslab_stats;
 
 /** Fills the caller's snapshot, whose layout the caller states: `stats_size` is its

@@ -1,13 +1,24 @@
 /* Instances: configuration, the process-wide registry of live instances, fork safety. */
+#define TSLAB__DEFINES_CREATE_1_0 1 /* this file defines the exported 1.0 tslab_create */
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const uint32_t default_sizes[] = {64, 96, 128, 192, 256, 384, 512, 768};
-#define DEFAULT_CACHE_SLABS 16
+/* The cap on cached empty slabs per class, now that decay decides when they go back: large
+ * enough that a loop allocating and freeing a million 128-byte objects (1,954 slabs of 64 KiB)
+ * reuses every slab instead of refaulting the excess each cycle (bench/README.md "Memory over
+ * time": the old cap of 16 cost 2,880 faults per 100k-object cycle), small enough to bound the
+ * worst case (256 MiB per class, for at most decay_ms once unused). */
+#define DEFAULT_CACHE_SLABS 4096
+/* Decay: see bench/README.md "Memory over time". Churn loops reuse their slabs within
+ * milliseconds (a 1M-object cycle takes ~20 ms), so any delay above that removes the thrash;
+ * 1 s returns an idle process's memory about 10x sooner than jemalloc's 10 s dirty decay. */
+#define DEFAULT_DECAY_MS 1000
 #define DEFAULT_CLASS_MAX_BYTES ((size_t)1 << 30)
 
 /* The registry maps tag -> live instance. Entries are written under `registry_lock` and read
@@ -40,6 +51,7 @@ bool tslab__tag_is_live(uint32_t tag, const tslab *self)
  * the child; their slots are simply never used there (see fork_child for their slabs). */
 static void fork_prepare(void)
 {
+    tslab__background_fork_prepare();
     pthread_mutex_lock(&registry_lock);
     for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
         tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
@@ -82,9 +94,18 @@ static void fork_child(void)
             tslab__slab_disown_others(a, &a->cls[i], keep);
     }
     pthread_mutex_unlock(&registry_lock);
+    tslab__background_fork_child();
 }
 
-static void atfork_install(void) { pthread_atfork(fork_prepare, fork_release, fork_child); }
+static void fork_parent(void)
+{
+    fork_release();
+    tslab__background_fork_parent();
+}
+
+static void atfork_install(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+void tslab__fork_hooks_install(void) { pthread_once(&atfork_once, atfork_install); }
 
 static int validate(const tslab_config *cfg, const uint32_t **sizes, size_t *n)
 {
@@ -140,11 +161,10 @@ static tslab *create_failed(tslab *a, uint32_t n, int err)
     return NULL;
 }
 
-tslab *tslab_create(const tslab_config *cfg)
+/* cfg is complete in this version's layout, and cfg->os (if set) too: tslab_create_sized made
+ * both from what the caller has. */
+static tslab *create(const tslab_config *cfg)
 {
-    static const tslab_config defaults;
-    if (cfg == NULL)
-        cfg = &defaults;
     const uint32_t *sizes;
     size_t n;
     int r = validate(cfg, &sizes, &n);
@@ -152,7 +172,7 @@ tslab *tslab_create(const tslab_config *cfg)
         errno = -r;
         return NULL;
     }
-    pthread_once(&atfork_once, atfork_install);
+    tslab__fork_hooks_install();
 
     /* The classes hold cache-line-aligned members: malloc's 16-byte alignment is not enough. */
     size_t bytes = (sizeof(tslab) + n * sizeof(tslab__class) + 63) & ~(size_t)63;
@@ -171,13 +191,21 @@ tslab *tslab_create(const tslab_config *cfg)
         return NULL;
     }
     a->id_used[0] = 1; /* id 0 means "unowned" */
-    a->os = cfg->os ? cfg->os : tslab_os_default();
+    /* A copy: the caller's table may be of an older, shorter layout (tslab_create_sized). */
+    a->os_copy = cfg->os ? *cfg->os : *tslab_os_default();
+    a->os = &a->os_copy;
     a->exact_frees = cfg->exact_frees;
     a->page = tslab__os_page_size();
     a->nclasses = (uint32_t)n;
     a->cache_slabs = cfg->cache_slabs == 0                  ? DEFAULT_CACHE_SLABS
                      : cfg->cache_slabs == TSLAB_CACHE_NONE ? 0
                                                             : cfg->cache_slabs;
+    uint64_t decay_ms = cfg->decay_ms == 0                  ? DEFAULT_DECAY_MS
+                        : cfg->decay_ms == TSLAB_DECAY_NONE ? 0
+                                                            : cfg->decay_ms;
+    atomic_store_explicit(&a->decay_ns, tslab__ms_to_ns(decay_ms), memory_order_relaxed);
+    atomic_store_explicit(&a->limit_hard, cfg->limit_hard, memory_order_relaxed);
+    atomic_store_explicit(&a->limit_soft, cfg->limit_soft, memory_order_relaxed);
     strcpy(a->name, cfg->name ? cfg->name : "default");
     size_t slab_target = cfg->slab_bytes ? cfg->slab_bytes : TSLAB__DEFAULT_SLAB_BYTES;
     size_t class_max = cfg->class_max_bytes ? cfg->class_max_bytes : DEFAULT_CLASS_MAX_BYTES;
@@ -238,6 +266,51 @@ tslab *tslab_create(const tslab_config *cfg)
         return create_failed(a, a->nclasses, EMFILE);
     return a;
 }
+
+/* Configurations as callers have them. 1.0's tslab_config is name .. exact_frees (64 bytes) and
+ * its tslab_os the four calls and ctx; later versions append fields (never insert), so a caller's
+ * struct is always a prefix of ours or ours a prefix of its. */
+#define CONFIG_SIZE_1_0 ((size_t)64)
+#define OS_SIZE_1_0 offsetof(tslab_os, now_ns)
+_Static_assert(offsetof(tslab_config, exact_frees) == 56 && sizeof(tslab_config) >= CONFIG_SIZE_1_0,
+               "tslab_config: 1.0's fields must stay first and in order; append new ones");
+_Static_assert(OS_SIZE_1_0 == 5 * sizeof(void *), "tslab_os: 1.0's members first, in order");
+/* No configuration of any version is this large; the bound keeps the zero scan short. */
+#define CONFIG_SIZE_MAX ((size_t)1 << 16)
+
+tslab *tslab_create_sized(const tslab_config *cfg, size_t cfg_size)
+{
+    tslab_config c;
+    tslab_os os;
+    memset(&c, 0, sizeof c);
+    if (cfg != NULL) {
+        if (cfg_size < CONFIG_SIZE_1_0 || cfg_size > CONFIG_SIZE_MAX) {
+            errno = EINVAL;
+            return NULL;
+        }
+        memcpy(&c, cfg, cfg_size < sizeof c ? cfg_size : sizeof c);
+        /* A newer caller's fields this library does not know must be unset (zero means the
+         * default in every version): otherwise it asks for something this version cannot do. */
+        for (size_t i = sizeof c; i < cfg_size; i++)
+            if (((const unsigned char *)cfg)[i] != 0) {
+                errno = EINVAL;
+                return NULL;
+            }
+        if (c.os != NULL) {
+            /* The caller's tslab_os is of the same version as its tslab_config: a 1.0 caller's
+             * table ends before now_ns, and reading that member would read past it. */
+            memset(&os, 0, sizeof os);
+            memcpy(&os, c.os, cfg_size > CONFIG_SIZE_1_0 ? sizeof os : OS_SIZE_1_0);
+            c.os = &os;
+        }
+    }
+    return create(&c);
+}
+
+/* The symbol programs built against 1.0 call (tslab.h otherwise makes tslab_create a static
+ * inline function that passes its own size): 1.0's tslab_config, exactly. */
+TSLAB_API tslab *tslab_create(const tslab_config *cfg);
+tslab *tslab_create(const tslab_config *cfg) { return tslab_create_sized(cfg, CONFIG_SIZE_1_0); }
 
 void tslab_destroy(tslab *a)
 {

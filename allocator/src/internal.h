@@ -257,8 +257,9 @@ typedef struct tslab__slab {
     uint32_t nfree;      /* bits set in the free bitmap (slots owned by the slab) */
     uint32_t prev, next; /* list links (slab indices) */
     uint16_t state;
-    uint16_t hint;   /* first bitmap word that may have a set bit */
-    uint32_t rcount; /* bits set in the remote bitmap (slots waiting for the owner's check) */
+    uint16_t hint;       /* first bitmap word that may have a set bit */
+    uint32_t rcount;     /* bits set in the remote bitmap (slots waiting for the owner's check) */
+    uint64_t idle_since; /* CACHED: the instance clock when the slab joined the cache (decay) */
 } tslab__slab;
 
 /* Owner ids: 1..TSLAB__IDS - 1 name a thread cache of the instance; 0 is "unowned". A thread
@@ -306,7 +307,11 @@ typedef struct tslab__class {
     uint64_t *bits;  /* free bitmaps, bitmap_words per slab */
     uint64_t *rbits; /* remote bitmaps, same shape */
     uint32_t nslabs; /* slabs ever committed */
+    /* cached: empty slabs, newest at the head (reused first, so they stay warm), oldest at the
+     * tail (released first by decay). */
     tslab__list partial, cached, released;
+    uint64_t decay_next;  /* clock time the tail's decay runs out; UINT64_MAX: nothing cached */
+    uint32_t decay_calls; /* slow-path calls since the clock was last read (tslab__decay_due) */
     uint64_t *quarantine; /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
     uint32_t q_head, q_count;
     tslab__ccounters cc;
@@ -393,12 +398,21 @@ struct tslab {
     uint32_t tls_off;  /* byte offset of this instance's entry in tslab__tls_fast */
     size_t lut_limit;  /* sizes 1..lut_limit are looked up in lut */
     size_t max_size;
-    const tslab_os *os;
+    const tslab_os *os; /* &os_copy */
+    tslab_os os_copy;   /* the configured OS layer, copied in this version's layout */
     size_t page;
     uint8_t lut[512]; /* class of size s is lut[(s - 1) >> 3] */
     char name[TSLAB_NAME_MAX];
-    size_t cache_slabs;
+    size_t cache_slabs; /* hard cap on cached (empty, decaying) slabs per class */
     size_t reserved_bytes;
+    /* Memory over time: written by tslab_decay_set / tslab_limit_set, read on slow paths. Relaxed:
+     * each is a setting read on its own; a slow path that misses a change sees it next time. */
+    _Atomic uint64_t decay_ns;   /* 0: release at once */
+    _Atomic uint64_t limit_hard; /* 0: none */
+    _Atomic uint64_t limit_soft; /* 0: none */
+    /* Bytes the limits count: slabs not handed back plus their metadata. Raised (CAS, checked
+     * against limit_hard) before a slab is made resident, lowered after its pages went back. */
+    _Atomic uint64_t resident;
     bool exact_frees; /* every free a CAS, the owner's too (config; internal.h's design notes) */
     /* Object regions: class i at region.base + (i << region_shift), so a pointer's class is one
      * shift away and a pointer outside [base, base + reserved) is not ours. */
@@ -459,7 +473,21 @@ void tslab__slab_disown_others(tslab *a, tslab__class *c, uint16_t keep);
 uint64_t tslab__quarantine_push(tslab__class *c, uint64_t ent);
 /* Sanitizer builds: returns every quarantined slot to its slab (no-op otherwise). */
 void tslab__quarantine_drain(tslab *a, tslab__class *c);
-int tslab__slab_purge(tslab *a, tslab__class *c);
+/* Releases every slab cached now in class c, counted as `why` (TSLAB__WHY_PURGE or _LIMIT); 0 or
+ * the first failure of the OS layer (the remaining slabs are still tried). */
+enum { TSLAB__WHY_CAP, TSLAB__WHY_DECAY, TSLAB__WHY_LIMIT, TSLAB__WHY_PURGE };
+int tslab__slab_purge(tslab *a, tslab__class *c, int why);
+/* One decay step for class c now: releases the cached slabs whose decay ran out (all of them
+ * beyond the soft limit). Takes the class lock; releases outside it. Returns the clock time of
+ * the class's next deadline (UINT64_MAX when nothing is cached). */
+uint64_t tslab__slab_decay(tslab *a, tslab__class *c);
+/* The instance's clock (tslab_os.now_ns, or CLOCK_MONOTONIC). */
+uint64_t tslab__now(const tslab *a);
+/* Milliseconds to nanoseconds, saturating (a decay of ~584 years is "never"). */
+static inline uint64_t tslab__ms_to_ns(uint64_t ms)
+{
+    return ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
+}
 
 /* ---- tcache.c: thread caches ---- */
 /* The calling thread's cache for `a` (found in the full map, or created on first use), installed
@@ -490,6 +518,14 @@ bool tslab__tag_is_live(uint32_t tag, const tslab *self);
 void tslab__registry_lock(void);
 void tslab__registry_unlock(void);
 tslab *tslab__registry_get(uint32_t tag);
+/* Installs the fork handlers (once); tslab_create and tslab_background_start call it. */
+void tslab__fork_hooks_install(void);
+
+/* ---- maintain.c: settings and the maintenance thread ---- */
+/* fork() handlers, called first in prepare and last in parent/child by instance.c's. */
+void tslab__background_fork_prepare(void);
+void tslab__background_fork_parent(void);
+void tslab__background_fork_child(void);
 
 /* ---- free.c ---- */
 /* Counts a rejection on class `cls` (class_count = unattributed); always returns false. */

@@ -35,7 +35,7 @@ static void os_release(void *ctx, void *p, size_t size)
     munmap(p, size);
 }
 
-static const tslab_os os_default = {os_reserve, os_commit, os_decommit, os_release, NULL};
+static const tslab_os os_default = {os_reserve, os_commit, os_decommit, os_release, NULL, NULL};
 
 const tslab_os *tslab_os_default(void) { return &os_default; }
 
@@ -118,4 +118,9 @@ uint64_t tslab_clock_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t tslab__now(const tslab *a)
+{
+    return a->os->now_ns != NULL ? a->os->now_ns(a->os->ctx) : tslab_clock_ns();
 }

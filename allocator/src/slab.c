@@ -11,7 +11,15 @@
  * Every function here takes the class lock itself, except the static helpers, whose callers
  * hold it. Pages are handed back to the OS outside the lock and only while the slab is on no list
  * (state RELEASING), so no other thread can take it before the pages are gone ("release first,
- * publish after"); metadata is never in those pages. */
+ * publish after"); metadata is never in those pages.
+ *
+ * Memory over time: an emptied slab joins the class's cache (newest first) stamped with the
+ * instance clock, and goes back to the OS once it has stayed there `decay_ns` (decay), at once
+ * beyond the soft limit, or oldest first when the cache passes its hard cap. Decay advances on
+ * slow paths under the lock the call holds anyway: the clock is read when a slab empties and on
+ * every 16th refill or drain, and compared with the class's next deadline (decay_due); the
+ * release itself happens after the unlock, batched. The hard limit is checked (CAS on the
+ * instance's `resident`) before a slab that is not resident becomes so. */
 #include "internal.h"
 
 #include <errno.h>
@@ -64,6 +72,13 @@ static void list_remove(tslab__class *c, tslab__list *l, uint32_t s)
     l->count--;
 }
 
+/* Metadata bytes one slab adds (state words, descriptor, both bitmaps, owner id). */
+static uint64_t meta_per_slab(const tslab__class *c)
+{
+    return (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) + c->bitmap_words * 16 +
+           sizeof(uint16_t);
+}
+
 /* resident: slabs not handed back plus the metadata pages in use (committed metadata beyond
  * that is untouched, so it is mapped but not resident). */
 static void update_bytes(tslab *a, tslab__class *c)
@@ -71,14 +86,43 @@ static void update_bytes(tslab *a, tslab__class *c)
     uint64_t meta_committed = c->meta_state.committed + c->meta_slab.committed +
                               c->meta_bits.committed + c->meta_rbits.committed +
                               c->meta_owner.committed;
-    uint64_t per_slab_meta =
-        (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) + c->bitmap_words * 16 + sizeof(uint16_t);
-    uint64_t meta_used = (c->nslabs * per_slab_meta + a->page - 1) / a->page * a->page;
+    uint64_t meta_used = (c->nslabs * meta_per_slab(c) + a->page - 1) / a->page * a->page;
     uint64_t released = atomic_load_explicit(&c->cc.slabs_released, memory_order_relaxed);
     atomic_store_explicit(&c->cc.mapped_bytes, c->objects.committed + meta_committed,
                           memory_order_relaxed);
     atomic_store_explicit(&c->cc.resident_bytes, (c->nslabs - released) * c->slab_bytes + meta_used,
                           memory_order_relaxed);
+    atomic_store_explicit(&c->cc.cached_bytes, (uint64_t)c->cached.count * c->slab_bytes,
+                          memory_order_relaxed);
+}
+
+/* Takes `bytes` more into the instance's resident count unless that passes the hard limit.
+ * A CAS loop, so threads growing different classes at once cannot overshoot together; it runs
+ * only when a slab that is not resident becomes so. */
+static bool resident_take(tslab *a, uint64_t bytes)
+{
+    uint64_t hard = atomic_load_explicit(&a->limit_hard, memory_order_relaxed);
+    uint64_t r = atomic_load_explicit(&a->resident, memory_order_relaxed);
+    do {
+        if (hard != 0 && (r + bytes > hard || r + bytes < r))
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&a->resident, &r, r + bytes,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+static void resident_give(tslab *a, uint64_t bytes)
+{
+    atomic_fetch_sub_explicit(&a->resident, bytes, memory_order_relaxed);
+}
+
+/* True when the instance's resident bytes, less `pending` bytes already queued for release,
+ * are beyond its soft limit. */
+static bool over_soft(tslab *a, uint64_t pending)
+{
+    uint64_t soft = atomic_load_explicit(&a->limit_soft, memory_order_relaxed);
+    uint64_t r = atomic_load_explicit(&a->resident, memory_order_relaxed);
+    return soft != 0 && r > pending && r - pending > soft;
 }
 
 static void fill_bitmap(tslab__class *c, uint32_t s)
@@ -109,7 +153,7 @@ static uint32_t grow(tslab *a, tslab__class *c)
         tslab__cadd(&c->cc.os_failures, 1);
         return TSLAB__NIL;
     }
-    c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0, 0};
+    c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0, 0, 0};
     atomic_store_explicit(&c->owner[s], 0, memory_order_relaxed);
     /* Not yet published (nslots), so no other thread reads these words. */
     for (uint32_t i = 0, base = s << c->slot_shift; i < c->per_slab; i++)
@@ -132,27 +176,98 @@ static uint32_t pop(tslab__class *c, tslab__list *l)
 }
 
 /* Another slab for a class with no partial slab: cache hit, else pages from the OS (a released
- * slab's mapping, which refaults zeroed pages, or a fresh one). */
-static uint32_t acquire(tslab *a, tslab__class *c)
+ * slab's mapping, which refaults zeroed pages, or a fresh one), unless they would take the
+ * instance past its hard limit (*limited set). */
+static uint32_t acquire(tslab *a, tslab__class *c, bool *limited)
 {
     tslab__cadd(&c->cc.cache_lookups, 1);
     uint32_t s = pop(c, &c->cached);
     if (s != TSLAB__NIL) {
         tslab__cadd(&c->cc.cache_hits, 1);
+        c->decay_next = c->cached.count ? c->decay_next : UINT64_MAX;
         return s;
     }
     tslab__cadd(&c->cc.cache_misses, 1);
-    s = pop(c, &c->released);
+    bool fresh = c->released.head == TSLAB__NIL;
+    uint64_t cost = c->slab_bytes + (fresh ? meta_per_slab(c) : 0);
+    if (!resident_take(a, cost)) {
+        *limited = true;
+        return TSLAB__NIL;
+    }
+    s = fresh ? grow(a, c) : pop(c, &c->released);
     if (s == TSLAB__NIL)
-        s = grow(a, c);
+        resident_give(a, cost);
     return s;
 }
 
-/* Slabs emptied under the lock, waiting to be released outside it (release_slabs). */
+/* Slabs emptied under the lock, waiting to be released outside it (release_slabs), each with
+ * the reason it leaves (TSLAB__WHY_*, for the counters). */
+#define RELQ 64
 typedef struct relq {
-    uint32_t s[64];
+    uint32_t s[RELQ];
+    uint8_t why[RELQ];
     uint32_t n;
+    uint64_t bytes; /* queued so far (over_soft counts them as gone) */
 } relq;
+
+/* Takes s (empty, on no list) out of circulation for release as `why`; the queue has room. */
+static void queue_release(tslab__class *c, uint32_t s, int why, relq *q)
+{
+    set_state(c, s, TSLAB__SLAB_RELEASING);
+    if (why == TSLAB__WHY_CAP)
+        tslab__cadd(&c->cc.cache_overflows, 1);
+    q->s[q->n] = s;
+    q->why[q->n++] = (uint8_t)why;
+    q->bytes += c->slab_bytes;
+}
+
+/* Moves the oldest cached slab to the queue. Caller holds the lock; the queue has room. */
+static void evict_oldest(tslab__class *c, int why, relq *q)
+{
+    uint32_t old = c->cached.tail;
+    list_remove(c, &c->cached, old);
+    queue_release(c, old, why, q);
+}
+
+static uint64_t sat_add(uint64_t x, uint64_t y) { return x + y < x ? UINT64_MAX : x + y; }
+
+/* Caller holds the lock. Queues (while the queue has room) the cached slabs whose decay ran out
+ * at `now`, or, beyond the soft limit, the oldest ones until the instance is back under it;
+ * then sets the class's next deadline. */
+static void decay_step(tslab *a, tslab__class *c, uint64_t now, relq *q)
+{
+    uint64_t decay = atomic_load_explicit(&a->decay_ns, memory_order_relaxed);
+    while (c->cached.count > 0 && q->n < RELQ) {
+        if (over_soft(a, q->bytes))
+            evict_oldest(c, TSLAB__WHY_LIMIT, q);
+        else if (now >= sat_add(c->slabs[c->cached.tail].idle_since, decay))
+            evict_oldest(c, TSLAB__WHY_DECAY, q);
+        else
+            break;
+    }
+    c->decay_next =
+        c->cached.count == 0 ? UINT64_MAX : sat_add(c->slabs[c->cached.tail].idle_since, decay);
+}
+
+/* Caller holds the lock: a decay step when one may be due. The clock is read on every 16th call
+ * only (or when forced), so a busy slow path pays for it rarely; a slab that empties reads it
+ * anyway (make_empty). Cheap checks first: nothing cached, or the soft limit passed. */
+static void decay_due(tslab *a, tslab__class *c, relq *q, bool force)
+{
+    if (c->cached.count == 0 || q->n >= RELQ)
+        return;
+    if (over_soft(a, q->bytes)) {
+        decay_step(a, c, 0, q);
+        return;
+    }
+    if (!force && (++c->decay_calls & 15) != 0)
+        return;
+    uint64_t now = tslab__now(a);
+    /* Forced (flush, maintenance thread, a new setting): recompute the deadline whatever it was,
+     * since the decay time may have changed since it was set. */
+    if (force || now >= c->decay_next)
+        decay_step(a, c, now, q);
+}
 
 /* The list a PARTIAL slab is on: its owner's, or the class's partial list. */
 static tslab__list *home(tslab *a, tslab__class *c, uint32_t s)
@@ -204,10 +319,12 @@ static void merge(tslab__class *c, uint32_t s)
         tslab__cadd(&c->cc.duplicates_dropped, (int64_t)dups);
 }
 
-/* An empty slab (every slot in its bitmap, on no list) stops being owned and goes to the cache;
- * with the cache full it and the oldest cached slabs down to half the bound are queued in q
- * for release, so the (on some hosts very slow) calls are rare and adjacent slabs share one. The
- * cache never exceeds its bound. Remote bits left on an empty slab are duplicates. */
+/* An empty slab (every slot in its bitmap, on no list) stops being owned and goes to the head of
+ * the cache, stamped with the clock, for reuse while it decays. When that passes the cap, the
+ * oldest cached slabs down to half the cap are queued in q for release, so the (on some hosts
+ * very slow) calls are rare and adjacent slabs share one; the cache never exceeds its cap. With
+ * no cache, no decay time or beyond the soft limit the slab is queued at once. The queue has
+ * room for one slab on entry. Remote bits left on an empty slab are duplicates. */
 static void make_empty(tslab *a, tslab__class *c, uint32_t s, relq *q)
 {
     tslab__slab *sl = &c->slabs[s];
@@ -218,22 +335,27 @@ static void make_empty(tslab *a, tslab__class *c, uint32_t s, relq *q)
         sl->rcount = 0;
     }
     atomic_store_explicit(&c->owner[s], 0, memory_order_relaxed);
-    if (c->cached.count < a->cache_slabs) {
-        set_state(c, s, TSLAB__SLAB_CACHED);
-        list_push(c, &c->cached, s);
-        tslab__cadd(&c->cc.cache_inserts, 1);
+    uint64_t decay = atomic_load_explicit(&a->decay_ns, memory_order_relaxed);
+    if (a->cache_slabs == 0 || decay == 0 || over_soft(a, q->bytes)) {
+        queue_release(c, s,
+                      a->cache_slabs == 0 ? TSLAB__WHY_CAP
+                      : decay == 0        ? TSLAB__WHY_DECAY
+                                          : TSLAB__WHY_LIMIT,
+                      q);
         return;
     }
-    set_state(c, s, TSLAB__SLAB_RELEASING);
-    tslab__cadd(&c->cc.cache_overflows, 1);
-    q->s[q->n++] = s;
-    while (c->cached.count > a->cache_slabs / 2 && q->n < sizeof q->s / sizeof q->s[0]) {
-        uint32_t old = c->cached.tail;
-        list_remove(c, &c->cached, old);
-        set_state(c, old, TSLAB__SLAB_RELEASING);
-        tslab__cadd(&c->cc.cache_overflows, 1);
-        q->s[q->n++] = old;
-    }
+    uint64_t now = tslab__now(a);
+    c->slabs[s].idle_since = now;
+    set_state(c, s, TSLAB__SLAB_CACHED);
+    list_push(c, &c->cached, s);
+    tslab__cadd(&c->cc.cache_inserts, 1);
+    /* s itself stays: it is the warmest, and the cap is at least 1 here. */
+    if (c->cached.count > a->cache_slabs)
+        while (c->cached.count > a->cache_slabs / 2 && c->cached.tail != s && q->n < RELQ)
+            evict_oldest(c, TSLAB__WHY_CAP, q);
+    c->decay_next = sat_add(c->slabs[c->cached.tail].idle_since, decay);
+    if (now >= c->decay_next)
+        decay_step(a, c, now, q);
 }
 
 /* s gained free or remote bits: an empty slab leaves its list (make_empty), a FULL one joins its
@@ -252,12 +374,17 @@ static void settle(tslab *a, tslab__class *c, uint32_t s, relq *q)
     }
 }
 
+static void unlock_and_release(tslab *a, tslab__class *c, relq *q);
+
 uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t *out,
                             uint32_t want)
 {
     uint16_t id = t != NULL ? t->id : TSLAB__NO_ID;
     tslab__list *list = id != TSLAB__NO_ID ? &t->own : &c->partial;
     uint32_t n = 0;
+    bool limited = false, purged = false;
+    relq q = {.n = 0};
+again:
     pthread_mutex_lock(&c->lock);
     while (n < want) {
         uint32_t s = list->head;
@@ -267,7 +394,7 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_
         } else {
             s = id != TSLAB__NO_ID ? pop(c, &c->partial) : TSLAB__NIL;
             if (s == TSLAB__NIL) {
-                s = acquire(a, c);
+                s = acquire(a, c, &limited);
                 if (s == TSLAB__NIL)
                     break;
                 set_state(c, s, TSLAB__SLAB_PARTIAL);
@@ -302,38 +429,80 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_
             tslab__cadd(&c->cc.partial_to_full, 1);
         }
     }
-    update_bytes(a, c);
-    pthread_mutex_unlock(&c->lock);
+    if (n == 0 && limited && purged)
+        tslab__cadd(&c->cc.limit_refusals, 1);
+    decay_due(a, c, &q, false);
+    unlock_and_release(a, c, &q);
+    q.n = 0;
+    q.bytes = 0;
+    if (n == 0 && limited && !purged) {
+        /* The hard limit: hand every class's cached slabs back (outside any lock), then try
+         * once more; a second refusal is counted above. */
+        purged = true;
+        limited = false;
+        for (uint32_t i = 0; i < a->nclasses; i++)
+            tslab__slab_purge(a, &a->cls[i], TSLAB__WHY_LIMIT);
+        goto again;
+    }
     if (n == 0)
         errno = ENOMEM;
     return n;
 }
 
+/* The counters of slabs released as `why`. */
+static void count_release(tslab__class *c, int why)
+{
+    static const size_t slabs[] = {offsetof(tslab__ccounters, cap_released_slabs),
+                                   offsetof(tslab__ccounters, decay_released_slabs),
+                                   offsetof(tslab__ccounters, limit_released_slabs),
+                                   offsetof(tslab__ccounters, purge_released_slabs)};
+    static const size_t bytes[] = {offsetof(tslab__ccounters, cap_released_bytes),
+                                   offsetof(tslab__ccounters, decay_released_bytes),
+                                   offsetof(tslab__ccounters, limit_released_bytes),
+                                   offsetof(tslab__ccounters, purge_released_bytes)};
+    char *cc = (char *)&c->cc;
+    tslab__cadd((_Atomic uint64_t *)(void *)(cc + slabs[why]), 1);
+    tslab__cadd((_Atomic uint64_t *)(void *)(cc + bytes[why]), c->slab_bytes);
+}
+
 /* Hands the pages of RELEASING slabs back to the OS, then publishes them as released. Slabs
  * with consecutive indices are adjacent whole pages and go in one call: on some hosts each call
  * costs far more than the pages. A failed call is counted once and its slabs stay resident in the
- * cache, beyond its bound. `s` is sorted in place. */
-static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint32_t n, int *first_err)
+ * cache (at its head, so the next decay step does not retry them at once), beyond its cap. `s`
+ * and `why` are sorted together in place. */
+static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint8_t *why, uint32_t n,
+                          int *first_err)
 {
     for (uint32_t i = 1; i < n; i++)
         for (uint32_t k = i; k > 0 && s[k - 1] > s[k]; k--) {
             uint32_t t = s[k];
+            uint8_t w = why[k];
             s[k] = s[k - 1];
+            why[k] = why[k - 1];
             s[k - 1] = t;
+            why[k - 1] = w;
         }
     for (uint32_t i = 0, j; i < n; i = j) {
         for (j = i + 1; j < n && s[j] == s[j - 1] + 1; j++)
             ;
         size_t len = (size_t)(s[j - 1] - s[i] + 1) * c->slab_bytes;
         int r = tslab__area_decommit(a, tslab__slot_addr(c, s[i] << c->slot_shift), len);
+        if (r == 0)
+            resident_give(a, len);
+        uint64_t now = r == 0 ? 0 : tslab__now(a);
         pthread_mutex_lock(&c->lock);
         for (uint32_t k = i; k < j; k++) {
             if (r == 0) {
                 set_state(c, s[k], TSLAB__SLAB_RELEASED);
                 list_push(c, &c->released, s[k]);
+                count_release(c, why[k]);
             } else {
+                c->slabs[s[k]].idle_since = now;
                 set_state(c, s[k], TSLAB__SLAB_CACHED);
                 list_push(c, &c->cached, s[k]);
+                if (c->decay_next == UINT64_MAX)
+                    c->decay_next =
+                        sat_add(now, atomic_load_explicit(&a->decay_ns, memory_order_relaxed));
             }
         }
         if (r != 0) {
@@ -351,11 +520,12 @@ static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint32_t n, in
  * most one slab per call once the queue has room, so checking after each call is enough. */
 static bool relq_drain_if_full(tslab *a, tslab__class *c, relq *q)
 {
-    if (q->n < sizeof q->s / sizeof q->s[0])
+    if (q->n < RELQ)
         return false;
     pthread_mutex_unlock(&c->lock);
-    release_slabs(a, c, q->s, q->n, NULL);
+    release_slabs(a, c, q->s, q->why, q->n, NULL);
     q->n = 0;
+    q->bytes = 0;
     pthread_mutex_lock(&c->lock);
     return true;
 }
@@ -365,7 +535,7 @@ static void unlock_and_release(tslab *a, tslab__class *c, relq *q)
 {
     update_bytes(a, c);
     pthread_mutex_unlock(&c->lock);
-    release_slabs(a, c, q->s, q->n, NULL);
+    release_slabs(a, c, q->s, q->why, q->n, NULL);
 }
 
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n)
@@ -377,6 +547,7 @@ void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t 
         settle(a, c, s, &q);
         relq_drain_if_full(a, c, &q);
     }
+    decay_due(a, c, &q, false);
     unlock_and_release(a, c, &q);
 }
 
@@ -420,6 +591,7 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
     }
     if (dups)
         tslab__cadd(&c->cc.duplicates_dropped, (int64_t)dups);
+    decay_due(a, c, &q, false);
     unlock_and_release(a, c, &q);
 }
 
@@ -530,32 +702,45 @@ void tslab__quarantine_drain(tslab *a, tslab__class *c)
         tslab__slab_drain(a, c, q + i, nq - i < 64 ? nq - i : 64);
 }
 
-int tslab__slab_purge(tslab *a, tslab__class *c)
+int tslab__slab_purge(tslab *a, tslab__class *c, int why)
 {
     int err = 0;
-    tslab__quarantine_drain(a, c);
+    if (why == TSLAB__WHY_PURGE)
+        tslab__quarantine_drain(a, c);
     /* Only the slabs cached now: those whose release fails go back to the cache and must not be
      * tried again in this call. */
     pthread_mutex_lock(&c->lock);
     uint32_t todo = c->cached.count;
     pthread_mutex_unlock(&c->lock);
     while (todo > 0) {
-        uint32_t rel[64], n = 0;
+        relq q = {.n = 0};
         pthread_mutex_lock(&c->lock);
-        while (n < 64 && n < todo) {
-            uint32_t s = pop(c, &c->cached);
-            if (s == TSLAB__NIL)
-                break;
-            set_state(c, s, TSLAB__SLAB_RELEASING);
-            rel[n++] = s;
-        }
+        while (q.n < RELQ && q.n < todo && c->cached.count > 0)
+            evict_oldest(c, why, &q);
+        c->decay_next = c->cached.count ? c->decay_next : UINT64_MAX;
+        update_bytes(a, c);
         pthread_mutex_unlock(&c->lock);
-        if (n == 0)
+        if (q.n == 0)
             break;
-        todo -= n;
-        release_slabs(a, c, rel, n, &err);
+        todo -= q.n;
+        release_slabs(a, c, q.s, q.why, q.n, &err);
     }
     return err;
+}
+
+uint64_t tslab__slab_decay(tslab *a, tslab__class *c)
+{
+    uint64_t next;
+    for (;;) {
+        relq q = {.n = 0};
+        pthread_mutex_lock(&c->lock);
+        decay_due(a, c, &q, true);
+        next = c->decay_next;
+        unlock_and_release(a, c, &q);
+        if (q.n < RELQ)
+            return next;
+        /* A full queue: more may be due. */
+    }
 }
 
 int tslab_purge(tslab *a)
@@ -565,7 +750,7 @@ int tslab_purge(tslab *a)
     tslab_flush(a);
     int err = 0;
     for (uint32_t i = 0; i < a->nclasses; i++) {
-        int r = tslab__slab_purge(a, &a->cls[i]);
+        int r = tslab__slab_purge(a, &a->cls[i], TSLAB__WHY_PURGE);
         if (err == 0)
             err = r;
     }

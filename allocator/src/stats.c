@@ -24,9 +24,13 @@ _Static_assert(CLASS_STATS_SIZE_1_0 == 26 * sizeof(uint64_t),
 _Static_assert(offsetof(tslab_stats, unattributed) ==
                    CLASSES_OFFSET + TSLAB_CLASSES_MAX * sizeof(tslab_class_stats),
                "tslab_stats: `unattributed` follows classes[]");
-_Static_assert(sizeof(tslab_stats) == CLASSES_OFFSET + CLASS_SLOTS * sizeof(tslab_class_stats),
-               "tslab_stats: a field appended after `unattributed` must be written by "
-               "tslab_stats_get at the caller's offset (CLASSES_OFFSET + 65 * class size)");
+_Static_assert(offsetof(tslab_stats, instance) ==
+                   CLASSES_OFFSET + CLASS_SLOTS * sizeof(tslab_class_stats),
+               "tslab_stats: `instance` follows `unattributed`");
+_Static_assert(sizeof(tslab_stats) ==
+                   offsetof(tslab_stats, instance) + sizeof(tslab_instance_stats),
+               "tslab_stats: a field appended after `instance` must be written by "
+               "tslab_stats_get at the caller's offset");
 /* Larger class sizes are not a tslab_class_stats of any version; the bound keeps
  * CLASS_SLOTS * size from overflowing. */
 #define CLASS_STATS_SIZE_MAX ((size_t)1 << 20)
@@ -116,6 +120,17 @@ int tslab_stats_get(tslab *a, tslab_stats *out, size_t stats_size, size_t class_
         put_class(slots + (size_t)slot * class_stats_size, class_stats_size, &s);
     }
     pthread_mutex_unlock(&a->tc_lock);
+    /* The instance gauges follow `unattributed` at the caller's stride: as much of them as the
+     * caller's struct has room for (a 1.0 caller has none). */
+    tslab_instance_stats is = {
+        .limit_hard_bytes = tslab_limit_get(a, TSLAB_LIMIT_HARD),
+        .limit_soft_bytes = tslab_limit_get(a, TSLAB_LIMIT_SOFT),
+        .limit_resident_bytes = tslab_resident_bytes(a),
+    };
+    if (stats_size > tail) {
+        size_t n = stats_size - tail < sizeof is ? stats_size - tail : sizeof is;
+        memcpy(base + tail, &is, n);
+    }
     return 0;
 }
 

@@ -179,6 +179,8 @@ void tslab_flush(tslab *a)
     tslab__tls_entry *m = tslab__tls;
     if (m != NULL && m[a->tag].uid == a->uid)
         tslab__tcache_flush(a, m[a->tag].tc);
-    for (uint32_t i = 0; i < a->nclasses; i++)
+    for (uint32_t i = 0; i < a->nclasses; i++) {
         tslab__quarantine_drain(a, &a->cls[i]);
+        tslab__slab_decay(a, &a->cls[i]);
+    }
 }

@@ -45,6 +45,13 @@ def catalogue():
     cat = {}
     for _f, typ, metric, _lk, _lv in header_stats():
         cat["tslab_" + metric] = typ
+    # TSLAB_INSTANCE_STATS: X(field, "metric", ...), every row a gauge.
+    text = open(HEADER, encoding="utf-8").read()
+    m = re.search(r"#define TSLAB_INSTANCE_STATS\(X\)(.*?)\n\s*\n", text, re.S)
+    if not m:
+        raise SystemExit("TSLAB_INSTANCE_STATS not found in " + HEADER)
+    for metric in re.findall(r'X\(\s*\w+\s*,\s*"([^"]*)"', m.group(1).replace("\\\n", " ")):
+        cat["tslab_" + metric] = "gauge"
     cat.update({
         "tslab_reserved_bytes": "gauge", "tslab_build_info": "gauge",
         "tslab_exporter_scrapes_total": "counter", "tslab_exporter_render_seconds": "gauge",

@@ -53,7 +53,9 @@ typedef struct tslab_exporter tslab_exporter; /**< opaque */
 /** Zero fields take the defaults below, so `tslab_exporter_config c = {0};` plus the allocator
  * list is a complete configuration. */
 typedef struct tslab_exporter_config {
-    const char *address;         /**< numeric IPv4 or IPv6 address to bind; NULL = "127.0.0.1" */
+    const char *address;         /**< IPv4 or IPv6 address, or a host name ("localhost"), to bind;
+                                    NULL = "127.0.0.1". A name is resolved (getaddrinfo) and its
+                                    addresses tried in order; the first that binds is used */
     uint16_t port;               /**< 0 = let the kernel pick; read it with tslab_exporter_port */
     tslab *const *allocators;    /**< exported allocators (copied; each must outlive the
                                     exporter); may be NULL when allocator_count is 0 */
@@ -77,19 +79,52 @@ typedef struct tslab_exporter_config {
      * case-insensitively, without the port. NULL/0: no extra names. Ignored for other binds. */
     const char *const *allowed_hosts; /**< copied */
     size_t allowed_host_count;        /**< entries in `allowed_hosts` */
+    /** A web configuration file in the Prometheus exporter-toolkit format (what exporters take
+     * as --web.config.file): tls_server_config (TLS, client certificates), basic_auth_users
+     * (bcrypt hashes), http_server_config.headers. Read once, at start. NULL: plain HTTP.
+     * telemetry/README.md lists what is supported. */
+    const char *web_config_file;
+    /** A file holding the bearer token (surrounding white space and the final newline are
+     * dropped), so that it does not show in `ps`. Exclusive with bearer_token. */
+    const char *bearer_token_file;
+    /** When tslab_exporter_start fails, a one-line reason ("web.yml:7: tls_server_config needs
+     * exactly one of cert_file and cert") is written here, NUL-terminated and truncated to
+     * error_message_size. NULL: none. */
+    char *error_message;
+    size_t error_message_size; /**< bytes at error_message */
 } tslab_exporter_config;
 
-/** Starts the exporter thread; on success stores the exporter in *out and returns 0.
- * Errors: -EINVAL (NULL cfg/out, an address that is not a numeric IPv4/IPv6 literal, allocators
- * NULL with a nonzero count, duplicate allocator names), -EADDRINUSE (the port is taken by another
+/** Starts the exporter thread from a caller's configuration of `cfg_size` bytes (its
+ * sizeof(tslab_exporter_config)): the library reads exactly the fields the caller's struct has
+ * (a program built against an older header passes a shorter struct; what it lacks takes the
+ * default) and never a byte past it; a newer caller's fields unknown here must be zero. On
+ * success stores the exporter in *out and returns 0.
+ * Errors: -EINVAL (NULL cfg/out, an address that is neither an IPv4/IPv6 literal nor a name
+ * that resolves, allocators NULL with a nonzero count, duplicate allocator names, a malformed or
+ * unreadable web configuration or token file, bearer_token with bearer_token_file), -ENOTSUP
+ * (TLS asked of a libmicrohttpd built without it), -EADDRINUSE (the port is taken by another
  * socket), -EADDRNOTAVAIL (the address is not local), -EACCES (privileged port), -EALREADY (an
  * exporter of this process already listens on that port of that address; port 0 never
  * conflicts), -ENOMEM, -EIO (libmicrohttpd failed for another reason).
  * The HTTP thread blocks every signal, so signals go to the application's threads. */
-TSLAB_API int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out);
+TSLAB_API int tslab_exporter_start_sized(const tslab_exporter_config *cfg, size_t cfg_size,
+                                         tslab_exporter **out);
+
+#ifndef TSLAB__DEFINES_EXPORTER_START_1_0
+/** tslab_exporter_start_sized with this header's size. (The library also exports a function of
+ * this name, for programs built against 1.0: it reads exactly 1.0's tslab_exporter_config.) */
+static inline int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
+{
+    return tslab_exporter_start_sized(cfg, sizeof *cfg, out);
+}
+#endif
 
 /** The port the exporter listens on (the chosen one when cfg->port was 0); 0 for NULL. */
 TSLAB_API uint16_t tslab_exporter_port(const tslab_exporter *e);
+
+/** "https" when the exporter serves TLS (a web configuration with tls_server_config), "http"
+ * otherwise (also for NULL): for printing the exporter's URL. */
+TSLAB_API const char *tslab_exporter_scheme(const tslab_exporter *e);
 
 /** Closes the listening socket and every connection, joins the HTTP thread and frees the
  * exporter. NULL is a no-op. Must not race with another call on the same exporter. */

@@ -17,7 +17,9 @@
  * record (NOTIFY_CONNECTION) stamped when it is accepted and again when a response completes:
  *   - deadline: a connection must deliver a complete request line and headers within
  *     request_timeout of being accepted (timeout_seconds after its previous response when it
- *     is kept alive), however steadily it trickles bytes;
+ *     is kept alive), however steadily it trickles bytes; and a response must be delivered
+ *     within timeout_seconds of its request (a client that reads a byte now and then would
+ *     otherwise keep libmicrohttpd's idle timer from ever firing);
  *   - peer closed: our own epoll set watches every socket for EPOLLRDHUP; a connection whose
  *     peer has gone with no request in progress is closed two loop turns later (the turns let
  *     libmicrohttpd answer pipelined requests it has already read);
@@ -29,13 +31,19 @@
  *     descriptors; beyond it newcomers wait in the kernel's backlog.
  * "Closed" above means shutdown(2) of the socket: libmicrohttpd then reads EOF and closes and
  * frees the connection itself in its next run. */
+#define TSLAB__DEFINES_EXPORTER_START_1_0 1 /* this file defines the 1.0 symbol */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "telemetry.h"
@@ -65,14 +74,14 @@
  * right after connect(), but on a loaded host that can be milliseconds later, after
  * libmicrohttpd's first read; without the grace a burst of newer attackers could evict it in
  * that gap (measured without it: 1 of 100 scrapes lost under 200 slow attackers with three
- * test runs sharing two cores; none with it). Short against
- * scrape timeouts (Prometheus: 10 s); while newcomers in their grace fill the hard limit, later
- * ones wait in the kernel's backlog for at most about this long. */
+ * test runs sharing two cores; none with it). Short against scrape timeouts (Prometheus: 10 s);
+ * while newcomers in their grace fill the hard limit, later ones wait in the kernel's backlog
+ * for at most about this long. */
 #define GRACE_MS 250
+#define GRACE_NS ((uint64_t)GRACE_MS * 1000000u)
 /* The loop never sleeps longer than this: a backstop for libmicrohttpd state we cannot see
  * (one wake-up a second costs nothing measurable). */
 #define BACKSTOP_MS 1000
-#define GRACE_NS ((uint64_t)GRACE_MS * 1000000u)
 
 /* One accepted connection, from NOTIFY_CONNECTION(STARTED) to (CLOSED). Touched only by the
  * exporter thread. */
@@ -80,14 +89,17 @@ typedef struct conn {
     struct conn *prev, *next; /* in tslab_exporter.conns */
     int fd;
     struct sockaddr_storage peer;
-    uint64_t stamp_ns;    /* accepted, or its previous response completed */
+    uint64_t stamp_ns;    /* accepted, its request's headers in, or its response done */
     uint64_t closed_turn; /* loop turn its peer was seen gone (valid when peer_closed) */
     uint64_t requests;    /* requests whose headers arrived */
     uint64_t closed_seen; /* `requests` when peer_closed was (re)armed */
     bool kept_alive;      /* a response completed: the idle deadline applies */
-    bool in_request;      /* headers complete, response not yet done: never closed by us */
+    bool in_request;      /* headers complete, response not yet done: closed by us only when the
+                             response outlives timeout_seconds (a client that stops reading) */
     bool peer_closed;
-    bool evicted; /* shut down by us; libmicrohttpd closes it in its next run */
+    bool evicted;      /* shut down by us; libmicrohttpd closes it in its next run */
+    bool cert_checked; /* the client certificate was checked (TLS with client auth) */
+    bool cert_ok;
 } conn;
 
 struct tslab_exporter {
@@ -100,6 +112,11 @@ struct tslab_exporter {
     struct sockaddr_storage addr; /* as configured (port as requested) */
     uint16_t port;                /* as bound */
     tslab_exporter *next;         /* in `running` */
+
+    /* Web configuration (tslab_exporter_config.web_config_file): TLS, client certificates,
+     * basic authentication, extra headers. All zero without a file. */
+    tslab__webconfig web;
+    tslab__basic_auth *basic; /* NULL: no basic authentication */
 
     /* Host check (only when bound to loopback). */
     bool check_host;
@@ -138,8 +155,8 @@ typedef struct header {
 } header;
 
 /* Queues a response with `body` (MHD takes ownership when `owned`). */
-static enum MHD_Result respond(struct MHD_Connection *con, unsigned status, const char *body,
-                               size_t len, bool owned, const char *content_type,
+static enum MHD_Result respond(const tslab_exporter *e, struct MHD_Connection *con, unsigned status,
+                               const char *body, size_t len, bool owned, const char *content_type,
                                const header *extra, size_t extra_count)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -153,15 +170,18 @@ static enum MHD_Result respond(struct MHD_Connection *con, unsigned status, cons
     ok = ok && MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") == MHD_YES;
     for (size_t i = 0; ok && i < extra_count; i++)
         ok = MHD_add_response_header(r, extra[i].name, extra[i].value) == MHD_YES;
+    for (size_t i = 0; ok && i < e->web.header_count; i++) /* http_server_config.headers */
+        ok = MHD_add_response_header(r, e->web.headers[i].name, e->web.headers[i].value) == MHD_YES;
     enum MHD_Result rc = ok ? MHD_queue_response(con, status, r) : MHD_NO;
     MHD_destroy_response(r);
     return rc;
 }
 
-static enum MHD_Result respond_text(struct MHD_Connection *con, unsigned status, const char *text,
-                                    const header *extra, size_t extra_count)
+static enum MHD_Result respond_text(const tslab_exporter *e, struct MHD_Connection *con,
+                                    unsigned status, const char *text, const header *extra,
+                                    size_t extra_count)
 {
-    return respond(con, status, text, strlen(text), false, "text/plain; charset=utf-8", extra,
+    return respond(e, con, status, text, strlen(text), false, "text/plain; charset=utf-8", extra,
                    extra_count);
 }
 
@@ -174,7 +194,7 @@ static enum MHD_Result respond_metrics(tslab_exporter *e, struct MHD_Connection 
     int err = tslab__metrics_render((tslab *const *)e->allocs, e->alloc_count, fmt, &e->counters,
                                     &body, &len);
     if (err != 0)
-        return respond_text(con, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n", NULL, 0);
+        return respond_text(e, con, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n", NULL, 0);
 
     header extra[2];
     size_t n = 0;
@@ -196,7 +216,7 @@ static enum MHD_Result respond_metrics(tslab_exporter *e, struct MHD_Connection 
                        : fmt == TSLAB_FORMAT_OPENMETRICS
                            ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
                            : "text/plain; version=0.0.4; charset=utf-8";
-    return respond(con, MHD_HTTP_OK, body, len, true, type, extra, n);
+    return respond(e, con, MHD_HTTP_OK, body, len, true, type, extra, n);
 }
 
 /* ---- Addresses -------------------------------------------------------------------------- */
@@ -397,8 +417,18 @@ static int sweep(tslab_exporter *e, uint64_t now)
     bool soon = false;
     for (conn *c = e->conns, *n; c != NULL; c = n) {
         n = c->next;
-        if (c->evicted || c->in_request)
+        if (c->evicted)
             continue;
+        if (c->in_request) {
+            /* The response must be delivered within timeout_seconds of the request: a client
+             * that reads a byte now and then keeps libmicrohttpd's idle timer from firing. */
+            uint64_t deadline = c->stamp_ns + e->idle_ns;
+            if (now >= deadline)
+                evict(e, c);
+            else if (deadline < next)
+                next = deadline;
+            continue;
+        }
         if (c->peer_closed) {
             int unread = 0;
             /* A new request since, or bytes libmicrohttpd has yet to read: wait again. */
@@ -536,11 +566,9 @@ static endpoint route(const char *url)
 }
 
 /* "Authorization: Bearer <token>", compared in time independent of where it differs. */
-static bool authorized(const tslab_exporter *e, struct MHD_Connection *con)
+static bool bearer_ok(const tslab_exporter *e, const char *v)
 {
-    const char *v =
-        MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+    if (e->token == NULL || v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
         return false;
     v += 7;
     while (*v == ' ')
@@ -556,6 +584,61 @@ static bool authorized(const tslab_exporter *e, struct MHD_Connection *con)
     return diff == 0;
 }
 
+/* "Authorization: Basic base64(user:password)" against basic_auth_users. */
+static bool basic_ok(const tslab_exporter *e, struct MHD_Connection *con, const char *v)
+{
+    if (e->basic == NULL || v == NULL || strncasecmp(v, "Basic ", 6) != 0)
+        return false;
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(con, &password);
+    bool ok = user != NULL && password != NULL && tslab__basic_auth_check(e->basic, user, password);
+    if (password != NULL) {
+        explicit_bzero(password, strlen(password));
+        MHD_free(password);
+    }
+    MHD_free(user);
+    return ok;
+}
+
+/* Any configured scheme admits the request (a scraper sends one Authorization header). */
+static bool authorized(const tslab_exporter *e, struct MHD_Connection *con)
+{
+    const char *v =
+        MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    return bearer_ok(e, v) || basic_ok(e, con, v);
+}
+
+/* The client certificate, checked once per connection as client_auth_type says (libmicrohttpd
+ * asks for it, given a CA list, but verifies nothing itself). */
+static bool client_cert_ok(const tslab_exporter *e, struct MHD_Connection *con, conn *c)
+{
+    tslab__client_auth mode = e->web.client_auth;
+    if (!e->web.tls || mode == TSLAB__CLIENT_AUTH_NONE || mode == TSLAB__CLIENT_AUTH_REQUEST)
+        return true;
+    if (c != NULL && c->cert_checked)
+        return c->cert_ok;
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = i != NULL ? (gnutls_session_t)i->tls_session : NULL;
+    unsigned n = 0;
+    bool ok = false;
+    if (session != NULL) {
+        bool given = gnutls_certificate_get_peers(session, &n) != NULL && n > 0;
+        unsigned status = 0;
+        if (!given)
+            ok = mode == TSLAB__CLIENT_AUTH_VERIFY_IF_GIVEN;
+        else if (mode == TSLAB__CLIENT_AUTH_REQUIRE_ANY)
+            ok = true;
+        else /* chain to client_ca, validity dates, signatures */
+            ok = gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
+    }
+    if (c != NULL) {
+        c->cert_checked = true;
+        c->cert_ok = ok;
+    }
+    return ok;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -569,9 +652,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
         conn *c = record_of(con);
         if (c != NULL) {
             c->in_request = true;
+            c->stamp_ns = now_ns(); /* the response deadline starts */
             c->requests++;
         }
-        return MHD_YES;
+        /* A refused client certificate closes the connection without an answer, as a TLS
+         * server that checks it during the handshake would. */
+        return client_cert_ok(e, con, c) ? MHD_YES : MHD_NO;
     }
     if (*upload_data_size != 0) { /* a request body: read and ignored */
         *upload_data_size = 0;
@@ -580,19 +666,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 
     if (e->check_host &&
         !host_allowed(e, MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
-        return respond_text(con, 421, "misdirected request: Host is not this exporter\n", NULL, 0);
+        return respond_text(e, con, 421, "misdirected request: Host is not this exporter\n", NULL,
+                            0);
 
     endpoint ep = route(url);
     if (ep == EP_NONE)
-        return respond_text(con, MHD_HTTP_NOT_FOUND, "not found\n", NULL, 0);
+        return respond_text(e, con, MHD_HTTP_NOT_FOUND, "not found\n", NULL, 0);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
         static const header allow = {MHD_HTTP_HEADER_ALLOW, "GET, HEAD"};
-        return respond_text(con, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", &allow, 1);
+        return respond_text(e, con, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", &allow, 1);
     }
-    if (ep != EP_HEALTH && e->token != NULL && !authorized(e, con)) {
-        static const header challenge = {MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                         "Bearer realm=\"tslab\""};
-        return respond_text(con, MHD_HTTP_UNAUTHORIZED, "unauthorized\n", &challenge, 1);
+    if (ep != EP_HEALTH && (e->token != NULL || e->basic != NULL) && !authorized(e, con)) {
+        header challenge[2];
+        size_t n = 0;
+        if (e->basic != NULL)
+            challenge[n++] = (header){MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                      "Basic realm=\"tslab\", charset=\"UTF-8\""};
+        if (e->token != NULL)
+            challenge[n++] = (header){MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tslab\""};
+        return respond_text(e, con, MHD_HTTP_UNAUTHORIZED, "unauthorized\n", challenge, n);
     }
 
     switch (ep) {
@@ -604,9 +696,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
                                                                  : TSLAB_FORMAT_PROMETHEUS);
     }
     case EP_JSON: return respond_metrics(e, con, TSLAB_FORMAT_JSON);
-    case EP_HEALTH: return respond_text(con, MHD_HTTP_OK, "ok\n", NULL, 0);
+    case EP_HEALTH: return respond_text(e, con, MHD_HTTP_OK, "ok\n", NULL, 0);
     case EP_INDEX:
-        return respond(con, MHD_HTTP_OK, (const char *)tslab__index_html, tslab__index_html_len,
+        return respond(e, con, MHD_HTTP_OK, (const char *)tslab__index_html, tslab__index_html_len,
                        false, "text/html; charset=utf-8", NULL, 0);
     case EP_NONE: break;
     }
@@ -631,6 +723,57 @@ static int parse_address(const char *text, uint16_t port, struct sockaddr_storag
         return 0;
     }
     return -EINVAL;
+}
+
+#define MAX_ADDRESSES 8
+
+/* Letters, digits, dots and hyphens with at least one letter: worth asking the resolver (a
+ * malformed numeric literal such as "256.1.1.1" is refused without a lookup). */
+static bool looks_like_name(const char *text)
+{
+    size_t len = strlen(text);
+    bool letter = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (!isalnum(ch) && ch != '.' && ch != '-')
+            return false;
+        letter = letter || isalpha(ch);
+    }
+    return len > 0 && len <= 253 && letter;
+}
+
+/* A literal, or every IPv4/IPv6 address of a host name (resolver order, duplicates dropped),
+ * into out[0..*n). 0 or -EINVAL. */
+static int resolve(const char *text, uint16_t port, struct sockaddr_storage *out, size_t *n)
+{
+    *n = 0;
+    if (parse_address(text, port, &out[0]) == 0) {
+        *n = 1;
+        return 0;
+    }
+    if (!looks_like_name(text))
+        return -EINVAL;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(text, NULL, &hints, &res) != 0)
+        return -EINVAL;
+    for (const struct addrinfo *r = res; r != NULL && *n < MAX_ADDRESSES; r = r->ai_next) {
+        if ((r->ai_family != AF_INET && r->ai_family != AF_INET6) || r->ai_addrlen > sizeof out[0])
+            continue;
+        struct sockaddr_storage a;
+        memset(&a, 0, sizeof a);
+        memcpy(&a, r->ai_addr, r->ai_addrlen);
+        if (a.ss_family == AF_INET)
+            ((struct sockaddr_in *)&a)->sin_port = htons(port);
+        else
+            ((struct sockaddr_in6 *)&a)->sin6_port = htons(port);
+        bool dup = false;
+        for (size_t k = 0; k < *n; k++)
+            dup = dup || same_ip(&out[k], (const struct sockaddr *)&a);
+        if (!dup)
+            out[(*n)++] = a;
+    }
+    freeaddrinfo(res);
+    return *n > 0 ? 0 : -EINVAL;
 }
 
 static socklen_t addr_len(const struct sockaddr_storage *a)
@@ -671,6 +814,93 @@ static int diagnose_bind(const struct sockaddr_storage *a)
     return err;
 }
 
+/* Writes the reason of a failed start to cfg->error_message (if any) and returns err. */
+__attribute__((format(printf, 3, 4))) static int start_error(const tslab_exporter_config *cfg,
+                                                             int err, const char *fmt, ...)
+{
+    if (cfg->error_message != NULL && cfg->error_message_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cfg->error_message, cfg->error_message_size, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* The token of bearer_token_file: its content without surrounding white space. */
+static int token_file_read(tslab_exporter *e, const tslab_exporter_config *cfg)
+{
+    FILE *f = fopen(cfg->bearer_token_file, "rb");
+    if (f == NULL)
+        return start_error(cfg, -EINVAL, "bearer_token_file '%s': %s", cfg->bearer_token_file,
+                           strerror(errno));
+    char buf[4097];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad || len == sizeof buf)
+        return start_error(cfg, -EINVAL, "bearer_token_file '%s': unreadable or over 4096 bytes",
+                           cfg->bearer_token_file);
+    size_t start = 0;
+    while (start < len && isspace((unsigned char)buf[start]))
+        start++;
+    while (len > start && isspace((unsigned char)buf[len - 1]))
+        len--;
+    bool ctl = false;
+    for (size_t i = start; i < len; i++)
+        ctl = ctl || iscntrl((unsigned char)buf[i]);
+    int err = 0;
+    if (len == start || ctl) {
+        err = start_error(cfg, -EINVAL, "bearer_token_file '%s': %s", cfg->bearer_token_file,
+                          ctl ? "the token holds control characters" : "empty");
+    } else {
+        e->token_len = len - start;
+        e->token = strndup(buf + start, e->token_len);
+        err = e->token != NULL ? 0 : -ENOMEM;
+    }
+    explicit_bzero(buf, sizeof buf);
+    return err;
+}
+
+/* Checks the certificate, key and client CAs with GnuTLS before libmicrohttpd sees them (it
+ * reports a bad key only as a failed start) and builds the priority string. */
+static int tls_prepare(tslab_exporter *e, const tslab_exporter_config *cfg, char *prio,
+                       size_t prio_size)
+{
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return start_error(cfg, -ENOTSUP, "%s: this libmicrohttpd has no TLS support",
+                           cfg->web_config_file);
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) != GNUTLS_E_SUCCESS)
+        return -ENOMEM;
+    gnutls_datum_t cert = {(unsigned char *)e->web.cert_pem, (unsigned)strlen(e->web.cert_pem)};
+    gnutls_datum_t key = {(unsigned char *)e->web.key_pem, (unsigned)strlen(e->web.key_pem)};
+    int rc = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    int err = 0;
+    if (rc < 0)
+        err = start_error(cfg, -EINVAL, "%s: tls_server_config: certificate and key: %s",
+                          cfg->web_config_file, gnutls_strerror(rc));
+    if (err == 0 && e->web.client_ca_pem != NULL) {
+        gnutls_datum_t ca = {(unsigned char *)e->web.client_ca_pem,
+                             (unsigned)strlen(e->web.client_ca_pem)};
+        rc = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+        if (rc <= 0)
+            err = start_error(cfg, -EINVAL, "%s: tls_server_config: client CA: %s",
+                              cfg->web_config_file,
+                              rc < 0 ? gnutls_strerror(rc) : "no certificate in it");
+    }
+    gnutls_certificate_free_credentials(cred);
+    if (err != 0)
+        return err;
+    /* min_version..max_version, TLS 1.2..1.3 by default as with the exporter-toolkit. */
+    unsigned lo = e->web.min_version ? e->web.min_version : 12;
+    unsigned hi = e->web.max_version ? e->web.max_version : 13;
+    int n = snprintf(prio, prio_size, "NORMAL:-VERS-ALL");
+    for (unsigned v = hi; v >= lo && n > 0 && (size_t)n < prio_size; v--)
+        n += snprintf(prio + n, prio_size - (size_t)n, ":+VERS-TLS1.%u", v - 10);
+    return 0;
+}
+
 /* Stops what is running and frees everything; any stage of tslab_exporter_start may be done. */
 static void exporter_free(tslab_exporter *e)
 {
@@ -688,6 +918,8 @@ static void exporter_free(tslab_exporter *e)
         close(e->watch_fd);
     if (e->stop_fd >= 0)
         close(e->stop_fd);
+    tslab__basic_auth_free(e->basic);
+    tslab__webconfig_free(&e->web);
     for (size_t i = 0; i < e->host_count; i++)
         free(e->hosts[i]);
     free(e->hosts);
@@ -699,12 +931,25 @@ static void exporter_free(tslab_exporter *e)
     free(e);
 }
 
-static struct MHD_Daemon *daemon_start(tslab_exporter *e, const tslab_exporter_config *cfg)
+static struct MHD_Daemon *daemon_start(tslab_exporter *e, const tslab_exporter_config *cfg,
+                                       const char *prio)
 {
     /* External epoll mode: our thread runs the loop (see the top of this file). */
     unsigned flags = MHD_USE_EPOLL;
     if (e->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* TLS options only with a tls_server_config: libmicrohttpd copies the PEM data at start. */
+    struct MHD_OptionItem tls[5] = {{MHD_OPTION_END, 0, NULL}};
+    if (e->web.tls) {
+        flags |= MHD_USE_TLS;
+        size_t n = 0;
+        tls[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, e->web.cert_pem};
+        tls[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, e->web.key_pem};
+        tls[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)prio};
+        if (e->web.client_ca_pem != NULL) /* makes libmicrohttpd ask for a client certificate */
+            tls[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, e->web.client_ca_pem};
+        tls[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     unsigned timeout = cfg->timeout_seconds ? cfg->timeout_seconds : DEFAULT_TIMEOUT_SECONDS;
     size_t memory = cfg->memory_limit ? cfg->memory_limit : DEFAULT_MEMORY_LIMIT;
     /* libmicrohttpd's own total limit only bounds descriptors: ours (enforce_limits) is lower,
@@ -727,6 +972,7 @@ static struct MHD_Daemon *daemon_start(tslab_exporter *e, const tslab_exporter_c
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, e,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, e,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
     /* clang-format on */
 }
@@ -775,79 +1021,121 @@ static void policy_init(tslab_exporter *e, const tslab_exporter_config *cfg)
         request = idle;
     e->idle_ns = (uint64_t)idle * 1000000000u;
     e->request_ns = (uint64_t)request * 1000000000u;
-    e->check_host = is_loopback(&e->addr);
 }
 
-int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
+/* Everything but the daemon and its thread: copies, files, policy, descriptors. 0 or -errno
+ * (with a message for the errors a user can fix). */
+static int exporter_prepare(tslab_exporter *e, const tslab_exporter_config *cfg, char *prio,
+                            size_t prio_size)
 {
-    if (cfg == NULL || out == NULL)
-        return -EINVAL;
-    *out = NULL;
-    if (cfg->allocator_count > 0 && cfg->allocators == NULL)
-        return -EINVAL;
-    int err = tslab__names_check(cfg->allocators, cfg->allocator_count);
+    int err = copy_hosts(e, cfg);
     if (err != 0)
-        return err;
-
-    tslab_exporter *e = calloc(1, sizeof *e);
-    if (e == NULL)
-        return -ENOMEM;
-    e->watch_fd = e->stop_fd = -1;
-    err = parse_address(cfg->address ? cfg->address : DEFAULT_ADDRESS, cfg->port, &e->addr);
-    if (err == 0)
-        err = copy_hosts(e, cfg);
-    if (err != 0) {
-        exporter_free(e);
-        return err;
-    }
+        return err == -EINVAL ? start_error(cfg, err, "allowed_hosts: a NULL list or empty name")
+                              : err;
     if (cfg->allocator_count > 0) {
         e->allocs = calloc(cfg->allocator_count, sizeof *e->allocs);
-        if (e->allocs == NULL) {
-            exporter_free(e);
+        if (e->allocs == NULL)
             return -ENOMEM;
-        }
         memcpy(e->allocs, cfg->allocators, cfg->allocator_count * sizeof *e->allocs);
     }
     e->alloc_count = cfg->allocator_count;
+    if (cfg->bearer_token != NULL && cfg->bearer_token_file != NULL)
+        return start_error(cfg, -EINVAL, "bearer_token and bearer_token_file are exclusive");
     if (cfg->bearer_token != NULL) {
         e->token_len = strlen(cfg->bearer_token);
         e->token = strdup(cfg->bearer_token);
-        if (e->token == NULL) {
-            exporter_free(e);
+        if (e->token == NULL)
             return -ENOMEM;
+    } else if (cfg->bearer_token_file != NULL && (err = token_file_read(e, cfg)) != 0) {
+        return err;
+    }
+    if (cfg->web_config_file != NULL) {
+        char msg[512];
+        err = tslab__webconfig_load(cfg->web_config_file, &e->web, msg, sizeof msg);
+        if (err != 0)
+            return start_error(cfg, err, "%s", err == -ENOMEM ? "out of memory" : msg);
+        if (e->web.user_count > 0) {
+            e->basic = tslab__basic_auth_new(e->web.users, e->web.user_count);
+            if (e->basic == NULL)
+                return -ENOMEM;
         }
+        if (e->web.tls && (err = tls_prepare(e, cfg, prio, prio_size)) != 0)
+            return err;
     }
     policy_init(e, cfg);
     e->watch_fd = epoll_create1(EPOLL_CLOEXEC);
     e->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (e->watch_fd < 0 || e->stop_fd < 0) {
-        err = errno == ENOMEM ? -ENOMEM : -EIO;
+    if (e->watch_fd < 0 || e->stop_fd < 0)
+        return errno == ENOMEM || errno == EMFILE || errno == ENFILE ? -ENOMEM : -EIO;
+    return 0;
+}
+
+/* Binds the first of addrs[0..n) that works (under running_lock). 0 or -errno. */
+static int daemon_bind(tslab_exporter *e, const tslab_exporter_config *cfg,
+                       const struct sockaddr_storage *addrs, size_t n, const char *prio)
+{
+    int err = -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        for (tslab_exporter *r = running; r != NULL; r = r->next) {
+            if (collides(r, &addrs[i], cfg->port))
+                return -EALREADY;
+        }
+        e->addr = addrs[i];
+        e->check_host = is_loopback(&e->addr);
+        e->daemon = daemon_start(e, cfg, prio);
+        if (e->daemon != NULL)
+            return 0;
+        err = diagnose_bind(&e->addr);
+    }
+    return err;
+}
+
+/* cfg is complete in this version's layout (tslab_exporter_start_sized). */
+static int start(const tslab_exporter_config *cfg, tslab_exporter **out)
+{
+    *out = NULL;
+    if (cfg->error_message != NULL && cfg->error_message_size > 0)
+        cfg->error_message[0] = '\0';
+    if (cfg->allocator_count > 0 && cfg->allocators == NULL)
+        return -EINVAL;
+    int err = tslab__names_check(cfg->allocators, cfg->allocator_count);
+    if (err != 0)
+        return start_error(cfg, err, "two allocators have the same name");
+
+    const char *address = cfg->address ? cfg->address : DEFAULT_ADDRESS;
+    struct sockaddr_storage addrs[MAX_ADDRESSES];
+    size_t addr_count;
+    if (resolve(address, cfg->port, addrs, &addr_count) != 0)
+        return start_error(cfg, -EINVAL,
+                           "address '%s' is neither an IP address nor a host name "
+                           "that resolves",
+                           address);
+    tslab_exporter *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return -ENOMEM;
+    e->watch_fd = e->stop_fd = -1;
+    char prio[128] = "NORMAL";
+    err = exporter_prepare(e, cfg, prio, sizeof prio);
+    if (err != 0) {
         exporter_free(e);
         return err;
     }
 
     pthread_mutex_lock(&running_lock);
-    for (tslab_exporter *r = running; r != NULL; r = r->next) {
-        if (collides(r, &e->addr, cfg->port)) {
-            pthread_mutex_unlock(&running_lock);
-            exporter_free(e);
-            return -EALREADY;
-        }
+    err = daemon_bind(e, cfg, addrs, addr_count, prio);
+    if (err == 0) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(e->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        e->port = info != NULL ? info->port : cfg->port;
+        err = thread_start(e);
+        if (err != 0)
+            err = err == -EAGAIN ? -ENOMEM : -EIO;
     }
-    e->daemon = daemon_start(e, cfg);
-    if (e->daemon == NULL) {
-        pthread_mutex_unlock(&running_lock);
-        err = diagnose_bind(&e->addr);
-        exporter_free(e);
-        return err;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(e->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    e->port = info != NULL ? info->port : cfg->port;
-    err = thread_start(e);
     if (err != 0) {
         pthread_mutex_unlock(&running_lock);
         exporter_free(e);
-        return err == -EAGAIN ? -ENOMEM : -EIO;
+        return start_error(cfg, err, "cannot listen on %s port %u: %s", address, cfg->port,
+                           strerror(-err));
     }
     e->next = running;
     running = e;
@@ -857,6 +1145,11 @@ int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
 }
 
 uint16_t tslab_exporter_port(const tslab_exporter *e) { return e != NULL ? e->port : 0; }
+
+const char *tslab_exporter_scheme(const tslab_exporter *e)
+{
+    return e != NULL && e->web.tls ? "https" : "http";
+}
 
 void tslab_exporter_stop(tslab_exporter *e)
 {
@@ -871,4 +1164,35 @@ void tslab_exporter_stop(tslab_exporter *e)
     }
     pthread_mutex_unlock(&running_lock);
     exporter_free(e); /* joins the thread, closes every socket */
+}
+
+/* 1.0's tslab_exporter_config ends after memory_limit (64 bytes); 1.1 appended fields, and later
+ * versions append more (never insert), so a caller's struct is a prefix of ours or ours of its. */
+#define EXPORTER_CONFIG_SIZE_1_0 ((size_t)64)
+_Static_assert(offsetof(tslab_exporter_config, request_timeout_seconds) == EXPORTER_CONFIG_SIZE_1_0,
+               "tslab_exporter_config: 1.0's fields must stay first and in order");
+#define EXPORTER_CONFIG_SIZE_MAX ((size_t)1 << 16)
+
+int tslab_exporter_start_sized(const tslab_exporter_config *cfg, size_t cfg_size,
+                               tslab_exporter **out)
+{
+    if (cfg == NULL || out == NULL || cfg_size < EXPORTER_CONFIG_SIZE_1_0 ||
+        cfg_size > EXPORTER_CONFIG_SIZE_MAX)
+        return -EINVAL;
+    tslab_exporter_config c;
+    memset(&c, 0, sizeof c);
+    memcpy(&c, cfg, cfg_size < sizeof c ? cfg_size : sizeof c);
+    /* A newer caller's fields this library does not know must be unset (zero is the default). */
+    for (size_t i = sizeof c; i < cfg_size; i++)
+        if (((const unsigned char *)cfg)[i] != 0)
+            return -EINVAL;
+    return start(&c, out);
+}
+
+/* The symbol programs built against 1.0 call (tslab_telemetry.h otherwise makes
+ * tslab_exporter_start a static inline function that passes its own size). */
+TSLAB_API int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out);
+int tslab_exporter_start(const tslab_exporter_config *cfg, tslab_exporter **out)
+{
+    return tslab_exporter_start_sized(cfg, EXPORTER_CONFIG_SIZE_1_0, out);
 }

@@ -93,6 +93,9 @@ static void add_allocator(json *j, cJSON *list, const tslab_stats *s)
     }
     add_string(j, obj, "name", s->name, strnlen(s->name, sizeof s->name));
     add_u64(j, obj, "reserved_bytes", s->reserved_bytes);
+#define TSLAB__ISTAT(field, ...) add_u64(j, obj, #field, s->instance.field);
+    TSLAB_INSTANCE_STATS(TSLAB__ISTAT)
+#undef TSLAB__ISTAT
     cJSON *classes = check(j, cJSON_AddArrayToObject(obj, "classes"));
     for (uint32_t ci = 0; classes != NULL && ci < s->class_count && ci < TSLAB_CLASSES_MAX; ci++) {
         const tslab_class_stats *c = &s->classes[ci];

@@ -176,6 +176,25 @@ void tslab__render_prom(const tslab__snapshot *snap, bool om, tslab__buf *b)
         tslab__buf_putc(b, '\n');
     }
 
+    /* Instance gauges (TSLAB_INSTANCE_STATS): one family per metric name, members in list order. */
+#define TSLAB__ISTAT(field, metric, lk, lv, help)                                                  \
+    if (strcmp(metric, prev_metric) != 0)                                                          \
+        family_header(b, om, "", "tslab_" metric, TSLAB__GAUGE, help);                             \
+    prev_metric = metric;                                                                          \
+    for (size_t a = 0; a < snap->alloc_count; a++) {                                               \
+        const tslab_stats *s = &snap->allocs[a];                                                   \
+        l = labels_open(b, "", "tslab_" metric);                                                   \
+        label(&l, "allocator", s->name, name_len(s));                                              \
+        if (lk[0] != '\0')                                                                         \
+            label(&l, lk, lv, strlen(lv));                                                         \
+        labels_close(&l);                                                                          \
+        tslab__buf_u64(b, s->instance.field);                                                      \
+        tslab__buf_putc(b, '\n');                                                                  \
+    }
+    const char *prev_metric = "";
+    TSLAB_INSTANCE_STATS(TSLAB__ISTAT)
+#undef TSLAB__ISTAT
+
     for (size_t i = 0; i < tslab__field_count; i++) {
         bool seen = false;
         for (size_t j = 0; j < i && !seen; j++)

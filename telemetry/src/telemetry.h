@@ -164,6 +164,53 @@ bool tslab__accept_gzip(const char *accept_encoding);
 int tslab__gzip(const char *in, size_t n, char **out, size_t *out_len);
 
 /* ---------------------------------------------------------------------------------------------
+ * webconfig.c: the exporter-toolkit web configuration file (YAML, libyaml).
+ * ------------------------------------------------------------------------------------------- */
+typedef enum tslab__client_auth {
+    TSLAB__CLIENT_AUTH_NONE = 0,          /* NoClientCert */
+    TSLAB__CLIENT_AUTH_REQUEST,           /* RequestClientCert: asked, neither needed nor checked */
+    TSLAB__CLIENT_AUTH_REQUIRE_ANY,       /* RequireAnyClientCert: needed, not checked */
+    TSLAB__CLIENT_AUTH_VERIFY_IF_GIVEN,   /* VerifyClientCertIfGiven */
+    TSLAB__CLIENT_AUTH_REQUIRE_AND_VERIFY /* RequireAndVerifyClientCert */
+} tslab__client_auth;
+
+typedef struct tslab__webconfig_pair {
+    char *name, *value;
+} tslab__webconfig_pair;
+
+typedef struct tslab__webconfig {
+    bool tls;            /* tls_server_config given: cert_pem and key_pem are set */
+    char *cert_pem;      /* server certificate chain (PEM) */
+    char *key_pem;       /* its private key (PEM; wiped when freed) */
+    char *client_ca_pem; /* CAs for client certificates, or NULL */
+    tslab__client_auth client_auth;
+    unsigned min_version, max_version; /* 10..13 for TLS 1.0..1.3; 0: not given */
+    tslab__webconfig_pair *headers;    /* added to every response */
+    size_t header_count;
+    tslab__webconfig_pair *users; /* name: user, value: bcrypt hash */
+    size_t user_count;            /* 0: no basic authentication */
+} tslab__webconfig;
+
+/* Reads and checks `path`. 0, -EINVAL (unreadable or malformed file, or a file it names; a
+ * message "PATH:LINE: what" goes to err[0..err_size)), or -ENOMEM. *out is freed on error. */
+int tslab__webconfig_load(const char *path, tslab__webconfig *out, char *err, size_t err_size);
+void tslab__webconfig_free(tslab__webconfig *w);
+
+/* ---------------------------------------------------------------------------------------------
+ * basicauth.c: HTTP basic authentication against bcrypt hashes (libcrypt), with a cache of the
+ * last successful password of each user (bcrypt is slow on purpose). Single-threaded: the
+ * exporter thread owns it.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct tslab__basic_auth tslab__basic_auth;
+
+/* Users and hashes are copied. NULL on ENOMEM. */
+tslab__basic_auth *tslab__basic_auth_new(const tslab__webconfig_pair *users, size_t n);
+/* True when `user` exists and `password` matches its hash. Takes about as long for an unknown
+ * user as for a known one with a wrong password. */
+bool tslab__basic_auth_check(tslab__basic_auth *a, const char *user, const char *password);
+void tslab__basic_auth_free(tslab__basic_auth *a);
+
+/* ---------------------------------------------------------------------------------------------
  * http.c: the exporter (the only file that includes microhttpd.h). Public API only.
  * ------------------------------------------------------------------------------------------- */
 

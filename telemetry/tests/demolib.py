@@ -101,11 +101,11 @@ def read_line(p, deadline_s=30):
     return buf.decode()
 
 
-def start_demo(demo, *args):
+def start_demo(demo, *args, scheme="http"):
     """Starts tslab-demo on an ephemeral loopback port; returns (process, port)."""
     p = spawn([demo, "--listen", "127.0.0.1:0", "--quiet", *args], stdout=subprocess.PIPE)
     line = read_line(p)
-    m = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)/\n", line)
+    m = re.fullmatch(r"listening on " + scheme + r"://127\.0\.0\.1:(\d+)/\n", line)
     assert m, f"unexpected first line from tslab-demo: {line!r}"
     return p, int(m.group(1))
 

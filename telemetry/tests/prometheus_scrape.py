@@ -63,18 +63,21 @@ def poll(what, fn, deadline_s):
                          + (f" (last error: {last_error})" if last_error else ""))
 
 
-def start_prometheus(prometheus, tmp, demo_port):
+def start_prometheus(prometheus, tmp, demo_port, scrape_configs=None):
+    """Starts Prometheus scraping the demo (or with the given scrape_configs YAML text)."""
     config = os.path.join(tmp, "prometheus.yml")
+    if scrape_configs is None:
+        scrape_configs = f"""  - job_name: {JOB}
+    static_configs:
+      - targets: ['127.0.0.1:{demo_port}']
+"""
     with open(config, "w") as f:
         f.write(f"""global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
 scrape_configs:
-  - job_name: {JOB}
-    static_configs:
-      - targets: ['127.0.0.1:{demo_port}']
-""")
+{scrape_configs}""")
     for attempt in range(3):  # the free port may be taken between probe and bind
         port = demolib.free_port()
         log = open(os.path.join(tmp, f"prometheus-{attempt}.log"), "wb")

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
@@ -62,12 +63,35 @@ static void test_errors(void)
     CHECK_EQ_I(tslab_exporter_start(NULL, &e), -EINVAL);
     tslab_exporter_config c = config();
     CHECK_EQ_I(tslab_exporter_start(&c, NULL), -EINVAL);
-    const char *bad[] = {"localhost", "256.1.1.1", "1.2.3", "", "::1::", "127.0.0.1:80"};
+    const char *bad[] = {"256.1.1.1",
+                         "1.2.3",
+                         "",
+                         "::1::",
+                         "127.0.0.1:80",
+                         "localhost:80",
+                         "bad_name!",
+                         "no-such-host.invalid",
+                         "[::1]",
+                         "-"};
+    char why[256];
+    c.error_message = why;
+    c.error_message_size = sizeof why;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c.address = bad[i];
         CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
         CHECK(e == NULL);
+        CHECK(strstr(why, "address '") != NULL); /* the reason names the address */
     }
+    /* a host name: "localhost" resolves to loopback and is served */
+    c = config();
+    c.address = "localhost";
+    tslab_exporter *named = start(c);
+    http_reply hr;
+    REQUIRE(http_get(tslab_exporter_port(named), "/healthz", &hr) == 0);
+    CHECK_EQ_I(hr.status, 200);
+    http_free(&hr);
+    tslab_exporter_stop(named);
+    c = config();
     c = config();
     c.allocators = NULL;
     CHECK_EQ_I(tslab_exporter_start(&c, &e), -EINVAL);
@@ -110,6 +134,28 @@ static void test_errors(void)
 
     CHECK_EQ_I(tslab_exporter_port(NULL), 0);
     tslab_exporter_stop(NULL);
+
+    /* ABI: a 1.0 caller's struct ends at memory_limit; what follows it in memory is not read */
+    size_t size_1_0 = offsetof(tslab_exporter_config, request_timeout_seconds);
+    struct {
+        tslab_exporter_config c;
+        unsigned char more[64];
+    } big;
+    memset(&big, 0xA5, sizeof big); /* garbage past the 1.0 fields */
+    big.c = config();
+    memset((char *)&big.c + size_1_0, 0xA5, sizeof big.c - size_1_0);
+    e = NULL;
+    CHECK_EQ_I(tslab_exporter_start_sized(&big.c, size_1_0, &e), 0);
+    tslab_exporter_stop(e);
+    /* (the exported 1.0 symbol itself: telemetry_exporter_abi, test_exporter_abi.c) */
+    /* a later caller's extra bytes: zero is fine, anything else is an option we cannot honour */
+    big.c = config();
+    memset(big.more, 0, sizeof big.more);
+    CHECK_EQ_I(tslab_exporter_start_sized(&big.c, sizeof big, &e), 0);
+    tslab_exporter_stop(e);
+    big.more[10] = 1;
+    CHECK_EQ_I(tslab_exporter_start_sized(&big.c, sizeof big, &e), -EINVAL);
+    CHECK_EQ_I(tslab_exporter_start_sized(&big.c, size_1_0 - 1, &e), -EINVAL);
 }
 
 /* ---- Endpoints ---------------------------------------------------------------------------- */
@@ -372,6 +418,40 @@ static void test_limits(void)
     }
     t = now_s() - t0;
     CHECK(closed && t >= 0.5 && t < 5);
+    close(slow);
+    tslab_exporter_stop(e);
+
+    /* response deadline 2 s: a client that asks for many pages and reads one byte every 20 ms
+     * (each read may let the server write a little, which restarts an idle timer) loses its
+     * connection on the server side (the exporter runs in this process: its descriptor closes)
+     * within about timeout_seconds; the client itself may see the close much later, behind the
+     * data already queued for it */
+    c = config();
+    c.request_timeout_seconds = 1;
+    c.timeout_seconds = 2;
+    e = start(c);
+    size_t fds_before = count_dir("/proc/self/fd");
+    slow = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 2048;
+    setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(tslab_exporter_port(e))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    REQUIRE(connect(slow, (struct sockaddr *)&sa, sizeof sa) == 0);
+    const char *page = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    for (int i = 0; i < 40; i++) /* pipelined; the server reads them as it answers */
+        (void)send(slow, page, strlen(page), MSG_NOSIGNAL | MSG_DONTWAIT);
+    t0 = now_s();
+    bool served = false, released = false;
+    while (!released && now_s() - t0 < 15) {
+        struct pollfd pfd = {.fd = slow, .events = POLLIN};
+        if (poll(&pfd, 1, 20) == 1) { /* the reader's pace, not synchronisation */
+            char ch;
+            served = recv(slow, &ch, 1, 0) == 1 || served;
+        }
+        released = count_dir("/proc/self/fd") == fds_before + 1; /* only the client's socket */
+    }
+    t = now_s() - t0;
+    CHECK(served && released && t >= 1 && t < 10);
     close(slow);
     tslab_exporter_stop(e);
 

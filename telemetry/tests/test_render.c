@@ -49,6 +49,8 @@ static tslab__snapshot fixed_snapshot(void)
     stats[1].class_count = 1;
     strcpy(stats[1].name, "buffers");
     stats[1].reserved_bytes = 1073741824u;
+    stats[1].instance.limit_hard_bytes = 268435456u;
+    stats[1].instance.limit_resident_bytes = 1048576u;
     stats[1].classes[0].object_size = 4096;
     stats[1].classes[0].slab_bytes = 65536;
     stats[1].classes[0].objects_per_slab = 16;
@@ -178,6 +180,9 @@ static void check_prom(const char *out, bool om)
     }
     CHECK_CONTAINS(out, "tslab_build_info{version=\"" TSLAB_VERSION_STRING "\"} 1\n");
     CHECK_CONTAINS(out, "tslab_reserved_bytes{allocator=\"buffers\"} 1073741824\n");
+    CHECK_CONTAINS(out, "tslab_limit_bytes{allocator=\"buffers\",limit=\"hard\"} 268435456\n");
+    CHECK_CONTAINS(out, "tslab_limit_bytes{allocator=\"buffers\",limit=\"soft\"} 0\n");
+    CHECK_CONTAINS(out, "tslab_limit_resident_bytes{allocator=\"buffers\"} 1048576\n");
     CHECK_CONTAINS(out, "tslab_exporter_scrapes_total 7\n");
     CHECK_CONTAINS(out, "tslab_exporter_render_seconds 0.000125\n");
     CHECK_CONTAINS(out, "process_start_time_seconds 1700000000.25\n");

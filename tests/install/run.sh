@@ -15,7 +15,7 @@ work=$2
 telemetry=${3:-ON}
 rm -rf "$work" && mkdir -p "$work"
 configured=/nonexistent/tslab-configured-prefix
-version=$(sed -n 's/^#define TSLAB_VERSION_STRING "\(.*\)"$/\1/p' "$src/allocator/include/tslab.h")
+version=$(sed -n 's/^#define TSLAB_VERSION_STRING "\([^"]*\)".*/\1/p' "$src/allocator/include/tslab.h")
 consumer_src=$src/tests/install/consumer
 cflags=(-std=c11 -Wall -Wextra -Werror)
 
@@ -23,6 +23,7 @@ fail() {
   echo "install test: $*" >&2
   exit 1
 }
+[ -n "$version" ] || fail "no TSLAB_VERSION_STRING in tslab.h"
 
 # No libtslab*.so among the shared libraries a binary needs.
 no_shared_tslab() {
