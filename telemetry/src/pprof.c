@@ -154,7 +154,8 @@ static void read_mappings(builder *b)
                 4 ||
             strchr(perms, 'x') == NULL)
             continue;
-        char *path = path_at > 0 ? line + path_at : (char *)"";
+        /* %n is stored only when the line has a path field; an anonymous mapping has none. */
+        char *path = line + (path_at > 0 ? path_at : (int)strlen(line));
         path[strcspn(path, "\n")] = '\0';
         b->map = grow(b, b->map, &b->map_cap, b->nmap + 1, sizeof *b->map);
         if (b->failed)
