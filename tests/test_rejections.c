@@ -26,13 +26,13 @@ static const char *frame_name(uintptr_t ret)
 
 bool reject_site_handle(tslab *a, tslab_handle h);
 bool reject_site_pointer(tslab *a, void *p);
-__attribute__((noinline, noipa)) bool reject_site_handle(tslab *a, tslab_handle h)
+TEST_NAMED_FRAME bool reject_site_handle(tslab *a, tslab_handle h)
 {
     bool r = tslab_free(a, h);
     __asm__ volatile("" ::: "memory"); /* no tail call: this frame stays on the stack */
     return r;
 }
-__attribute__((noinline, noipa)) bool reject_site_pointer(tslab *a, void *p)
+TEST_NAMED_FRAME bool reject_site_pointer(tslab *a, void *p)
 {
     bool r = tslab_free_ptr(a, p);
     __asm__ volatile("" ::: "memory");

@@ -214,7 +214,7 @@ static void lifetimes(void)
 
 /* The recorded stack starts at the allocator's caller (exported, so dladdr names it). */
 void *sample_site_alpha(tslab *a);
-__attribute__((noinline, noipa)) void *sample_site_alpha(tslab *a)
+TEST_NAMED_FRAME void *sample_site_alpha(tslab *a)
 {
     void *p = tslab_malloc(a, 64);
     __asm__ volatile("" ::: "memory"); /* no tail call: keep this frame */

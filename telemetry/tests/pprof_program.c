@@ -14,27 +14,33 @@
 #include "tslab.h"
 #include "tslab_telemetry.h"
 
+#if defined(__clang__)
+#define TEST_NAMED_FRAME __attribute__((noinline, disable_tail_calls))
+#else
+#define TEST_NAMED_FRAME __attribute__((noinline, noipa))
+#endif
+
 void *pprof_alpha(tslab *a, size_t size);
 void *pprof_beta(tslab *a, size_t size);
 void pprof_gamma(tslab *a, size_t size);
 
 /* noipa (no clones such as pprof_alpha.constprop.0, which export no name) and no tail call, so
  * each keeps a frame of its own as the profile's leaf. */
-__attribute__((noinline, noipa)) void *pprof_alpha(tslab *a, size_t size)
+TEST_NAMED_FRAME void *pprof_alpha(tslab *a, size_t size)
 {
     void *p = tslab_malloc(a, size);
     __asm__ volatile("" ::: "memory");
     return p;
 }
 
-__attribute__((noinline, noipa)) void *pprof_beta(tslab *a, size_t size)
+TEST_NAMED_FRAME void *pprof_beta(tslab *a, size_t size)
 {
     void *p = tslab_malloc(a, size);
     __asm__ volatile("" ::: "memory");
     return p;
 }
 
-__attribute__((noinline, noipa)) void pprof_gamma(tslab *a, size_t size)
+TEST_NAMED_FRAME void pprof_gamma(tslab *a, size_t size)
 {
     void *p = tslab_malloc(a, size);
     __asm__ volatile("" ::: "memory");

@@ -12,7 +12,7 @@
 #include "testhttp.h"
 
 void *debug_alloc_site(tslab *a);
-__attribute__((noinline, noipa)) void *debug_alloc_site(tslab *a)
+TEST_NAMED_FRAME void *debug_alloc_site(tslab *a)
 {
     void *p = tslab_malloc(a, 200);
     __asm__ volatile("" ::: "memory"); /* no tail call: this frame stays on the stack */
@@ -131,7 +131,7 @@ static void test_heap_endpoint(void)
 }
 
 bool debug_bad_free_site(tslab *a, void *p);
-__attribute__((noinline, noipa)) bool debug_bad_free_site(tslab *a, void *p)
+TEST_NAMED_FRAME bool debug_bad_free_site(tslab *a, void *p)
 {
     bool r = tslab_free_ptr(a, p);
     __asm__ volatile("" ::: "memory");
