@@ -164,10 +164,10 @@ typedef struct tslab_config {
     void *on_reject_ctx; /**< passed to on_reject */
 } tslab_config;
 
-/* Sampling (tslab_config.sample_bytes, tslab_sample_set): Go's and jemalloc's mean interval. */
+/** Sampling (tslab_config.sample_bytes, tslab_sample_set): Go's and jemalloc's mean interval. */
 #define TSLAB_SAMPLE_DEFAULT ((size_t)512 * 1024)
-#define TSLAB_SAMPLE_OFF SIZE_MAX
-#define TSLAB_STACK_MAX 64 /* frames recorded per sampled allocation */
+#define TSLAB_SAMPLE_OFF SIZE_MAX /**< sample nothing */
+#define TSLAB_STACK_MAX 64        /**< frames recorded per sampled allocation or rejection */
 
 /* ---------------------------------------------------------------------------------------------
  * Instances
@@ -489,15 +489,17 @@ static inline int tslab_stats_read(tslab *a, tslab_stats *out)
  * allocation.
  * ------------------------------------------------------------------------------------------- */
 
-/* Sets the mean interval (same values as tslab_config.sample_bytes: 0 = TSLAB_SAMPLE_DEFAULT,
+/** Sets the mean interval (same values as tslab_config.sample_bytes: 0 = TSLAB_SAMPLE_DEFAULT,
  * TSLAB_SAMPLE_OFF = off). Each thread applies it at its next sample, or within 65536
  * allocations of a class when sampling was off. 0, or -EINVAL when a is NULL. */
 TSLAB_API int tslab_sample_set(tslab *a, size_t bytes);
-/* The mean interval in force (TSLAB_SAMPLE_OFF when off), 0 when a is NULL. */
+/** The mean interval in force (TSLAB_SAMPLE_OFF when off), 0 when a is NULL. */
 TSLAB_API size_t tslab_sample_get(const tslab *a);
 
-/* Lifetime and age buckets, upper bounds in nanoseconds (1 ms .. 1 day), plus +Inf. */
+/** Lifetime and age buckets, besides +Inf. */
 #define TSLAB_LIFETIME_BUCKETS 10
+/** Their upper bounds in nanoseconds: 1 ms, 10 ms, 100 ms, 1 s, 10 s, 1 min, 10 min, 1 h, 6 h,
+ * 1 day. */
 #define TSLAB_LIFETIME_BOUNDS_NS                                                                   \
     {                                                                                              \
         UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),          \
@@ -505,72 +507,76 @@ TSLAB_API size_t tslab_sample_get(const tslab *a);
             UINT64_C(3600000000000), UINT64_C(21600000000000), UINT64_C(86400000000000)            \
     }
 
-/* One call site: the sampled objects of one class allocated by one stack at one interval. The
+/** One call site: the sampled objects of one class allocated by one stack at one interval. The
  * estimated true counts are the sampled ones times 1 / (1 - exp(-object_size / sample_bytes))
  * (Go's scaleHeapSample). */
 typedef struct tslab_profile_site {
-    const uintptr_t *frames; /* return addresses, innermost first (the allocator's caller) */
-    uint32_t depth;          /* 0..TSLAB_STACK_MAX; 0 when the site table was full */
-    uint32_t class_index;
-    uint64_t object_size;
-    uint64_t sample_bytes; /* the mean interval the samples were taken at */
-    uint64_t allocs;       /* sampled allocations */
-    uint64_t frees;        /* sampled allocations freed since (allocs - frees are live) */
+    const uintptr_t *frames; /**< return addresses, innermost first (the allocator's caller) */
+    uint32_t depth;          /**< 0..TSLAB_STACK_MAX; 0 when the site table was full */
+    uint32_t class_index;    /**< the class (tslab_class_size gives its object size) */
+    uint64_t object_size;    /**< bytes of the class's objects */
+    uint64_t sample_bytes;   /**< the mean interval the samples were taken at */
+    uint64_t allocs;         /**< sampled allocations */
+    uint64_t frees;          /**< sampled allocations freed since (allocs - frees are live) */
 } tslab_profile_site;
 
-/* Per class, cumulative Prometheus-style buckets (bucket i counts values <= bound i; the last,
+/** Per class, cumulative Prometheus-style buckets (bucket i counts values <= bound i; the last,
  * index TSLAB_LIFETIME_BUCKETS, is +Inf and equals the count). */
 typedef struct tslab_profile_class {
-    uint64_t object_size;
-    uint64_t lifetime_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /* sampled objects freed, by life */
-    uint64_t lifetime_sum_ns;
-    uint64_t age_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /* sampled objects live now, by age */
-    /* Contention on the class's slow-path lock (every call, not sampled): times a thread found
+    uint64_t object_size;                                  /**< bytes of the class's objects */
+    uint64_t lifetime_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /**< sampled objects freed, by life */
+    uint64_t lifetime_sum_ns;                              /**< sum of the lifetimes counted */
+    uint64_t age_buckets[TSLAB_LIFETIME_BUCKETS + 1];      /**< sampled objects live now, by age */
+    /** Contention on the class's slow-path lock (every call, not sampled): times a thread found
      * it taken and waited, and the nanoseconds it waited in all. */
-    uint64_t lock_waits;
-    uint64_t lock_wait_ns;
+    uint64_t lock_waits;   /**< waits for the lock */
+    uint64_t lock_wait_ns; /**< their total length */
 } tslab_profile_class;
 
-#define TSLAB_PROFILE_VERSION 1
+#define TSLAB_PROFILE_VERSION 1 /**< tslab_profile.version */
+
+/** A snapshot of an instance's sampled sites and per-class histograms (tslab_profile_read). */
 
 typedef struct tslab_profile {
-    uint32_t version; /* TSLAB_PROFILE_VERSION */
-    uint32_t class_count;
-    uint64_t time_ns;      /* the instance's clock when read */
-    uint64_t sample_bytes; /* the interval in force (TSLAB_SAMPLE_OFF when off) */
-    size_t site_count;
-    const tslab_profile_site *sites;
-    tslab_profile_class classes[TSLAB_CLASSES_MAX];
+    uint32_t version;                /**< TSLAB_PROFILE_VERSION */
+    uint32_t class_count;            /**< entries of classes[] in use */
+    uint64_t time_ns;                /**< the instance's clock when read */
+    uint64_t sample_bytes;           /**< the interval in force (TSLAB_SAMPLE_OFF when off) */
+    size_t site_count;               /**< entries of sites[] */
+    const tslab_profile_site *sites; /**< the sites, in the order first seen */
+    tslab_profile_class classes[TSLAB_CLASSES_MAX]; /**< per class */
 } tslab_profile;
 
-/* A consistent copy of a's sampled sites and lifetime histograms (taken under the sampler's
+/** A consistent copy of a's sampled sites and lifetime histograms (taken under the sampler's
  * lock, which only sampled allocations and their frees take). *out is freed with
  * tslab_profile_free. 0, -EINVAL (NULL argument) or -ENOMEM. */
 TSLAB_API int tslab_profile_read(tslab *a, tslab_profile **out);
+/** Frees a profile of tslab_profile_read; NULL is a no-op. */
 TSLAB_API void tslab_profile_free(tslab_profile *p);
 
 /* ---------------------------------------------------------------------------------------------
  * Rejected frees: the last TSLAB_REJECTIONS_MAX of an instance, with their call sites
  * ------------------------------------------------------------------------------------------- */
-#define TSLAB_REJECTIONS_MAX 64
+#define TSLAB_REJECTIONS_MAX 64 /**< rejections an instance keeps */
 
-/* Reasons, as in the free_rejections_total{reason} counters. */
+/** Reasons, as in the free_rejections_total{reason} counters. */
 enum { TSLAB_REJECT_INVALID, TSLAB_REJECT_STALE, TSLAB_REJECT_DOUBLE, TSLAB_REJECT_FOREIGN };
 
+/** A rejected free: what was passed, why it was refused, when, and from where. */
 typedef struct tslab_rejection {
-    uint64_t seq;         /* 1 for the instance's first rejection: gaps show what was overwritten */
-    uint64_t time_ns;     /* the instance's clock (tslab_config.clock_ns) */
-    int reason;           /* TSLAB_REJECT_* */
-    uint32_t class_index; /* tslab_class_count(a) when no class could be named */
-    bool by_pointer;      /* value is the pointer given to tslab_free_ptr / tslab_realloc; else the
+    uint64_t seq;     /**< 1 for the instance's first rejection: gaps show what was overwritten */
+    uint64_t time_ns; /**< the instance's clock (tslab_config.clock_ns) */
+    int reason;       /**< TSLAB_REJECT_* */
+    uint32_t class_index; /**< tslab_class_count(a) when no class could be named */
+    bool by_pointer; /**< value is the pointer given to tslab_free_ptr / tslab_realloc; else the
                              handle (also for a pointer free that lost a race to another free:
                              the handle its slot had) */
-    uint64_t value;
-    uint32_t depth;                    /* frames recorded */
-    uintptr_t frames[TSLAB_STACK_MAX]; /* return addresses, innermost first: the caller's */
+    uint64_t value;  /**< the handle or pointer (see by_pointer) */
+    uint32_t depth;  /**< frames recorded */
+    uintptr_t frames[TSLAB_STACK_MAX]; /**< return addresses, innermost first: the caller's */
 } tslab_rejection;
 
-/* Copies the instance's recorded rejections, oldest first, up to `max`, the newest kept when
+/** Copies the instance's recorded rejections, oldest first, up to `max`, the newest kept when
  * fewer fit; returns how many were copied (0 for a NULL argument). */
 TSLAB_API size_t tslab_rejections_read(tslab *a, tslab_rejection *out, size_t max);
 

@@ -40,7 +40,7 @@ typedef enum tslab_format {
 TSLAB_API int tslab_metrics_render(tslab *const *allocs, size_t n, tslab_format fmt, char **out,
                                    size_t *out_len);
 
-/* Writes the sampled heap profile of allocs[0..n) (tslab.h "Sampling profiler") to fd as a
+/** Writes the sampled heap profile of allocs[0..n) (tslab.h "Sampling profiler") to fd as a
  * gzip-compressed pprof profile.proto, the format of Go's /debug/pprof/heap, for `go tool pprof`:
  * sample types alloc_objects, alloc_space, inuse_objects, inuse_space, scaled for sampling as Go
  * scales them; each sample labelled with its object size ("bytes") and allocator name; mappings
