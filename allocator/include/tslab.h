@@ -94,7 +94,8 @@ typedef struct tslab_os {
     /** Unmap a whole reservation (only at tslab_destroy or a failed tslab_create). */
     void (*release)(void *ctx, void *p, size_t size);
     void *ctx; /**< passed to every call */
-    /** A monotonic clock in nanoseconds, read by decay (tslab_config.decay_ms); NULL means
+    /** A monotonic clock in nanoseconds, read by decay (tslab_config.decay_ms), the sampler
+     * (birth and death of sampled objects), rejection records and lock-wait times; NULL means
      * CLOCK_MONOTONIC. Inject it to drive decay from a test without sleeping. It is called on
      * slow paths only, with or without class locks held: it must not call the allocator. */
     uint64_t (*now_ns)(void *ctx);
@@ -152,10 +153,6 @@ typedef struct tslab_config {
     uint64_t sample_seed;   /**< seed of the samplers' random intervals (a thread's generator is
                                seeded from it and the thread's order of arrival); 0 = from the
                                clock. Fixed seeds make single-threaded runs reproducible. */
-    uint64_t (*clock_ns)(void *ctx); /**< monotonic nanoseconds for sampled objects' birth and
-                                        death and for rejections; NULL = tslab_clock_ns.
-                                        Injectable for tests. */
-    void *clock_ctx;                 /**< passed to clock_ns */
     /** Called on every rejected free, by the rejecting thread, after the rejection is counted
      * and recorded (tslab_rejections_read), with no lock of the allocator held: it may log,
      * count by call site, or abort. It must not free through `a` recursively into another
@@ -565,7 +562,7 @@ enum { TSLAB_REJECT_INVALID, TSLAB_REJECT_STALE, TSLAB_REJECT_DOUBLE, TSLAB_REJE
 /** A rejected free: what was passed, why it was refused, when, and from where. */
 typedef struct tslab_rejection {
     uint64_t seq;     /**< 1 for the instance's first rejection: gaps show what was overwritten */
-    uint64_t time_ns; /**< the instance's clock (tslab_config.clock_ns) */
+    uint64_t time_ns; /**< the instance's clock (tslab_os.now_ns) */
     int reason;       /**< TSLAB_REJECT_* */
     uint32_t class_index; /**< tslab_class_count(a) when no class could be named */
     bool by_pointer; /**< value is the pointer given to tslab_free_ptr / tslab_realloc; else the
