@@ -25,7 +25,9 @@ static void *allocate(void *arg)
 
 static void wait_is_counted(void)
 {
-    tslab_config cfg = {.clock_ns = fake_clock, .sample_bytes = TSLAB_SAMPLE_OFF};
+    tslab_os os = *tslab_os_default(); /* the real OS calls, our clock */
+    os.now_ns = fake_clock;
+    tslab_config cfg = {.os = &os, .sample_bytes = TSLAB_SAMPLE_OFF};
     tslab *a = tslab_create(&cfg);
     CHECK(a != NULL);
     tslab__class *c = &a->cls[0];

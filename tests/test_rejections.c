@@ -41,7 +41,9 @@ TEST_NAMED_FRAME bool reject_site_pointer(tslab *a, void *p)
 
 static void records_what_and_where(void)
 {
-    tslab_config c = {.clock_ns = fake_clock, .sample_bytes = TSLAB_SAMPLE_OFF};
+    tslab_os os = *tslab_os_default(); /* the real OS calls, our clock */
+    os.now_ns = fake_clock;
+    tslab_config c = {.os = &os, .sample_bytes = TSLAB_SAMPLE_OFF};
     tslab *a = tslab_create(&c);
     CHECK(a != NULL);
     tslab_rejection r[TSLAB_REJECTIONS_MAX];

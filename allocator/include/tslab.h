@@ -94,7 +94,8 @@ typedef struct tslab_os {
     /** Unmap a whole reservation (only at tslab_destroy or a failed tslab_create). */
     void (*release)(void *ctx, void *p, size_t size);
     void *ctx; /**< passed to every call */
-    /** A monotonic clock in nanoseconds, read by decay (tslab_config.decay_ms); NULL means
+    /** A monotonic clock in nanoseconds, read by decay (tslab_config.decay_ms), the sampler
+     * (birth and death of sampled objects), rejection records and lock-wait times; NULL means
      * CLOCK_MONOTONIC. Inject it to drive decay from a test without sleeping. It is called on
      * slow paths only, with or without class locks held: it must not call the allocator. */
     uint64_t (*now_ns)(void *ctx);
@@ -152,10 +153,6 @@ typedef struct tslab_config {
     uint64_t sample_seed;   /**< seed of the samplers' random intervals (a thread's generator is
                                seeded from it and the thread's order of arrival); 0 = from the
                                clock. Fixed seeds make single-threaded runs reproducible. */
-    uint64_t (*clock_ns)(void *ctx); /**< monotonic nanoseconds for sampled objects' birth and
-                                        death and for rejections; NULL = tslab_clock_ns.
-                                        Injectable for tests. */
-    void *clock_ctx;                 /**< passed to clock_ns */
     /** Called on every rejected free, by the rejecting thread, after the rejection is counted
      * and recorded (tslab_rejections_read), with no lock of the allocator held: it may log,
      * count by call site, or abort. It must not free through `a` recursively into another
@@ -164,12 +161,10 @@ typedef struct tslab_config {
     void *on_reject_ctx; /**< passed to on_reject */
 } tslab_config;
 
-/* Sampling (tslab_config.sample_bytes, tslab_sample_set). */
-/** tslab_config.sample_bytes 0: Go's and jemalloc's mean interval, 512 KiB. */
+/** Sampling (tslab_config.sample_bytes, tslab_sample_set): Go's and jemalloc's mean interval. */
 #define TSLAB_SAMPLE_DEFAULT ((size_t)512 * 1024)
-/** tslab_config.sample_bytes: sample nothing. */
-#define TSLAB_SAMPLE_OFF SIZE_MAX
-#define TSLAB_STACK_MAX 64 /**< frames recorded per sampled allocation */
+#define TSLAB_SAMPLE_OFF SIZE_MAX /**< sample nothing */
+#define TSLAB_STACK_MAX 64        /**< frames recorded per sampled allocation or rejection */
 
 /* ---------------------------------------------------------------------------------------------
  * Instances
@@ -499,10 +494,10 @@ TSLAB_API int tslab_sample_set(tslab *a, size_t bytes);
 /** The mean interval in force (TSLAB_SAMPLE_OFF when off), 0 when a is NULL. */
 TSLAB_API size_t tslab_sample_get(const tslab *a);
 
-/* Lifetime and age buckets, upper bounds in nanoseconds (1 ms .. 1 day), plus +Inf. */
-/** Finite lifetime and age buckets (1 ms .. 1 day); +Inf makes one more. */
+/** Lifetime and age buckets, besides +Inf. */
 #define TSLAB_LIFETIME_BUCKETS 10
-/** The buckets' upper bounds in nanoseconds, an initialiser of TSLAB_LIFETIME_BUCKETS values. */
+/** Their upper bounds in nanoseconds: 1 ms, 10 ms, 100 ms, 1 s, 10 s, 1 min, 10 min, 1 h, 6 h,
+ * 1 day. */
 #define TSLAB_LIFETIME_BOUNDS_NS                                                                   \
     {                                                                                              \
         UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),          \
@@ -516,8 +511,8 @@ TSLAB_API size_t tslab_sample_get(const tslab *a);
 typedef struct tslab_profile_site {
     const uintptr_t *frames; /**< return addresses, innermost first (the allocator's caller) */
     uint32_t depth;          /**< 0..TSLAB_STACK_MAX; 0 when the site table was full */
-    uint32_t class_index;    /**< the class of the objects */
-    uint64_t object_size;    /**< their size */
+    uint32_t class_index;    /**< the class (tslab_class_size gives its object size) */
+    uint64_t object_size;    /**< bytes of the class's objects */
     uint64_t sample_bytes;   /**< the mean interval the samples were taken at */
     uint64_t allocs;         /**< sampled allocations */
     uint64_t frees;          /**< sampled allocations freed since (allocs - frees are live) */
@@ -526,28 +521,27 @@ typedef struct tslab_profile_site {
 /** Per class, cumulative Prometheus-style buckets (bucket i counts values <= bound i; the last,
  * index TSLAB_LIFETIME_BUCKETS, is +Inf and equals the count). */
 typedef struct tslab_profile_class {
-    uint64_t object_size;                                  /**< the class's object size */
+    uint64_t object_size;                                  /**< bytes of the class's objects */
     uint64_t lifetime_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /**< sampled objects freed, by life */
-    uint64_t lifetime_sum_ns; /**< lifetimes of the sampled objects freed, summed */
-    uint64_t age_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /**< sampled objects live now, by age */
+    uint64_t lifetime_sum_ns;                              /**< sum of the lifetimes counted */
+    uint64_t age_buckets[TSLAB_LIFETIME_BUCKETS + 1];      /**< sampled objects live now, by age */
     /** Contention on the class's slow-path lock (every call, not sampled): times a thread found
      * it taken and waited, and the nanoseconds it waited in all. */
-    uint64_t lock_waits;
-    uint64_t lock_wait_ns; /**< nanoseconds waited for it, in all */
+    uint64_t lock_waits;   /**< waits for the lock */
+    uint64_t lock_wait_ns; /**< their total length */
 } tslab_profile_class;
 
-/** The layout of tslab_profile, in its version field. */
-#define TSLAB_PROFILE_VERSION 1
+#define TSLAB_PROFILE_VERSION 1 /**< tslab_profile.version */
 
-/** A snapshot of an instance's sampler (tslab_profile_read). */
+/** A snapshot of an instance's sampled sites and per-class histograms (tslab_profile_read). */
 typedef struct tslab_profile {
     uint32_t version;                /**< TSLAB_PROFILE_VERSION */
     uint32_t class_count;            /**< entries of classes[] in use */
     uint64_t time_ns;                /**< the instance's clock when read */
     uint64_t sample_bytes;           /**< the interval in force (TSLAB_SAMPLE_OFF when off) */
     size_t site_count;               /**< entries of sites[] */
-    const tslab_profile_site *sites; /**< the sampled call sites */
-    tslab_profile_class classes[TSLAB_CLASSES_MAX]; /**< per class, smallest first */
+    const tslab_profile_site *sites; /**< the sites, in the order first seen */
+    tslab_profile_class classes[TSLAB_CLASSES_MAX]; /**< per class */
 } tslab_profile;
 
 /** A consistent copy of a's sampled sites and lifetime histograms (taken under the sampler's
@@ -560,22 +554,21 @@ TSLAB_API void tslab_profile_free(tslab_profile *p);
 /* ---------------------------------------------------------------------------------------------
  * Rejected frees: the last TSLAB_REJECTIONS_MAX of an instance, with their call sites
  * ------------------------------------------------------------------------------------------- */
-/** Rejections an instance remembers (the newest). */
-#define TSLAB_REJECTIONS_MAX 64
+#define TSLAB_REJECTIONS_MAX 64 /**< rejections an instance keeps */
 
 /** Reasons, as in the free_rejections_total{reason} counters. */
 enum { TSLAB_REJECT_INVALID, TSLAB_REJECT_STALE, TSLAB_REJECT_DOUBLE, TSLAB_REJECT_FOREIGN };
 
-/** One rejected free (tslab_rejections_read, tslab_config.on_reject). */
+/** A rejected free: what was passed, why it was refused, when, and from where. */
 typedef struct tslab_rejection {
     uint64_t seq;     /**< 1 for the instance's first rejection: gaps show what was overwritten */
-    uint64_t time_ns; /**< the instance's clock (tslab_config.clock_ns) */
+    uint64_t time_ns; /**< the instance's clock (tslab_os.now_ns) */
     int reason;       /**< TSLAB_REJECT_* */
     uint32_t class_index; /**< tslab_class_count(a) when no class could be named */
     bool by_pointer; /**< value is the pointer given to tslab_free_ptr / tslab_realloc; else the
-                        handle (also for a pointer free that lost a race to another free:
-                        the handle its slot had) */
-    uint64_t value;  /**< the handle or pointer that was refused */
+                             handle (also for a pointer free that lost a race to another free:
+                             the handle its slot had) */
+    uint64_t value;  /**< the handle or pointer (see by_pointer) */
     uint32_t depth;  /**< frames recorded */
     uintptr_t frames[TSLAB_STACK_MAX]; /**< return addresses, innermost first: the caller's */
 } tslab_rejection;

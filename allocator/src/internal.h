@@ -449,9 +449,7 @@ struct tslab {
     _Atomic size_t sample_bytes; /* TSLAB_SAMPLE_OFF when off */
     uint64_t sample_seed;
     _Atomic uint64_t sample_threads; /* thread caches made so far: each seeds from its number */
-    uint64_t (*clock_ns)(void *ctx);
-    void *clock_ctx;
-    struct tslab__sampler *sampler; /* the side table; its own lock */
+    struct tslab__sampler *sampler;  /* the side table; its own lock */
     /* Rejected frees (reject.c): the ring, its own lock, and the config's callback. */
     struct tslab__rejections *rejections;
     void (*on_reject)(void *ctx, int reason, const struct tslab_rejection *r);

@@ -19,7 +19,7 @@ TSLAB_COLD TSLAB__ENTRY void tslab__reject_record(tslab *a, uint32_t cls, int re
 {
     tslab_rejection r;
     r.seq = 0;
-    r.time_ns = a->clock_ns(a->clock_ctx);
+    r.time_ns = tslab__now(a);
     r.reason = reason;
     r.class_index = cls;
     r.by_pointer = by_pointer;

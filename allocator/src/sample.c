@@ -209,8 +209,6 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return h * UINT64_C(0xFF51AFD7ED558CCD);
 }
 
-static uint64_t clock_now(const tslab *a) { return a->clock_ns(a->clock_ctx); }
-
 /* ---- The side table (caller holds sampler.lock) ---- */
 
 static bool site_grow(tslab__sampler *s)
@@ -349,7 +347,7 @@ static uint32_t bucket_of(uint64_t ns)
 /* Moves record r (class ci) into the lifetime histogram and off the table. */
 static void retire(tslab *a, tslab__sampler *s, record *r, uint32_t ci)
 {
-    uint64_t now = clock_now(a);
+    uint64_t now = tslab__now(a);
     uint64_t life = now > r->birth_ns ? now - r->birth_ns : 0;
     s->life[ci][bucket_of(life)]++;
     s->life_sum_ns[ci] += life;
@@ -364,7 +362,7 @@ TSLAB_NOINLINE TSLAB__ENTRY bool tslab__sample_alloc(tslab *a, uint32_t ci, uint
     uint32_t depth = tslab__stack_capture(fr); /* outside the lock: the slow part */
     uint64_t rate = atomic_load_explicit(&a->sample_bytes, memory_order_relaxed);
     uint64_t key = ((uint64_t)ci << TSLAB__IDX_BITS | idx) + 1;
-    uint64_t birth = clock_now(a);
+    uint64_t birth = tslab__now(a);
     tslab__sampler *s = a->sampler;
     bool ok = false;
     pthread_mutex_lock(&s->lock);
@@ -398,19 +396,11 @@ void tslab__sample_free(tslab *a, uint32_t ci, uint32_t idx, uint32_t gen)
     pthread_mutex_unlock(&s->lock);
 }
 
-static uint64_t default_clock(void *ctx)
-{
-    (void)ctx;
-    return tslab_clock_ns();
-}
-
 int tslab__sampler_init(tslab *a, const tslab_config *cfg)
 {
     size_t mean = cfg->sample_bytes == 0 ? TSLAB_SAMPLE_DEFAULT : cfg->sample_bytes;
     atomic_init(&a->sample_bytes, mean);
     a->sample_seed = cfg->sample_seed != 0 ? cfg->sample_seed : tslab_clock_ns() ^ (uintptr_t)a;
-    a->clock_ns = cfg->clock_ns != NULL ? cfg->clock_ns : default_clock;
-    a->clock_ctx = cfg->clock_ns != NULL ? cfg->clock_ctx : NULL;
     a->sampler = calloc(1, sizeof *a->sampler);
     if (a->sampler == NULL)
         return -ENOMEM;
@@ -470,7 +460,7 @@ int tslab_profile_read(tslab *a, tslab_profile **out)
     }
     p->version = TSLAB_PROFILE_VERSION;
     p->class_count = a->nclasses;
-    p->time_ns = clock_now(a);
+    p->time_ns = tslab__now(a);
     p->sample_bytes = atomic_load_explicit(&a->sample_bytes, memory_order_relaxed);
     p->site_count = s->nsites;
     p->sites = sites;
