@@ -194,9 +194,12 @@ typedef struct bench_ops {
             turnover_##k, produce_##k, consume_##k                                                 \
     }
 static const bench_ops ops_by_kind[] = {
-    [BENCH_KIND_SYS] = BENCH_OPS(sys),   [BENCH_KIND_TSH] = BENCH_OPS(tsh),
-    [BENCH_KIND_TSM] = BENCH_OPS(tsm),   [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
-    [BENCH_KIND_NULL] = BENCH_OPS(null), [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
+    [BENCH_KIND_SYS] = BENCH_OPS(sys),
+    [BENCH_KIND_TSH] = BENCH_OPS(tsh),
+    [BENCH_KIND_TSM] = BENCH_OPS(tsm),
+    [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
+    [BENCH_KIND_NULL] = BENCH_OPS(null),
+    [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
     [BENCH_KIND_FLOORCALL] = BENCH_OPS(floorcall),
 };
 
