@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Entry points for newcomers and CI. Each target installs the Debian packages it needs first.
 #   make demo      build and run the session-store demo with live /metrics
 #   make test      build (release preset) and run every test with ctest

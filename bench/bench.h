@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* temporal-slab benchmark harness: shared declarations.
  *
  * Shape: one executable. Without --child it is the *driver*: it plans the suite, runs every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The driver: plans the suite, runs each cell as a worker process, aggregates and reports. */
 #define _GNU_SOURCE
 #include "bench.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The floor: a thread-local LIFO free list threaded through the objects, refilled from one big
  * block. It is the least an allocator's fast path can do. worker.c inlines it (backend `floor`)
  * and floor_call.c puts it behind a shared library's PLT (backend `floor-call`); each includer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The floor through a call: floor.h's free list in a shared library of its own, reached through
  * its PLT as every allocator in the suite is. Nothing an allocator does through a call can cost
  * less: it is the bound for workload a (tight), shown in the same run. */

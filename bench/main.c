@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tslab-bench: entry point. See bench.h for the shape and README.md for the workloads. */
 #define _GNU_SOURCE
 #include "bench.h"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Benchmark suite of issue 5: builds the harness, runs every workload over temporal-slab and the
 # peers (glibc, jemalloc, mimalloc, tcmalloc), counts instructions under callgrind and draws the
 # plots. `make bench` calls this script.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cost of one call-stack capture, the part of a sampled allocation that dominates its slow path
  * (allocator/src/sample.c). Three ways, each from the bottom of a 16-deep chain of calls:
  *   fp         a frame-pointer walk (this file is built with -fno-omit-frame-pointer; it is only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TSC calibration against CLOCK_MONOTONIC_RAW. */
 #define _GNU_SOURCE
 #include "bench.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The worker: one (workload, size, backend) cell in its own process. */
 #define _GNU_SOURCE
 #include "bench.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Telemetry cost (workload f) and /metrics render time. Compiled with BENCH_HAVE_TELEMETRY when
  * the tslab_telemetry target exists; stubs otherwise. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Workload loops, instantiated once per backend kind by worker.c (a C "template").
  *
  * Before each inclusion worker.c defines:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The smallest service with telemetry: one allocator, the exporter on 127.0.0.1, some work.
  *
  * usage: tslab-example-minimal [PORT [SECONDS]]   (PORT 0 = any free port; default 0 and 0)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tslab-demo: a session-store workload on temporal-slab, with live statistics and (with
  * --listen) the Prometheus exporter.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The two sanitizer stages of .ci/run (make sanitize, make fuzz) in one command: the whole
 # sanitizer matrix, then each libFuzzer target for a bounded time. Exit status non-zero if
 # either failed. Budget on 2 cores: see README.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A fault-injecting tslab_os: wraps tslab_os_default() and fails chosen calls.
  * Shared by the fault-injection test and the allocation fuzzer. Header-only. */
 #ifndef TSLAB_SAN_FAULT_OS_H

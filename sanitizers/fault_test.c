@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fault injection through the injectable OS layer (tslab_config.os).
  *
  * 1. A deterministic single-thread workload is run once to count the OS calls it makes. Then, for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fork() while other threads allocate: the child must allocate and free normally.
  *
  * Three threads churn on small slabs with no slab cache (so the class locks are taken all the

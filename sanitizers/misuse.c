@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Misuse that only a sanitizer can see, run in child processes.
  *
  *   san_misuse MODE      runs one scenario in this process:

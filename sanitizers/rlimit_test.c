@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation under an RLIMIT_AS cap, in a child process.
  *
  * The child caps its address space a little above what it uses, then:

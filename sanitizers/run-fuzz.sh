@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the libFuzzer targets (clang, ASan + UBSan + fuzzer coverage) and runs each for a bounded
 # time, starting from the committed seed corpora. Prints the executions done per target and exits
 # non-zero if any target found a crash, a sanitizer report, a leak or a timeout.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Sanitizer build matrix: configure, build, run the whole ctest suite and tslab-stress under each
 # sanitizer, print a summary table, exit non-zero on any failure or sanitizer report.
 #

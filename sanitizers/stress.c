@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tslab-stress: the multi-threaded safety stress that users run under ThreadSanitizer (and ASan,
  * UBSan, Valgrind) in their own CI to show that linking temporal-slab adds no races.
  *

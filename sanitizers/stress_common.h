@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Small helpers shared by the sanitizer programs (header-only, no link dependency). */
 #ifndef TSLAB_SAN_COMMON_H
 #define TSLAB_SAN_COMMON_H

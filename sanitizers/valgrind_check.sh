@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Valgrind side of the misuse checks (registered by sanitizers/CMakeLists.txt when built with
 # -DTSLAB_VALGRIND=ON): memcheck must see a use after free of a slab object as an invalid access,
 # report a dropped slab object as definitely lost, and find nothing at all in correct use, nor

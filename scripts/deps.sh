@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian 12 packages a make target needs, only those missing.
 #   scripts/deps.sh build|demo|test|sanitize|bench|docs|lint|all
 # Uses apt-get directly as root, through sudo otherwise.

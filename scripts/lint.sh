@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `make lint`, run by .ci/run: fails on any clang-format difference (the repo's .clang-format) and
 # on any cppcheck finding in our C sources. Run from anywhere inside the repository.
 #   scripts/lint.sh            both checks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Adversarial tests of the core: geometry at the extremes of the config space, exhaustive
  * pointer -> slot checks, forged handles, thread-cache maps after instance destruction and tag
  * reuse, thread exit racing with tslab_create/tslab_destroy, flush/purge racing with churn,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Single-threaded behaviour of the core through the public API. */
 #include <errno.h>
 #include <limits.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Programs written for the original temporal-slab API must compile against slab_alloc.h and pass:
  * its smoke program (slab counts derived from slab_object_count rather than written for 512
  * objects per slab), its malloc-wrapper test, and its benchmark's slab arithmetic. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* White-box: a thread that finds a class's lock taken counts one wait and exactly the time it
  * waited (an injected clock), which tslab_profile_read reports. Sees allocator/src to hold the
  * lock itself and to see the waiter arrive (no sleeping). */

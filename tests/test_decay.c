@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory over time: decay on an injected clock (no sleeps), the cache cap, the soft and hard
  * limits, and the maintenance thread (an idle instance's memory, fork, start/stop races). Every
  * counter the policy keeps is asserted exactly. */

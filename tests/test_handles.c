@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Handle safety: double, stale, foreign, random and bit-flipped handles are rejected with false
  * and counted; racing frees of one handle succeed exactly once; after every attack every live
  * object is intact. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The harness itself (testhelper.h): a failed CHECK anywhere makes the test program fail. Each
  * case runs a small program in a forked child and asserts its exit status; the "CHECK failed"
  * lines these children print are expected. */

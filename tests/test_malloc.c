@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The malloc-style API: edge sizes, alignment, calloc overflow, realloc across classes, bad
  * pointers, and mixing with the handle API. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Out of memory through the injectable OS layer: a refused commit gives NULL with ENOMEM and
  * loses nothing; once memory is back the allocator works again. A refused reservation makes
  * tslab_create fail cleanly. */

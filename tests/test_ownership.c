@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Slab ownership: the owner frees with a plain store, other threads with a CAS whose slot goes
  * back through the slab's remote bitmap. These tests check that remote frees come back to the
  * owner and to the cache, that an exiting owner gives its slabs up, and that a racing double free

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rejected frees are recorded with reason, class, handle or pointer, time and call stack in a
  * ring of the last TSLAB_REJECTIONS_MAX, and reported to on_reject. Linked with -rdynamic so
  * that dladdr names this file's functions in the recorded stacks. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RSS under sustained churn stays flat, and falls back to the cache bound once everything is
  * freed. Figures are printed; the bounds are asserted. */
 #include <stdint.h>

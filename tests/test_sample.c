@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sampler: interval statistics, records made and moved by frees on every free path, never
  * touched by a rejected free, lifetimes under an injected clock, stacks naming the caller, and
  * the run-time switch. Linked with -rdynamic so that dladdr names this file's functions. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Counters: exact values for a scripted sequence (the original read the wrong class and printed
  * zeros for months), and monotonic, consistent snapshots while threads churn. */
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Concurrency: many threads allocating and freeing at once, cross-thread frees, and a churn in
  * which every object carries its owner's stamp, so a slot handed out twice is caught. */
 #include <pthread.h>

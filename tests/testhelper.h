@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The test harness of the core (tests/) and telemetry (telemetry/tests/) tests.
  *
  *   CHECK(cond)             an assertion: on failure prints file, line and expression, counts

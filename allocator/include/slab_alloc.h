@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * Compatibility with the original temporal-slab API. Programs written against the original
  * `slab_alloc.h` compile unchanged against this header and get temporal-slab's semantics: opaque

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * temporal-slab: a lock-free slab allocator for many small fixed-size objects.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation. The fast path pops a slot index from the calling thread's cache: no lock, no
  * atomic read-modify-write (the slot is exclusively the thread's), one store to its state word.
  * Everything else (first use, empty cache, size outside the table, bad arguments) leaves through

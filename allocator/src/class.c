@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Size-class geometry: how a class lays out its slots, slabs and metadata. */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Freeing and checking. Every decision about a caller-supplied handle or pointer is made from
  * the instance's own tables, bounds-checked before any state word is read, and the memory the
  * caller names is never dereferenced. A thread frees the slots of slabs it owns with a load and a

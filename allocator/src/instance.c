@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Instances: configuration, the process-wide registry of live instances, fork safety. */
 #define TSLAB__DEFINES_CREATE_1_0 1 /* this file defines the exported 1.0 tslab_create */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The map of the core: shared structures, the handle layout, and the prototypes of every
  * internal function, grouped under the file that defines it.
  *

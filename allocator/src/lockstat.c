@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Contention on the class locks: the refill, drain and hand-back paths take a class's lock
  * (slab.c, through tslab__class_lock); a thread that finds it taken counts the wait and its
  * length here, so a dashboard can show which class needs a bigger batch or more slabs per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory over time, the control side: run-time settings (decay time, limits) and the opt-in
  * process-wide maintenance thread that advances decay while the process does not call the
  * allocator. The policy itself (what is cached, for how long, what goes back) is in slab.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The OS layer: the only file that maps, protects, advises or unmaps memory. Everything above it
  * goes through a tslab_os table so tests can inject failures. */
 #include "internal.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The record of rejected frees: a ring of the last TSLAB_REJECTIONS_MAX per instance, each with
  * its reason, class, handle or pointer, time and call stack, and the optional on_reject
  * callback. Everything here runs on tslab__reject's cold path; the ring is allocated at the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sampling: which allocations are recorded, the side table of their records, and the lifetime
  * histograms their frees feed.
  *

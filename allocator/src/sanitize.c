@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Describing slab objects to AddressSanitizer and Valgrind memcheck. Called only when
  * tslab_config_sanitize is true; in other builds these are empty and never called.
  * Ordering contract (ASan poisoning is not thread-safe against another thread poisoning the same

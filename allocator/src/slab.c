@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Slabs: the shared, locked side of the allocator. Refill moves free slots from slabs to a
  * thread cache in a batch; drain moves them back; remote hand-back returns slots other threads
  * freed. A slab is cached or released only when its bitmap holds every slot, i.e. no thread owns

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Snapshots. Per-thread counters are summed under tc_lock (which only thread creation and exit
  * take, never the fast path); class-kept values are read with relaxed loads.
  *

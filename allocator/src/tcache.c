@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread caches: each thread keeps, per instance and class, a small LIFO stack of free slot
  * indices that only it touches. They are created on first use, flushed when the thread exits
  * (pthread key destructor) and freed by whichever comes first: thread exit or tslab_destroy. */

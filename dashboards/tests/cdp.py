@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A minimal Chrome DevTools Protocol client over a hand-written WebSocket (RFC 6455), standard
 library only: enough to drive one headless Chromium page from a test."""
 import base64

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Static checks of dashboards/: the Grafana dashboard, the alert rules and their unit tests, the
 runbook and the built-in live page. Needs nothing but Python 3; runs without Prometheus.
 

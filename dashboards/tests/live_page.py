@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The built-in live page (telemetry/src/index.html, served by the exporter at /) in headless
 Chromium, driven over the DevTools protocol:
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Dashboard and alert rules against a real Prometheus scraping real demos.
 
 Two tslab-demo processes on ephemeral loopback ports, one clean and one injecting stale and double

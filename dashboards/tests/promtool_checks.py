@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """promtool on the rule and config files.
 
   check: `promtool check rules` (all 5 alerts found) and `promtool check config prometheus.yml`.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared helpers for the dashboards/ tests (Python 3 standard library only).
 
 - the metric catalogue, derived from TSLAB_CLASS_STATS in allocator/include/tslab.h plus the

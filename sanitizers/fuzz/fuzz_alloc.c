@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: arbitrary bytes -> a sequence of allocator operations against a live instance,
  * with an exact model of what is live.
  *

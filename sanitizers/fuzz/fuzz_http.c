@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: arbitrary bytes sent as a request to the exporter over loopback.
  *
  * One exporter (127.0.0.1, port 0, a bearer token off) serves two allocators for the whole run.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the committed seed corpora (sanitizers/fuzz/corpus/*). Run it again after changing an
 input format; the fuzzers grow their own corpora from these seeds in a scratch directory."""
 import os, struct

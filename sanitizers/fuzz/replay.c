@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Runs a libFuzzer target without libFuzzer (any compiler, any sanitizer): every file given (or
  * every file in a directory given) is fed to LLVMFuzzerTestOneInput, then --random N inputs of
  * pseudo-random bytes (--seed S). ctest uses it to replay the committed corpora in every

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Embeds a file as a C byte array: cmake -DINPUT=f -DOUTPUT=h -DNAME=sym -P embed.cmake
 # Writes `static const unsigned char NAME[]` and `static const size_t NAME_len`. The output is
 # rewritten only when it changes, so dependents rebuild only then.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /** @file
  * temporal-slab telemetry: Prometheus / OpenMetrics / JSON exposition of allocator statistics,
  * and an optional embedded HTTP exporter.

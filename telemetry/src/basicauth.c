@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* HTTP basic authentication against the bcrypt hashes of the web configuration (libcrypt's
  * crypt_rn, which knows $2a$, $2b$ and $2y$).
  *

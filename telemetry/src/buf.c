@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A growable string for the renderers. */
 #include <errno.h>
 #include <inttypes.h>

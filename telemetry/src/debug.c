@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exporter's debug endpoints (off unless tslab_exporter_config.debug_endpoints): their
  * routes and bodies. http.c only dispatches here and sends what comes back, so this file knows
  * nothing of libmicrohttpd.

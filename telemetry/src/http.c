@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exporter: one libmicrohttpd daemon driven by a thread of ours. The only file that
  * includes microhttpd.h; no libmicrohttpd type leaves it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rendering entry points: snapshot, format, time. */
 #include <errno.h>
 #include <locale.h>

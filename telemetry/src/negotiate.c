@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* HTTP content negotiation for /metrics, and gzip (libmicrohttpd does not compress). */
 #include <errno.h>
 #include <stdlib.h>

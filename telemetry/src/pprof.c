@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The heap profile in pprof's profile.proto (telemetry/proto/profile.proto), gzip-compressed, as
  * Go's /debug/pprof/heap serves it: sample types alloc_objects, alloc_space, inuse_objects,
  * inuse_space, each sampled count scaled by 1 / (1 - exp(-size / rate)) (Go's scaleHeapSample),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The standard process_* metrics, read from /proc/self the way the Prometheus client libraries
  * read them: /proc/self/stat for CPU time, threads, start time, virtual and resident size;
  * /proc/stat for the boot time; /proc/self/fd and /proc/self/limits for descriptors. */

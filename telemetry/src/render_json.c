@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The JSON document (schema_version 1, documented field by field in telemetry/README.md).
  *
  * cJSON keeps numbers as doubles and would print 2^53+1 as 9.00719925474099e+15, so every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prometheus text exposition format 0.0.4 and OpenMetrics 1.0.
  *
  * Both formats share everything but three details, all handled here:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The snapshot every renderer reads, and the tables that name its fields. */
 #include <errno.h>
 #include <stdlib.h>

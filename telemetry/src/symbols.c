@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Function names for code addresses (the pprof profile, /debug/rejections), from the dynamic
  * symbol tables the program exports (link with -rdynamic to export its own). */
 #include <dlfcn.h>

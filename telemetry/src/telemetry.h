@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal map of the telemetry library: prototypes grouped under the file that defines them.
  * Nothing here is installed; tests that need internals link tslab_telemetry_static. */
 #ifndef TSLAB_TELEMETRY_INTERNAL_H

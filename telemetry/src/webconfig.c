@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exporter's web configuration file: the Prometheus exporter-toolkit format
  * (--web.config.file; docs/web-configuration.md of prometheus/exporter-toolkit), read with
  * libyaml's document API. Nothing of libyaml leaves this file.

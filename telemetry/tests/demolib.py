@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared helpers for the telemetry test drivers (python3 standard library only).
 
 Every process started here is killed when the test ends, however it ends: it is registered for

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """HTTP robustness of the exporter, against tslab-demo: malformed request lines, oversized
 headers, unknown methods, 200 idle connections, slow clients (writer and reader), pipelining,
 half-closed connections, abandoned requests, and 200 slow attackers from the scraper's own

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # go tool pprof (Debian golang-go, offline) reads the profile tslab_profile_write wrote and finds:
 #   1. at the default 512 KiB interval with 1M live objects, inuse_space within 10% of the true
 #      live bytes (a fixed seed: the same samples every run);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A program whose heap profile go tool pprof reads back (pprof_check.sh). With a fixed seed it
  * keeps 1M objects live: pprof_alpha allocates three times the bytes of pprof_beta (same class),
  * and pprof_gamma allocates objects it frees again (alloc_space only). Writes the profile to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A real Prometheus (2.42, Debian package) scrapes tslab-demo.
 
 Prometheus runs on 127.0.0.1 on a free port (never 9090) with temporary storage and a 1 s scrape

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # `promtool check metrics` on the golden text output and on live /metrics of tslab-demo (plain,
 # gzip, and with rejections moving): zero problems. promtool reads standard input only and exits
 # 0 clean, 3 on lint problems, 1 on parse errors; both the status and its output are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Concurrent scrapes while two threads churn: every counter series is monotonic in each
  * scraper's view, live_objects = allocations - frees in every snapshot and never exceeds what the
  * churners can hold, and once the churners stop the counters equal their own exact counts. */

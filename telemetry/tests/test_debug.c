@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exporter's debug endpoints: off by default (404), /debug/pprof/heap a gzip-compressed
  * profile.proto that decodes to the allocations made (sampling every byte, so unscaled),
  * /debug/rejections the recorded bad frees with their call sites, both behind the bearer token

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The exporter through the public API only: errors, endpoints, headers, authentication,
  * connection limits and timeout, signal mask of the HTTP thread, and a clean stop.
  *

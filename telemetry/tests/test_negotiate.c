@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Content negotiation (Accept, Accept-Encoding), gzip round trip, the double formatter and the
  * UTF-8 sanitizer. */
 #include <zlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Golden outputs of the three renderers for a fixed snapshot, plus assertions that hold whatever
  * the golden files say (so regenerating them blindly cannot hide an escaping or precision bug).
  *

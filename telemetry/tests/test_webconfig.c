@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The web configuration parser (webconfig.c) and basic authentication (basicauth.c): a complete
  * file read into the right fields, and every kind of malformed file refused with a message that
  * names the line and the key.

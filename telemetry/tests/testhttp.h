@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A minimal blocking HTTP/1.1 client for the exporter tests: one request per connection
  * ("Connection: close"), the reply read to EOF. Every socket has a 10 s receive timeout so a
  * broken server fails the test instead of hanging it. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The exporter's web configuration end to end (issue 15): TLS, basic auth with bcrypt, client
 certificates and response headers, against tslab-demo --web.config.file, with certificates made
 by openssl at test time and bcrypt hashes made by libcrypt (test_webconfig --bcrypt).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # docs.code_blocks: every ```c block of the given Markdown files compiles against the in-tree
 # headers and links against the built libraries, so an example cannot drift from the API.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # docs.doxygen: the API reference builds from the public headers (docs/Doxyfile) without a single
 # warning; an undocumented public declaration is a warning. The output goes to OUT_DIR, not to
 # the source tree. A missing doxygen fails under CI=true and skips (77) elsewhere.

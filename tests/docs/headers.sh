@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # docs.headers: every public header compiles on its own, as C11 and as C++11, with every warning
 # an error, so C++ services can include it and no header depends on another being included first.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # docs.inventory: the READMEs name everything the project has, so a new test or metric cannot
 # ship undocumented.
 #   - every ctest test is a row of a README test table: a line starting with | `NAME` (core tests
