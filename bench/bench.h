@@ -71,11 +71,14 @@ typedef enum {
     BENCH_KIND_TSM,   /* tslab_malloc / tslab_free_ptr */
     BENCH_KIND_FLOOR, /* inline thread-local free list: the physical floor, for reference */
     BENCH_KIND_NULL,  /* no allocator at all: the loop's own cost (instruction counts) */
-    BENCH_KIND_FLOORCAS, /* the floor plus a per-slot state word: store on alloc, CAS on free */
+    BENCH_KIND_FLOORCAS,  /* the floor plus a per-slot state word: store on alloc, CAS on free */
     BENCH_KIND_FLOORCALL, /* the floor in a shared library, through its PLT (floor_call.c) */
 } bench_kind;
 /* Names of the kinds on the worker's command line, in bench_kind order. */
-#define BENCH_KIND_NAMES {"sys", "tsh", "tsm", "floor", "null", "floorcas", "floorcall"}
+#define BENCH_KIND_NAMES                                                                           \
+    {                                                                                              \
+        "sys", "tsh", "tsm", "floor", "null", "floorcas", "floorcall"                              \
+    }
 /* References, not allocators: they hold objects for the tight loop only and have no ratio. */
 static inline int bench_kind_is_floor(bench_kind k)
 {
@@ -88,24 +91,25 @@ bool bench_floor_call_free(uint64_t tok);
 
 /* Parameters of one cell, as the driver passes them to a worker. */
 typedef struct bench_params {
-    const char *backend;  /* backend name (selects the purge call for SYS) */
+    const char *backend; /* backend name (selects the purge call for SYS) */
     bench_kind kind;
     const char *workload; /* tight, churn, latency, mt_churn, prodcons, rss, seq, render,
                              cycles, idle */
     size_t size;
-    uint64_t n;           /* operations (pairs) */
-    uint32_t live;        /* live objects (churn, latency, rss, mt_churn) */
-    uint32_t cycles;      /* rss: cycles of turnover */
-    uint32_t max_ms;      /* stop a measured loop after this long (0: run all n) */
-    double tsc_ghz;       /* ticks per ns */
-    bool callgrind;       /* toggle callgrind collection around the measured loop */
-    bool scrape;          /* start the exporter and scrape it at 10 Hz meanwhile */
-    bool exact_frees;     /* temporal-slab kinds: create the instance with exact_frees */
-    bool background;      /* cycles/idle: start the allocator's background thread (temporal-slab:
-                             tslab_background_start; jemalloc: mallctl background_thread) */
-    uint32_t decay_ms;    /* temporal-slab instance's decay_ms (0: default); idle sleeps 3x it */
-    int cpu;              /* >= 0: the measured thread runs on this CPU only (the exporter and
-                             scraper threads, started first, keep every CPU) */
+    uint64_t n;        /* operations (pairs) */
+    uint32_t live;     /* live objects (churn, latency, rss, mt_churn) */
+    uint32_t cycles;   /* rss: cycles of turnover */
+    uint32_t max_ms;   /* stop a measured loop after this long (0: run all n) */
+    double tsc_ghz;    /* ticks per ns */
+    bool callgrind;    /* toggle callgrind collection around the measured loop */
+    bool scrape;       /* start the exporter and scrape it at 10 Hz meanwhile */
+    bool exact_frees;  /* temporal-slab kinds: create the instance with exact_frees */
+    bool background;   /* cycles/idle: start the allocator's background thread (temporal-slab:
+                          tslab_background_start; jemalloc: mallctl background_thread) */
+    uint32_t decay_ms; /* temporal-slab instance's decay_ms (0: default); idle sleeps 3x it */
+    bool sample_off;   /* temporal-slab kinds: sampling off (default: every 512 KiB) */
+    int cpu;           /* >= 0: the measured thread runs on this CPU only (the exporter and
+                          scraper threads, started first, keep every CPU) */
     uint64_t seed;
 } bench_params;
 

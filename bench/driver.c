@@ -64,6 +64,7 @@ typedef struct backend {
     bool scrape;     /* exporter running and scraped at 10 Hz */
     bool exact;      /* temporal-slab instance with exact_frees (every free a CAS) */
     bool bg;         /* cycles/idle: the allocator's background thread on (--background) */
+    bool nosample;   /* temporal-slab instance with sampling off (TSLAB_SAMPLE_OFF) */
     bool missing;    /* set at start-up: its library, binary or telemetry is not there */
 } backend;
 
@@ -86,6 +87,7 @@ static backend backends[] = {
     {.name = "tslab-h-exact", .kind = BENCH_KIND_TSH, .exact = true},
     {.name = "tslab-h-bg", .kind = BENCH_KIND_TSH, .bg = true},
     {.name = "jemalloc-bg", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_JEMALLOC, .bg = true},
+    {.name = "tslab-h-nosample", .kind = BENCH_KIND_TSH, .nosample = true},
 };
 enum { NBACKENDS = sizeof backends / sizeof backends[0] };
 
@@ -129,60 +131,146 @@ typedef struct wl {
 /* Operation counts follow issue 5; max_ms and the caps keep `make bench` under 15 minutes on a
  * loaded 2-core machine (README.md, "Time budget"). */
 static const wl workloads[] = {
-    {.label = "a.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
-     .backends = MAIN_BACKENDS ",tslab-h-exact,floor,floor-call,floor-cas", .metrics = "-pair_ns",
+    {.label = "a.tight",
+     .workload = "tight",
+     .n = 5000000,
+     .n_quick = 200000,
+     .backends = MAIN_BACKENDS ",tslab-h-exact,floor,floor-call,floor-cas",
+     .metrics = "-pair_ns",
      .max_ms = 800},
-    {.label = "b.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
-     .live_quick = 100000, .backends = MAIN_BACKENDS ",tslab-h-exact", .metrics = "-pair_ns",
+    {.label = "b.churn",
+     .workload = "churn",
+     .n = 10000000,
+     .n_quick = 300000,
+     .live = 100000,
+     .live_quick = 100000,
+     .backends = MAIN_BACKENDS ",tslab-h-exact",
+     .metrics = "-pair_ns",
      .max_ms = 800},
-    {.label = "c.latency", .workload = "latency", .n = 500000, .n_quick = 100000,
-     .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS, .metrics = LAT_METRICS},
-    {.label = "d.mt_churn", .workload = "mt_churn", .n = 3000000, .n_quick = 200000,
-     .live = 100000, .live_quick = 100000, .backends = MAIN_BACKENDS ",tslab-h-exact",
-     .metrics = "+mops", .max_ms = 700},
-    {.label = "d.prodcons", .workload = "prodcons", .n = 5000000, .n_quick = 300000,
-     .backends = MAIN_BACKENDS ",tslab-h-exact", .metrics = "+mops", .max_ms = 700},
-    {.label = "e.rss", .workload = "rss", .live = 100000, .live_quick = 100000, .cycles = 1000,
-     .cycles_quick = 100, .backends = MAIN_BACKENDS,
+    {.label = "c.latency",
+     .workload = "latency",
+     .n = 500000,
+     .n_quick = 100000,
+     .live = 100000,
+     .live_quick = 100000,
+     .backends = MAIN_BACKENDS,
+     .metrics = LAT_METRICS},
+    {.label = "d.mt_churn",
+     .workload = "mt_churn",
+     .n = 3000000,
+     .n_quick = 200000,
+     .live = 100000,
+     .live_quick = 100000,
+     .backends = MAIN_BACKENDS ",tslab-h-exact",
+     .metrics = "+mops",
+     .max_ms = 700},
+    {.label = "d.prodcons",
+     .workload = "prodcons",
+     .n = 5000000,
+     .n_quick = 300000,
+     .backends = MAIN_BACKENDS ",tslab-h-exact",
+     .metrics = "+mops",
+     .max_ms = 700},
+    {.label = "e.rss",
+     .workload = "rss",
+     .live = 100000,
+     .live_quick = 100000,
+     .cycles = 1000,
+     .cycles_quick = 100,
+     .backends = MAIN_BACKENDS,
      .metrics = "-rss_over_live_c10,-rss_over_live_c100,-rss_over_live_c1000,-rss_over_live_end,"
                 "=growth_pct,-rss_freed_bytes,-rss_purged_bytes,=cache_bound_bytes,"
                 "=tslab_resident_bytes,=rss_fill_bytes,=rss_c10_bytes,=rss_c100_bytes,"
                 "=rss_end_bytes",
      .max_reps = 2},
-    {.label = "f.tight", .workload = "tight", .n = 5000000, .n_quick = 200000,
-     .backends = TEL_BACKENDS, .metrics = "-pair_ns", .ratio_to = "tslab-h-nocnt", .max_ms = 800,
+    {.label = "f.tight",
+     .workload = "tight",
+     .n = 5000000,
+     .n_quick = 200000,
+     .backends = TEL_BACKENDS,
+     .metrics = "-pair_ns",
+     .ratio_to = "tslab-h-nocnt",
+     .max_ms = 800,
      .only_size = 128},
-    {.label = "f.churn", .workload = "churn", .n = 10000000, .n_quick = 300000, .live = 100000,
-     .live_quick = 100000, .backends = TEL_BACKENDS, .metrics = "-pair_ns",
-     .ratio_to = "tslab-h-nocnt", .max_ms = 800, .only_size = 128},
-    {.label = "f.latency", .workload = "latency", .n = 500000, .n_quick = 100000,
-     .live = 100000, .live_quick = 100000, .backends = TEL_BACKENDS,
+    {.label = "f.churn",
+     .workload = "churn",
+     .n = 10000000,
+     .n_quick = 300000,
+     .live = 100000,
+     .live_quick = 100000,
+     .backends = TEL_BACKENDS,
+     .metrics = "-pair_ns",
+     .ratio_to = "tslab-h-nocnt",
+     .max_ms = 800,
+     .only_size = 128},
+    {.label = "f.latency",
+     .workload = "latency",
+     .n = 500000,
+     .n_quick = 100000,
+     .live = 100000,
+     .live_quick = 100000,
+     .backends = TEL_BACKENDS,
      .metrics = "-alloc_p50_ns,-alloc_p99_ns,-alloc_p999_ns,-alloc_mean_ns,-free_p50_ns,"
                 "-free_p99_ns,-free_p999_ns,-free_mean_ns",
-     .ratio_to = "tslab-h", .only_size = 128},
-    {.label = "f.render", .workload = "render", .n = 200, .n_quick = 50, .backends = "tslab-h",
+     .ratio_to = "tslab-h",
+     .only_size = 128},
+    {.label = "f.render",
+     .workload = "render",
+     .n = 200,
+     .n_quick = 50,
+     .backends = "tslab-h",
      .metrics = "-render8_text_us,-render64_text_us,-render8_json_us,-render64_json_us,"
                 "=render8_text_bytes,=render64_text_bytes",
-     .telemetry = true, .only_size = 128},
-    {.label = "g.seq", .workload = "seq", .n = 2000000, .n_quick = 200000,
-     .backends = MAIN_BACKENDS, .metrics = "-alloc_ns,-free_ns,-pair_ns", .max_reps = 2,
+     .telemetry = true,
+     .only_size = 128},
+    {.label = "g.seq",
+     .workload = "seq",
+     .n = 2000000,
+     .n_quick = 200000,
+     .backends = MAIN_BACKENDS,
+     .metrics = "-alloc_ns,-free_ns,-pair_ns",
+     .max_reps = 2,
      .max_bytes = 256u << 20},
     /* Issue 12: allocate N, free all, 200 times (N = 100k and 1M objects of 128 B). */
-    {.label = "h.cycles", .workload = "cycles", .live = 100000, .live_quick = 20000,
-     .cycles = 200, .cycles_quick = 5, .backends = MAIN_BACKENDS, .metrics = CYCLE_METRICS,
-     .max_reps = 3, .max_ms = 4000, .only_size = 128},
-    {.label = "h.cycles1m", .workload = "cycles", .live = 1000000, .live_quick = 100000,
-     .cycles = 200, .cycles_quick = 3, .backends = MAIN_BACKENDS, .metrics = CYCLE_METRICS,
-     .max_reps = 1, .max_ms = 8000, .only_size = 128},
+    {.label = "h.cycles",
+     .workload = "cycles",
+     .live = 100000,
+     .live_quick = 20000,
+     .cycles = 200,
+     .cycles_quick = 5,
+     .backends = MAIN_BACKENDS,
+     .metrics = CYCLE_METRICS,
+     .max_reps = 3,
+     .max_ms = 4000,
+     .only_size = 128},
+    {.label = "h.cycles1m",
+     .workload = "cycles",
+     .live = 1000000,
+     .live_quick = 100000,
+     .cycles = 200,
+     .cycles_quick = 3,
+     .backends = MAIN_BACKENDS,
+     .metrics = CYCLE_METRICS,
+     .max_reps = 1,
+     .max_ms = 8000,
+     .only_size = 128},
     /* Then no call for 3 x the decay time (1 s by default; 100 ms in --quick). */
-    {.label = "i.idle", .workload = "idle", .live = 100000, .live_quick = 20000, .cycles = 20,
-     .cycles_quick = 3, .backends = MAIN_BACKENDS ",tslab-h-bg,jemalloc-bg",
-     .metrics = "-rss_idle_bytes,=rss_free_bytes,=tslab_idle_resident_bytes", .max_reps = 1,
-     .only_size = 128, .decay_ms_quick = 100},
+    {.label = "i.idle",
+     .workload = "idle",
+     .live = 100000,
+     .live_quick = 20000,
+     .cycles = 20,
+     .cycles_quick = 3,
+     .backends = MAIN_BACKENDS ",tslab-h-bg,jemalloc-bg",
+     .metrics = "-rss_idle_bytes,=rss_free_bytes,=tslab_idle_resident_bytes",
+     .max_reps = 1,
+     .only_size = 128,
+     .decay_ms_quick = 100},
 };
 enum { NWORKLOADS = sizeof workloads / sizeof workloads[0] };
 
-/* ---- Options ---------------------------------------------------------------------------------- */
+/* ---- Options ----------------------------------------------------------------------------------
+ */
 
 typedef struct opts {
     bool quick, instructions;
@@ -190,8 +278,8 @@ typedef struct opts {
     double scale;
     size_t sizes[8];
     int nsizes;
-    char letters[32];          /* workload letters to run */
-    char only_backends[256];   /* empty: all */
+    char letters[32];        /* workload letters to run */
+    char only_backends[256]; /* empty: all */
     char out[PATH_MAX];
     char self[PATH_MAX];
     char bindir[PATH_MAX];
@@ -208,7 +296,8 @@ static bool sizes_include(const opts *o, size_t size)
     return false;
 }
 
-/* ---- Results ------------------------------------------------------------------------------------ */
+/* ---- Results ------------------------------------------------------------------------------------
+ */
 
 typedef struct result {
     int wl, be, rep;
@@ -240,8 +329,7 @@ static void rindex_insert(size_t i)
 {
     const result *r = &results[i];
     size_t mask = rindex_cap - 1;
-    for (size_t j = result_hash(r->wl, r->be, r->size, r->rep, r->key) & mask;;
-         j = (j + 1) & mask)
+    for (size_t j = result_hash(r->wl, r->be, r->size, r->rep, r->key) & mask;; j = (j + 1) & mask)
         if (rindex_[j] == 0) {
             rindex_[j] = (uint32_t)i + 1;
             return;
@@ -290,7 +378,8 @@ static bool find_result(int w, int b, size_t size, int rep, const char *key, dou
     return false;
 }
 
-/* ---- Running a worker ------------------------------------------------------------------------- */
+/* ---- Running a worker -------------------------------------------------------------------------
+ */
 
 /* The CPU a single-threaded cell of repeat `rep` runs on: every cell of one repeat on the same
  * CPU, the repeats round robin over the CPUs the driver may use. On a shared host one vCPU is
@@ -376,13 +465,15 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         argv[k++] = "--decay-ms";
         argv[k++] = a_decay;
     }
+    if (b->nosample)
+        argv[k++] = "--sample-off";
     /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
      * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
     char a_cpu[16];
-    int cpu = strcmp(w->workload, "mt_churn") != 0 && strcmp(w->workload, "prodcons") != 0 &&
-                      !cg_out
-                  ? cpu_for_rep(rep)
-                  : -1;
+    int cpu =
+        strcmp(w->workload, "mt_churn") != 0 && strcmp(w->workload, "prodcons") != 0 && !cg_out
+            ? cpu_for_rep(rep)
+            : -1;
     if (cpu >= 0) {
         snprintf(a_cpu, sizeof a_cpu, "%d", cpu);
         argv[k++] = "--cpu";
@@ -424,9 +515,9 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
         if (sscanf(line, "%63s %lf", key, &v) == 2) {
             if (rep >= 0)
                 add_result(wi, bi, size, rep, key, v);
-            if (strlen(shown) < 200 && (strstr(key, "pair_ns") || strstr(key, "mops") ||
-                                        strstr(key, "p99_ns") || strstr(key, "c1000") ||
-                                        strstr(key, "us")))
+            if (strlen(shown) < 200 &&
+                (strstr(key, "pair_ns") || strstr(key, "mops") || strstr(key, "p99_ns") ||
+                 strstr(key, "c1000") || strstr(key, "us")))
                 snprintf(shown + strlen(shown), sizeof shown - strlen(shown), " %s=%.4g", key, v);
         }
     }
@@ -445,7 +536,8 @@ static int run_worker(const opts *o, const backend *b, const wl *w, size_t size,
     return rc;
 }
 
-/* ---- Statistics ----------------------------------------------------------------------------------- */
+/* ---- Statistics
+ * ----------------------------------------------------------------------------------- */
 
 static int cmp_dbl(const void *a, const void *b)
 {
@@ -465,9 +557,9 @@ typedef struct summary {
     char dir;
     int n;
     double med, min, max;
-    int ref_be;          /* best peer (or fixed reference); -1 if none */
+    int ref_be; /* best peer (or fixed reference); -1 if none */
     double ref_med;
-    double ratio;        /* med / ref_med */
+    double ratio;                  /* med / ref_med */
     double rr_med, rr_min, rr_max; /* per-repeat ratios (same repeat) */
     int rr_n;
 } summary;
@@ -595,8 +687,7 @@ static void summarize(const opts *o)
     }
 }
 
-static const summary *find_sum(const char *label, const char *metric, size_t size,
-                               const char *be)
+static const summary *find_sum(const char *label, const char *metric, size_t size, const char *be)
 {
     for (size_t i = 0; i < nsums; i++) {
         const summary *s = &sums[i];
@@ -607,7 +698,8 @@ static const summary *find_sum(const char *label, const char *metric, size_t siz
     return NULL;
 }
 
-/* ---- Output ----------------------------------------------------------------------------------- */
+/* ---- Output -----------------------------------------------------------------------------------
+ */
 
 static FILE *open_out(const opts *o, const char *name)
 {
@@ -692,8 +784,8 @@ static void write_raw_csv(const opts *o)
     fprintf(f, "workload,backend,size,rep,metric,value\n");
     for (size_t i = 0; i < nresults; i++) {
         const result *r = &results[i];
-        fprintf(f, "%s,%s,%zu,%d,%s,%.6g\n", workloads[r->wl].label, backends[r->be].name,
-                r->size, r->rep, r->key, r->v);
+        fprintf(f, "%s,%s,%zu,%d,%s,%.6g\n", workloads[r->wl].label, backends[r->be].name, r->size,
+                r->rep, r->key, r->v);
     }
     fclose(f);
 }
@@ -710,7 +802,9 @@ static void write_summary(const opts *o, const machine *m)
                 s->min, s->max, s->med ? 100.0 * (s->max - s->min) / fabs(s->med) : 0.0,
                 s->ref_be >= 0 ? backends[s->ref_be].name : "", s->ref_med, s->ratio, s->rr_med,
                 s->rr_min, s->rr_max,
-                s->dir == '+' ? "higher" : s->dir == '-' ? "lower" : "");
+                s->dir == '+'   ? "higher"
+                : s->dir == '-' ? "lower"
+                                : "");
     }
     fclose(f);
 
@@ -720,9 +814,11 @@ static void write_summary(const opts *o, const machine *m)
     fprintf(f, "  \"results\": [\n");
     for (size_t i = 0; i < nsums; i++) {
         const summary *s = &sums[i];
-        fprintf(f, "    {\"workload\": \"%s\", \"metric\": \"%s\", \"size\": %zu, \"backend\": \"%s\", "
-                   "\"reps\": %d, \"median\": ",
-                workloads[s->wl].label, s->metric, s->size, backends[s->be].name, s->n);
+        fprintf(
+            f,
+            "    {\"workload\": \"%s\", \"metric\": \"%s\", \"size\": %zu, \"backend\": \"%s\", "
+            "\"reps\": %d, \"median\": ",
+            workloads[s->wl].label, s->metric, s->size, backends[s->be].name, s->n);
         json_num(f, s->med);
         fprintf(f, ", \"min\": ");
         json_num(f, s->min);
@@ -744,7 +840,9 @@ static void write_summary(const opts *o, const machine *m)
         fprintf(f, ", \"ratio_rep_max\": ");
         json_num(f, s->rr_max);
         fprintf(f, ", \"better\": \"%s\"}%s\n",
-                s->dir == '+' ? "higher" : s->dir == '-' ? "lower" : "",
+                s->dir == '+'   ? "higher"
+                : s->dir == '-' ? "lower"
+                                : "",
                 i + 1 < nsums ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
@@ -844,8 +942,8 @@ static void write_table(const opts *o, const machine *m, FILE *f)
 
 /* ---- Targets (issue 5), evaluated on the handle API ------------------------------------------ */
 
-static void target_line(FILE *f, const char *what, size_t size, double got, double want,
-                        bool le, const char *unit)
+static void target_line(FILE *f, const char *what, size_t size, double got, double want, bool le,
+                        const char *unit)
 {
     if (isnan(got)) {
         fprintf(f, "  [ -- ] %-52s %4zu B: not measured\n", what, size);
@@ -908,8 +1006,7 @@ static void write_targets(const opts *o, FILE *f)
                     med_of("f.churn", "pair_ns", z, "tslab-h") / off, 1.02, true, "");
         double on = med_of("f.latency", "alloc_p99_ns", z, "tslab-h");
         target_line(f, "f. alloc p99 with 10 Hz scrape / without", z,
-                    med_of("f.latency", "alloc_p99_ns", z, "tslab-h-scrape") / on, 1.05, true,
-                    "");
+                    med_of("f.latency", "alloc_p99_ns", z, "tslab-h-scrape") / on, 1.05, true, "");
     }
 }
 
@@ -1006,8 +1103,8 @@ static void write_plots(const opts *o)
         {"churn", "b.churn", "pair_ns", "b. churn (100k live, random replace)", "ns per pair", 1},
         {"mt_churn", "d.mt_churn", "mops", "d. two threads, independent churn",
          "M pairs / s (higher is better)", 1},
-        {"prodcons", "d.prodcons", "mops", "d. producer / consumer", "M objects / s (higher is better)",
-         1},
+        {"prodcons", "d.prodcons", "mops", "d. producer / consumer",
+         "M objects / s (higher is better)", 1},
         {"seq", "g.seq", "pair_ns", "g. 2M sequential allocs then frees", "ns per alloc+free", 1},
         {"rss_end", "e.rss", "rss_over_live_end", "e. RSS / live bytes after the last cycle",
          "ratio", 1},
@@ -1028,8 +1125,8 @@ static void write_plots(const opts *o)
         for (int si = 0, col = 0; si < o->nsizes; si++) {
             if (!(mask & (1u << si)))
                 continue;
-            fprintf(gp, "%s'%s' using %d:%d:%d%s title '%zu B'", col ? ", " : "", file,
-                    2 + 3 * col, 3 + 3 * col, 4 + 3 * col, col ? "" : ":xtic(1)", o->sizes[si]);
+            fprintf(gp, "%s'%s' using %d:%d:%d%s title '%zu B'", col ? ", " : "", file, 2 + 3 * col,
+                    3 + 3 * col, 4 + 3 * col, col ? "" : ":xtic(1)", o->sizes[si]);
             col++;
         }
         fprintf(gp, "\n");
@@ -1039,25 +1136,28 @@ static void write_plots(const opts *o)
     static const char *const lat_f[] = {"free_p50_ns", "free_p99_ns", "free_p999_ns",
                                         "free_p9999_ns"};
     static const char *const lat_n[] = {"p50", "p99", "p99.9", "p99.99"};
-    static const char *const rss_m[] = {"rss_fill_bytes", "rss_c10_bytes", "rss_c100_bytes",
-                                        "rss_end_bytes", "rss_freed_bytes", "rss_purged_bytes"};
-    static const char *const rss_n[] = {"filled", "cycle10", "cycle100", "last-cycle", "freed",
-                                        "purged"};
-    fprintf(gp, "set style data linespoints\nset logscale y\nset yrange [*:*]\nset xtics norotate\n");
+    static const char *const rss_m[] = {"rss_fill_bytes", "rss_c10_bytes",   "rss_c100_bytes",
+                                        "rss_end_bytes",  "rss_freed_bytes", "rss_purged_bytes"};
+    static const char *const rss_n[] = {"filled",     "cycle10", "cycle100",
+                                        "last-cycle", "freed",   "purged"};
+    fprintf(gp,
+            "set style data linespoints\nset logscale y\nset yrange [*:*]\nset xtics norotate\n");
     for (int si = 0; si < o->nsizes; si++) {
         size_t z = o->sizes[si];
         char file[64];
         snprintf(file, sizeof file, "latency_alloc_%zu.dat", z);
         if (write_lines(o, file, "c.latency", z, lat_a, lat_n, 4, 1))
-            fprintf(gp, "set output 'latency_alloc_%zu.png'\nset title 'c. alloc latency, %zu B "
-                        "(TSC step ~10 ns; p99.99 is host noise)'\nset ylabel 'ns'\n"
-                        "plot for [c=2:*] '%s' using c:xtic(1) title columnheader(c)\n",
+            fprintf(gp,
+                    "set output 'latency_alloc_%zu.png'\nset title 'c. alloc latency, %zu B "
+                    "(TSC step ~10 ns; p99.99 is host noise)'\nset ylabel 'ns'\n"
+                    "plot for [c=2:*] '%s' using c:xtic(1) title columnheader(c)\n",
                     z, z, file);
         snprintf(file, sizeof file, "latency_free_%zu.dat", z);
         if (write_lines(o, file, "c.latency", z, lat_f, lat_n, 4, 1))
-            fprintf(gp, "set output 'latency_free_%zu.png'\nset title 'c. free latency, %zu B'\n"
-                        "set ylabel 'ns'\nplot for [c=2:*] '%s' using c:xtic(1) title "
-                        "columnheader(c)\n",
+            fprintf(gp,
+                    "set output 'latency_free_%zu.png'\nset title 'c. free latency, %zu B'\n"
+                    "set ylabel 'ns'\nplot for [c=2:*] '%s' using c:xtic(1) title "
+                    "columnheader(c)\n",
                     z, z, file);
     }
     fprintf(gp, "unset logscale y\nset yrange [0:*]\n");
@@ -1066,15 +1166,17 @@ static void write_plots(const opts *o)
         char file[64];
         snprintf(file, sizeof file, "rss_%zu.dat", z);
         if (write_lines(o, file, "e.rss", z, rss_m, rss_n, 6, 1048576.0))
-            fprintf(gp, "set output 'rss_%zu.png'\nset title 'e. RSS above baseline, 100k live "
-                        "x %zu B (%.1f MiB live)'\nset ylabel 'MiB'\nplot for [c=2:*] '%s' "
-                        "using c:xtic(1) title columnheader(c)\n",
+            fprintf(gp,
+                    "set output 'rss_%zu.png'\nset title 'e. RSS above baseline, 100k live "
+                    "x %zu B (%.1f MiB live)'\nset ylabel 'MiB'\nplot for [c=2:*] '%s' "
+                    "using c:xtic(1) title columnheader(c)\n",
                     z, z, 100000.0 * (double)z / 1048576.0, file);
     }
     fclose(gp);
 }
 
-/* ---- Instruction counts (callgrind) ----------------------------------------------------------- */
+/* ---- Instruction counts (callgrind) -----------------------------------------------------------
+ */
 
 static double callgrind_total(const char *path)
 {
@@ -1101,10 +1203,9 @@ static void write_instructions_plot(const opts *o)
     FILE *in = fopen(path, "r");
     if (!in)
         return;
-    static const char *const order[] = {"tslab-h",    "tslab-m",       "tslab-h-nocnt",
-                                        "tslab-h-exact", "glibc",    "jemalloc",
-                                        "mimalloc",   "tcmalloc",      "floor",
-                                        "floor-call", "floor-cas"};
+    static const char *const order[] = {"tslab-h", "tslab-m",    "tslab-h-nocnt", "tslab-h-exact",
+                                        "glibc",   "jemalloc",   "mimalloc",      "tcmalloc",
+                                        "floor",   "floor-call", "floor-cas"};
     enum { NB = sizeof order / sizeof order[0] };
     double v[NB][8];
     for (int i = 0; i < NB; i++)
@@ -1115,7 +1216,8 @@ static void write_instructions_plot(const opts *o)
         char wl_[32], be[32];
         size_t size;
         double net;
-        if (sscanf(line, "%31[^,],%31[^,],%zu,%*[^,],%*[^,],%*[^,],%lf", wl_, be, &size, &net) != 4 ||
+        if (sscanf(line, "%31[^,],%31[^,],%zu,%*[^,],%*[^,],%*[^,],%lf", wl_, be, &size, &net) !=
+                4 ||
             strcmp(wl_, "a.tight") != 0)
             continue;
         for (int i = 0; i < NB; i++)
@@ -1158,9 +1260,10 @@ static int run_instructions(opts *o, const machine *m)
         uint32_t live;
     } iw[] = {{"a.tight", 100000, 0}, {"b.churn", 200000, 100000}, {"g.seq", 100000, 0}};
     /* "loop" first: its count is subtracted from the others ("net") */
-    static const char *const ibe[] = {"loop",     "tslab-h",       "tslab-m",  "tslab-h-nocnt",
-                                      "tslab-h-exact", "glibc",    "jemalloc", "mimalloc",
-                                      "tcmalloc", "floor",         "floor-call", "floor-cas"};
+    static const char *const ibe[] = {
+        "loop",     "tslab-h",  "tslab-m",  "tslab-h-nocnt", "tslab-h-exact", "tslab-h-nosample",
+        "glibc",    "jemalloc", "mimalloc", "tcmalloc",      "floor",         "floor-call",
+        "floor-cas"};
     char dir[PATH_MAX + 16];
     str_join(dir, sizeof dir, o->out, "/callgrind", NULL);
     mkdir(dir, 0755);
@@ -1168,9 +1271,10 @@ static int run_instructions(opts *o, const machine *m)
     fprintf(csv, "workload,backend,size,pairs,instructions,instructions_per_pair,"
                  "net_of_loop_per_pair\n");
     FILE *txt = open_out(o, "instructions.txt");
-    fprintf(txt, "Instructions per alloc+free pair (callgrind, collected around the measured loop "
-                 "only; includes the loop's own instructions, shown as 'loop'; net = minus loop)\n"
-                 "%s; %s\n",
+    fprintf(txt,
+            "Instructions per alloc+free pair (callgrind, collected around the measured loop "
+            "only; includes the loop's own instructions, shown as 'loop'; net = minus loop)\n"
+            "%s; %s\n",
             m->cpu, __VERSION__);
     FILE *js = open_out(o, "instructions.json");
     fprintf(js, "{\n");
@@ -1213,8 +1317,9 @@ static int run_instructions(opts *o, const machine *m)
                 fprintf(txt, " %10.1f %7.1f", per, net);
                 fprintf(csv, "%s,%s,%zu,%llu,%.0f,%.2f,%.2f\n", iw[wi].label, ibe[k], o->sizes[si],
                         (unsigned long long)n, ir, per, net);
-                fprintf(js, "%s    {\"workload\": \"%s\", \"backend\": \"%s\", \"size\": %zu, "
-                            "\"pairs\": %llu, \"instructions_per_pair\": ",
+                fprintf(js,
+                        "%s    {\"workload\": \"%s\", \"backend\": \"%s\", \"size\": %zu, "
+                        "\"pairs\": %llu, \"instructions_per_pair\": ",
                         first ? "" : ",\n", iw[wi].label, ibe[k], o->sizes[si],
                         (unsigned long long)n);
                 json_num(js, per);
@@ -1234,7 +1339,8 @@ static int run_instructions(opts *o, const machine *m)
     return 0;
 }
 
-/* ---- Main ------------------------------------------------------------------------------------------ */
+/* ---- Main
+ * ------------------------------------------------------------------------------------------ */
 
 static void usage(void)
 {
@@ -1328,8 +1434,9 @@ int bench_driver_main(int argc, char **argv, const char *self_path)
     for (int bi = 0; bi < NBACKENDS; bi++) {
         backend *b = &backends[bi];
         if (b->lib && access(b->lib, R_OK) != 0) {
-            fprintf(stderr, "bench: %s not found (%s); backend %s skipped. Install: apt-get "
-                            "install libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev\n",
+            fprintf(stderr,
+                    "bench: %s not found (%s); backend %s skipped. Install: apt-get "
+                    "install libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev\n",
                     b->lib, strerror(errno), b->name);
             b->missing = true;
         }

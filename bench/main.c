@@ -10,8 +10,14 @@
 
 static int child_main(int argc, char **argv)
 {
-    bench_params p = {.backend = "glibc", .kind = BENCH_KIND_SYS, .workload = "tight",
-                      .size = 128, .n = 1000000, .live = 100000, .cycles = 1000, .seed = 1,
+    bench_params p = {.backend = "glibc",
+                      .kind = BENCH_KIND_SYS,
+                      .workload = "tight",
+                      .size = 128,
+                      .n = 1000000,
+                      .live = 100000,
+                      .cycles = 1000,
+                      .seed = 1,
                       .cpu = -1};
     static const char *const kinds[] = BENCH_KIND_NAMES;
     for (int i = 1; i < argc; i++) {
@@ -32,6 +38,10 @@ static int child_main(int argc, char **argv)
         }
         if (strcmp(a, "--background") == 0) {
             p.background = true;
+            continue;
+        }
+        if (strcmp(a, "--sample-off") == 0) {
+            p.sample_off = true;
             continue;
         }
         i++;

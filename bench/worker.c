@@ -194,9 +194,12 @@ typedef struct bench_ops {
             turnover_##k, produce_##k, consume_##k                                                 \
     }
 static const bench_ops ops_by_kind[] = {
-    [BENCH_KIND_SYS] = BENCH_OPS(sys),   [BENCH_KIND_TSH] = BENCH_OPS(tsh),
-    [BENCH_KIND_TSM] = BENCH_OPS(tsm),   [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
-    [BENCH_KIND_NULL] = BENCH_OPS(null), [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
+    [BENCH_KIND_SYS] = BENCH_OPS(sys),
+    [BENCH_KIND_TSH] = BENCH_OPS(tsh),
+    [BENCH_KIND_TSM] = BENCH_OPS(tsm),
+    [BENCH_KIND_FLOOR] = BENCH_OPS(floor),
+    [BENCH_KIND_NULL] = BENCH_OPS(null),
+    [BENCH_KIND_FLOORCAS] = BENCH_OPS(floorcas),
     [BENCH_KIND_FLOORCALL] = BENCH_OPS(floorcall),
 };
 
@@ -712,8 +715,10 @@ int bench_worker_run(const bench_params *p)
     const bench_ops *o = &ops_by_kind[p->kind];
     bool ts = p->kind == BENCH_KIND_TSH || p->kind == BENCH_KIND_TSM;
     if (ts) {
-        tslab_config cfg = {
-            .name = "bench", .exact_frees = p->exact_frees, .decay_ms = p->decay_ms};
+        tslab_config cfg = {.name = "bench",
+                            .exact_frees = p->exact_frees,
+                            .decay_ms = p->decay_ms,
+                            .sample_bytes = p->sample_off ? TSLAB_SAMPLE_OFF : 0};
         /* 2M x 512 B (workload g) would not fit the default 1 GiB per class: reserve twice
          * what the workload holds, rounded to a power of two (reservations are free; valgrind
          * refuses very large ones, so no more than that). */

@@ -100,8 +100,8 @@ int bench_scrape_start(void *tslab_instance)
         return -1;
     }
     g_scraped = tslab_instance;
-    tslab_exporter_config cfg = {.address = "127.0.0.1", .allocators = &g_scraped,
-                                 .allocator_count = 1};
+    tslab_exporter_config cfg = {
+        .address = "127.0.0.1", .allocators = &g_scraped, .allocator_count = 1};
     int rc = tslab_exporter_start(&cfg, &g_exporter);
     if (rc != 0) {
         fprintf(stderr, "bench: tslab_exporter_start: %s\n", tslab_strerror(rc));
@@ -139,9 +139,9 @@ static int render_case(const bench_params *p, size_t nclasses, tslab_format fmt,
 {
     uint32_t sizes[TSLAB_CLASSES_MAX];
     for (size_t i = 0; i < nclasses; i++)
-        sizes[i] = (uint32_t)(nclasses == 8 ? (const uint32_t[]){64, 96, 128, 192, 256, 384, 512,
-                                                                  768}[i]
-                                            : 16 * (i + 1));
+        sizes[i] =
+            (uint32_t)(nclasses == 8 ? (const uint32_t[]){64, 96, 128, 192, 256, 384, 512, 768}[i]
+                                     : 16 * (i + 1));
     tslab_config cfg = {.name = "render", .sizes = sizes, .size_count = nclasses};
     tslab *a = tslab_create(&cfg);
     if (!a) {

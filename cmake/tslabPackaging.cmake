@@ -47,10 +47,11 @@ endfunction()
 # the configuration, so that no dependency goes missing from the installed files unnoticed.
 # Sets <out_pc> (pkg-config module names) and <out_cmake> (CMake code that finds each one again
 # in a consumer, for tslabConfig.cmake).
-function(tslab_static_deps target out_pc out_cmake)
+function(tslab_static_deps target out_pc out_cmake out_libs)
   get_target_property(libs ${target} LINK_LIBRARIES)
   set(pc "")
   set(cm "")
+  set(plain "")
   foreach(lib IN LISTS libs)
     if(lib MATCHES "^tslab" OR lib MATCHES "^\\$<" OR lib STREQUAL "Threads::Threads")
       continue()
@@ -65,13 +66,19 @@ function(tslab_static_deps target out_pc out_cmake)
     elseif(lib STREQUAL "ZLIB::ZLIB")
       list(APPEND pc zlib)
       string(APPEND cm "  _tslab_find_package(ZLIB ZLIB::ZLIB)\n")
+    elseif(lib MATCHES "^[A-Za-z0-9_]+$")
+      # A system library by name (m, dl): -l<name> for pkg-config; the exported target already
+      # names it for CMake consumers.
+      list(APPEND plain "-l${lib}")
     else()
       message(FATAL_ERROR "${target} links ${lib}: cmake/tslabPackaging.cmake does not know how "
                           "its installed consumers find it (pkg-config module, CMake package)")
     endif()
   endforeach()
   list(JOIN pc " " pc)
+  list(JOIN plain " " plain)
   set(${out_pc} "${pc}" PARENT_SCOPE)
+  set(${out_libs} "${plain}" PARENT_SCOPE)
   set(${out_cmake} "${cm}" PARENT_SCOPE)
 endfunction()
 
@@ -81,9 +88,9 @@ tslab_install_pc(${PROJECT_SOURCE_DIR}/cmake/tslab-static.pc.in tslab-static)
 set(TSLAB_TELEMETRY_STATIC_FINDS "")
 if(TARGET tslab_telemetry_static)
   tslab_static_deps(tslab_telemetry_static TSLAB_TELEMETRY_PC_REQUIRES
-                    TSLAB_TELEMETRY_STATIC_FINDS)
+                    TSLAB_TELEMETRY_STATIC_FINDS TSLAB_TELEMETRY_PC_LIBS)
   # The shared library is built from the same objects: it needs exactly what the static one does.
-  tslab_static_deps(tslab_telemetry shared_requires unused)
+  tslab_static_deps(tslab_telemetry shared_requires unused unused_libs)
   if(NOT shared_requires STREQUAL TSLAB_TELEMETRY_PC_REQUIRES)
     message(FATAL_ERROR "tslab_telemetry links ${shared_requires}, tslab_telemetry_static "
                         "${TSLAB_TELEMETRY_PC_REQUIRES}: link a dependency to both")

@@ -559,8 +559,18 @@ int main(int argc, char **argv)
 
     static const uint32_t session_sizes[] = {64, 128, 256, 512};
     static const uint32_t buffer_sizes[] = {1024, 2048, 4096, 8192, 16384};
-    tslab_config sc = {.name = "sessions", .sizes = session_sizes, .size_count = 4};
-    tslab_config bc = {.name = "buffers", .sizes = buffer_sizes, .size_count = 5};
+    /* Memory limits as a service would set them: far above what the demo holds (tens of MiB),
+     * so they show on the dashboard's "memory returned" row without refusing anything. */
+    tslab_config sc = {.name = "sessions",
+                       .sizes = session_sizes,
+                       .size_count = 4,
+                       .limit_soft = (uint64_t)256 << 20,
+                       .limit_hard = (uint64_t)512 << 20};
+    tslab_config bc = {.name = "buffers",
+                       .sizes = buffer_sizes,
+                       .size_count = 5,
+                       .limit_soft = (uint64_t)512 << 20,
+                       .limit_hard = (uint64_t)1 << 30};
     sessions = tslab_create(&sc);
     buffers = tslab_create(&bc);
     if (sessions == NULL || buffers == NULL) {

@@ -386,7 +386,7 @@ static void *observer_main(void *arg)
          * time, racing the workers' slow paths and the maintenance thread. */
         if (ob->snapshots % 64 == 0) {
             SAN_CHECK(tslab_limit_set(inst[1], TSLAB_LIMIT_SOFT,
-                                      (ob->snapshots / 64) % 2 ? 4u << 20 : 16u << 20) == 0,
+                                      (ob->snapshots / 64) % 2 ? 2u << 20 : 6u << 20) == 0,
                       "tslab_limit_set");
             SAN_CHECK(tslab_decay_set(inst[1], (ob->snapshots / 64) % 3) == 0, "tslab_decay_set");
         }
@@ -469,7 +469,9 @@ int main(int argc, char **argv)
      * allocating thread (plain-store frees, remote bitmaps) and every free a CAS. It has a hard
      * limit (allocations beyond it fail with ENOMEM, which the workers accept), a soft limit and
      * a decay of 2 ms that the observer changes at run time, and the maintenance thread runs
-     * throughout, releasing its decayed slabs while the workers allocate. */
+     * throughout, releasing its decayed slabs while the workers allocate. It also samples
+     * every allocation (sample_bytes 1), so the sampler's records, its side table and the stack
+     * captures run under the sanitizers with every call; instance 0 samples at the default. */
     static const uint32_t sizes1[] = {32, 40, 1000, 4096, 20000, 65536};
     tslab_config c0 = {.name = "stress-default"};
     tslab_config c1 = {.name = "stress-large",
@@ -480,8 +482,9 @@ int main(int argc, char **argv)
                        .class_max_bytes = 256u << 20,
                        .exact_frees = true,
                        .decay_ms = 2,
-                       .limit_soft = 16u << 20,
-                       .limit_hard = 96u << 20};
+                       .limit_soft = 4u << 20,
+                       .limit_hard = 16u << 20,
+                       .sample_bytes = 1};
     inst[0] = tslab_create(&c0);
     inst[1] = tslab_create(&c1);
     SAN_CHECK(inst[0] && inst[1], "tslab_create failed: errno %d", errno);
@@ -558,6 +561,25 @@ int main(int argc, char **argv)
         rej += u->rejected_invalid + u->rejected_stale + u->rejected_double + u->rejected_foreign;
         bool ok = al == tot.allocs[k] && fr == tot.frees[k] && live == 0 && al - fr == live &&
                   rej == tot.rejections[k] && busy_slabs == 0;
+        /* The sampler: instance 1 recorded every allocation and every free moved its record;
+         * the rejection ring holds the last ones. */
+        tslab_profile *prof;
+        SAN_CHECK(tslab_profile_read(inst[k], &prof) == 0, "tslab_profile_read");
+        uint64_t s_al = 0, s_fr = 0;
+        for (size_t i = 0; i < prof->site_count; i++) {
+            s_al += prof->sites[i].allocs;
+            s_fr += prof->sites[i].frees;
+        }
+        tslab_profile_free(prof);
+        ok = ok && s_al == s_fr && (k != 1 || s_al == al);
+        static tslab_rejection ring[TSLAB_REJECTIONS_MAX];
+        size_t nrej = tslab_rejections_read(inst[k], ring, TSLAB_REJECTIONS_MAX);
+        ok = ok && nrej == (rej < TSLAB_REJECTIONS_MAX ? rej : TSLAB_REJECTIONS_MAX) &&
+             (nrej == 0 || ring[nrej - 1].seq == rej);
+        if (!ok || !opt.quiet)
+            printf("instance %-15s sampled allocations %" PRIu64 ", their frees %" PRIu64
+                   ", rejections recorded %zu\n",
+                   st.name, s_al, s_fr, nrej);
         if (!ok || !opt.quiet)
             printf("instance %-15s allocations %" PRIu64 " (expected %" PRIu64 "), frees %" PRIu64
                    " (expected %" PRIu64 "), live %" PRIu64 ", rejections %" PRIu64

@@ -4,11 +4,12 @@
 # Uses apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 
-build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev zlib1g-dev libyaml-dev libgnutls28-dev libcrypt-dev)
+build=(cmake make gcc pkg-config libmicrohttpd-dev libcjson-dev zlib1g-dev libyaml-dev libgnutls28-dev libcrypt-dev
+       libprotobuf-c-dev protobuf-c-compiler libunwind-dev)
 demo=("${build[@]}" curl)
 docs=(doxygen)
 lint=(git clang-format cppcheck)
-test=("${build[@]}" "${docs[@]}" g++ curl python3 prometheus openssl chromium clang libclang-rt-14-dev)
+test=("${build[@]}" "${docs[@]}" g++ curl python3 prometheus openssl chromium clang libclang-rt-14-dev golang-go)
 sanitize=("${build[@]}" clang libclang-rt-14-dev valgrind python3 curl)
 bench=("${build[@]}" libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev gnuplot-nox valgrind)
 

@@ -33,6 +33,9 @@ static void churn_rss_flat_then_released(void)
 
     tslab_config cfg = {0};
     cfg.cache_slabs = 4; /* cache bound: 4 slabs of 64 KiB */
+    /* The bounds below are the slabs' and their metadata's; the sampler's records and
+     * libunwind's per-thread cache (about 70 KiB on first use) are other memory. */
+    cfg.sample_bytes = TSLAB_SAMPLE_OFF;
     tslab *a = tslab_create(&cfg);
     for (unsigned i = 0; i < LIVE; i++) {
         void *p = tslab_alloc(a, 128, &h[i]);

@@ -18,6 +18,14 @@
 #ifndef TSLAB_TESTHELPER_H
 #define TSLAB_TESTHELPER_H
 
+/* A function whose own name must appear in a captured stack: never inlined, never cloned (GCC's
+ * noipa: no .constprop copy, which exports no name) and never left by a tail call. */
+#if defined(__clang__)
+#define TEST_NAMED_FRAME __attribute__((noinline, disable_tail_calls))
+#else
+#define TEST_NAMED_FRAME __attribute__((noinline, noipa))
+#endif
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -94,7 +94,8 @@ typedef struct tslab_os {
     /** Unmap a whole reservation (only at tslab_destroy or a failed tslab_create). */
     void (*release)(void *ctx, void *p, size_t size);
     void *ctx; /**< passed to every call */
-    /** A monotonic clock in nanoseconds, read by decay (tslab_config.decay_ms); NULL means
+    /** A monotonic clock in nanoseconds, read by decay (tslab_config.decay_ms), the sampler
+     * (birth and death of sampled objects), rejection records and lock-wait times; NULL means
      * CLOCK_MONOTONIC. Inject it to drive decay from a test without sleeping. It is called on
      * slow paths only, with or without class locks held: it must not call the allocator. */
     uint64_t (*now_ns)(void *ctx);
@@ -108,6 +109,8 @@ TSLAB_API const tslab_os *tslab_os_default(void);
 /** tslab_config.decay_ms: no delay, every emptied slab goes back to the OS at once (a zero field
  * means the default; tslab_decay_set takes 0 for the same thing). */
 #define TSLAB_DECAY_NONE UINT64_MAX
+
+struct tslab_rejection;
 
 /** Instance configuration. A zero field means "the default", so `tslab_config c = {0};` works. */
 typedef struct tslab_config {
@@ -144,7 +147,24 @@ typedef struct tslab_config {
                                errno ENOMEM (counted in limit_refusals). tslab_limit_set. */
     uint64_t limit_soft;    /**< resident bytes beyond which decay is skipped: empty slabs go back
                                to the OS at once; 0 = none. tslab_limit_set. */
+    size_t sample_bytes;    /**< mean bytes allocated between two sampled allocations (per
+                               thread, exponentially distributed); 0 = TSLAB_SAMPLE_DEFAULT,
+                               TSLAB_SAMPLE_OFF = sample nothing. tslab_sample_set changes it. */
+    uint64_t sample_seed;   /**< seed of the samplers' random intervals (a thread's generator is
+                               seeded from it and the thread's order of arrival); 0 = from the
+                               clock. Fixed seeds make single-threaded runs reproducible. */
+    /** Called on every rejected free, by the rejecting thread, after the rejection is counted
+     * and recorded (tslab_rejections_read), with no lock of the allocator held: it may log,
+     * count by call site, or abort. It must not free through `a` recursively into another
+     * rejection forever. NULL = none. */
+    void (*on_reject)(void *ctx, int reason, const struct tslab_rejection *r);
+    void *on_reject_ctx; /**< passed to on_reject */
 } tslab_config;
+
+/** Sampling (tslab_config.sample_bytes, tslab_sample_set): Go's and jemalloc's mean interval. */
+#define TSLAB_SAMPLE_DEFAULT ((size_t)512 * 1024)
+#define TSLAB_SAMPLE_OFF SIZE_MAX /**< sample nothing */
+#define TSLAB_STACK_MAX 64        /**< frames recorded per sampled allocation or rejection */
 
 /* ---------------------------------------------------------------------------------------------
  * Instances
@@ -238,13 +258,14 @@ TSLAB_API size_t tslab_usable_size(tslab *a, const void *p);
 /** Returns the free slots this thread holds in its cache for `a` to their slabs, so slabs that
  * became empty can be cached or released. Threads flush automatically when they exit. In
  * AddressSanitizer and Valgrind builds, freed slots wait in a per-class quarantine (256 slots)
- * before reuse so that use-after-free is reported; tslab_flush empties it too. */
+ * before reuse so that use-after-free is reported; tslab_flush empties it too. It also takes a
+ * decay step in every class: cached slabs whose decay_ms ran out go back to the OS. */
 TSLAB_API void tslab_flush(tslab *a);
 /** tslab_flush, then hands every cached empty slab's pages back to the OS. 0 or -errno (the first
  * failure of the OS layer; the remaining slabs are still tried). */
 TSLAB_API int tslab_purge(tslab *a);
 
-/* Memory over time. Every call below may be made from any thread at any time (not racing
+/** Memory over time. Every call below may be made from any thread at any time (not racing
  * tslab_destroy of the same instance). */
 /** Which limit tslab_limit_set and tslab_limit_get name. */
 typedef enum tslab_limit {
@@ -453,7 +474,110 @@ static inline int tslab_stats_read(tslab *a, tslab_stats *out)
 }
 #endif
 
+/* ---------------------------------------------------------------------------------------------
+ * Sampling profiler
+ *
+ * Each thread counts down the bytes it allocates from each class and samples the allocation at
+ * which an exponentially distributed interval (mean sample_bytes) runs out, as Go and tcmalloc
+ * do: an object of size s is sampled with probability 1 - exp(-s / sample_bytes), so summed
+ * weights estimate totals without bias (see tslab_profile_site). A sampled allocation records
+ * its call stack (return addresses, the allocator's own frames cut off), class and birth time in
+ * a side table keyed by its slot; its free moves it into the class's lifetime histogram. Frees
+ * that are rejected never touch a record. Cost when not sampling: one decrement and branch per
+ * allocation.
+ * ------------------------------------------------------------------------------------------- */
+
+/** Sets the mean interval (same values as tslab_config.sample_bytes: 0 = TSLAB_SAMPLE_DEFAULT,
+ * TSLAB_SAMPLE_OFF = off). Each thread applies it at its next sample, or within 65536
+ * allocations of a class when sampling was off. 0, or -EINVAL when a is NULL. */
+TSLAB_API int tslab_sample_set(tslab *a, size_t bytes);
+/** The mean interval in force (TSLAB_SAMPLE_OFF when off), 0 when a is NULL. */
+TSLAB_API size_t tslab_sample_get(const tslab *a);
+
+/** Lifetime and age buckets, besides +Inf. */
+#define TSLAB_LIFETIME_BUCKETS 10
+/** Their upper bounds in nanoseconds: 1 ms, 10 ms, 100 ms, 1 s, 10 s, 1 min, 10 min, 1 h, 6 h,
+ * 1 day. */
+#define TSLAB_LIFETIME_BOUNDS_NS                                                                   \
+    {                                                                                              \
+        UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000), UINT64_C(1000000000),          \
+            UINT64_C(10000000000), UINT64_C(60000000000), UINT64_C(600000000000),                  \
+            UINT64_C(3600000000000), UINT64_C(21600000000000), UINT64_C(86400000000000)            \
+    }
+
+/** One call site: the sampled objects of one class allocated by one stack at one interval. The
+ * estimated true counts are the sampled ones times 1 / (1 - exp(-object_size / sample_bytes))
+ * (Go's scaleHeapSample). */
+typedef struct tslab_profile_site {
+    const uintptr_t *frames; /**< return addresses, innermost first (the allocator's caller) */
+    uint32_t depth;          /**< 0..TSLAB_STACK_MAX; 0 when the site table was full */
+    uint32_t class_index;    /**< the class (tslab_class_size gives its object size) */
+    uint64_t object_size;    /**< bytes of the class's objects */
+    uint64_t sample_bytes;   /**< the mean interval the samples were taken at */
+    uint64_t allocs;         /**< sampled allocations */
+    uint64_t frees;          /**< sampled allocations freed since (allocs - frees are live) */
+} tslab_profile_site;
+
+/** Per class, cumulative Prometheus-style buckets (bucket i counts values <= bound i; the last,
+ * index TSLAB_LIFETIME_BUCKETS, is +Inf and equals the count). */
+typedef struct tslab_profile_class {
+    uint64_t object_size;                                  /**< bytes of the class's objects */
+    uint64_t lifetime_buckets[TSLAB_LIFETIME_BUCKETS + 1]; /**< sampled objects freed, by life */
+    uint64_t lifetime_sum_ns;                              /**< sum of the lifetimes counted */
+    uint64_t age_buckets[TSLAB_LIFETIME_BUCKETS + 1];      /**< sampled objects live now, by age */
+    /** Contention on the class's slow-path lock (every call, not sampled): times a thread found
+     * it taken and waited, and the nanoseconds it waited in all. */
+    uint64_t lock_waits;   /**< waits for the lock */
+    uint64_t lock_wait_ns; /**< their total length */
+} tslab_profile_class;
+
+#define TSLAB_PROFILE_VERSION 1 /**< tslab_profile.version */
+
+/** A snapshot of an instance's sampled sites and per-class histograms (tslab_profile_read). */
+typedef struct tslab_profile {
+    uint32_t version;                /**< TSLAB_PROFILE_VERSION */
+    uint32_t class_count;            /**< entries of classes[] in use */
+    uint64_t time_ns;                /**< the instance's clock when read */
+    uint64_t sample_bytes;           /**< the interval in force (TSLAB_SAMPLE_OFF when off) */
+    size_t site_count;               /**< entries of sites[] */
+    const tslab_profile_site *sites; /**< the sites, in the order first seen */
+    tslab_profile_class classes[TSLAB_CLASSES_MAX]; /**< per class */
+} tslab_profile;
+
+/** A consistent copy of a's sampled sites and lifetime histograms (taken under the sampler's
+ * lock, which only sampled allocations and their frees take). *out is freed with
+ * tslab_profile_free. 0, -EINVAL (NULL argument) or -ENOMEM. */
+TSLAB_API int tslab_profile_read(tslab *a, tslab_profile **out);
+/** Frees a profile of tslab_profile_read; NULL is a no-op. */
+TSLAB_API void tslab_profile_free(tslab_profile *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Rejected frees: the last TSLAB_REJECTIONS_MAX of an instance, with their call sites
+ * ------------------------------------------------------------------------------------------- */
+#define TSLAB_REJECTIONS_MAX 64 /**< rejections an instance keeps */
+
+/** Reasons, as in the free_rejections_total{reason} counters. */
+enum { TSLAB_REJECT_INVALID, TSLAB_REJECT_STALE, TSLAB_REJECT_DOUBLE, TSLAB_REJECT_FOREIGN };
+
+/** A rejected free: what was passed, why it was refused, when, and from where. */
+typedef struct tslab_rejection {
+    uint64_t seq;     /**< 1 for the instance's first rejection: gaps show what was overwritten */
+    uint64_t time_ns; /**< the instance's clock (tslab_os.now_ns) */
+    int reason;       /**< TSLAB_REJECT_* */
+    uint32_t class_index; /**< tslab_class_count(a) when no class could be named */
+    bool by_pointer; /**< value is the pointer given to tslab_free_ptr / tslab_realloc; else the
+                             handle (also for a pointer free that lost a race to another free:
+                             the handle its slot had) */
+    uint64_t value;  /**< the handle or pointer (see by_pointer) */
+    uint32_t depth;  /**< frames recorded */
+    uintptr_t frames[TSLAB_STACK_MAX]; /**< return addresses, innermost first: the caller's */
+} tslab_rejection;
+
+/** Copies the instance's recorded rejections, oldest first, up to `max`, the newest kept when
+ * fewer fit; returns how many were copied (0 for a NULL argument). */
+TSLAB_API size_t tslab_rejections_read(tslab *a, tslab_rejection *out, size_t max);
+
 #ifdef __cplusplus
 }
 #endif
-#endif /* TSLAB_H */
+#endif /**< TSLAB_H */

@@ -7,8 +7,9 @@
 #include <errno.h>
 #include <string.h>
 
-/* Hands out the top slot of t; the caller checked t->count > 0. */
-static inline void *take(tslab__tclass *t, tslab_handle *out)
+/* Hands out the top slot of t; the caller checked t->count > 0. `sampled` is 0, or
+ * TSLAB__SAMPLED when the sampler recorded the slot. */
+static inline void *take(tslab__tclass *t, tslab_handle *out, uint32_t sampled)
 {
     uint64_t h = t->slots[--t->count];
     uint32_t idx = tslab__handle_idx(h);
@@ -17,7 +18,8 @@ static inline void *take(tslab__tclass *t, tslab_handle *out)
     tslab__bump(&t->tc.allocations);
     /* A cached slot's word is ours alone, so no read-modify-write. Release pairs with the
      * acquire of tslab_handle_ptr and of the CAS in a concurrent (stale or forged) free. */
-    atomic_store_explicit(&t->state[idx], ((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE,
+    atomic_store_explicit(&t->state[idx],
+                          ((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE | sampled,
                           memory_order_release);
     char *p = t->base + (size_t)idx * t->pitch;
     if (tslab_config_sanitize)
@@ -26,7 +28,9 @@ static inline void *take(tslab__tclass *t, tslab_handle *out)
     return p;
 }
 
-static TSLAB_NOINLINE void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
+/* The allocation entry points and alloc_slow live in the TSLAB__ENTRY section, so the sampler
+ * can cut their frames off a recorded stack by address. */
+static TSLAB_NOINLINE TSLAB__ENTRY void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
 {
     if (a == NULL || out == NULL) {
         errno = EINVAL;
@@ -58,7 +62,18 @@ static TSLAB_NOINLINE void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
          * what that mode rules out (owner_cache). */
         t->limit = a->exact_frees ? 0 : atomic_load_explicit(&c->nslots, memory_order_acquire);
     }
-    return take(t, out);
+    /* Every allocation counts down once: the fast path decremented only if it left because the
+     * countdown ran out (it tests the count first), and then left it negative. */
+    if (t->sample_left >= 0)
+        t->sample_left--;
+    if (t->sample_left < 0 && tslab__sample_due(a, tc, t)) {
+        /* Recorded before the slot is published: a free that sees SAMPLED finds the record. */
+        uint64_t h = t->slots[t->count - 1];
+        bool rec = tslab__sample_alloc(a, (uint32_t)ci, tslab__handle_idx(h),
+                                       (uint32_t)h & TSLAB__GEN_MASK);
+        return take(t, out, rec ? TSLAB__SAMPLED : 0);
+    }
+    return take(t, out, 0);
 }
 
 static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
@@ -68,20 +83,21 @@ static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
     if (tslab_likely(k < a->lut_limit && e->uid == a->uid)) {
         tslab__tclass *t = &e->tc->cls[a->lut[k >> 3]];
         tslab__opaque(t);
-        if (tslab_likely(t->count != 0))
-            return take(t, out);
+        /* The sampler's countdown is the only thing sampling adds here. */
+        if (tslab_likely(t->count != 0 && --t->sample_left >= 0))
+            return take(t, out, 0);
     }
     return alloc_slow(a, size, out);
 }
 
-void *tslab_alloc(tslab *a, size_t size, tslab_handle *out)
+TSLAB__ENTRY void *tslab_alloc(tslab *a, size_t size, tslab_handle *out)
 {
     if (tslab_unlikely(a == NULL || out == NULL))
         return alloc_slow(a, size, out);
     return alloc_fast(a, size, out);
 }
 
-void *tslab_malloc(tslab *a, size_t size)
+TSLAB__ENTRY void *tslab_malloc(tslab *a, size_t size)
 {
     tslab_handle h;
     if (tslab_unlikely(a == NULL))
@@ -89,7 +105,7 @@ void *tslab_malloc(tslab *a, size_t size)
     return alloc_fast(a, size, &h);
 }
 
-void *tslab_calloc(tslab *a, size_t n, size_t size)
+TSLAB__ENTRY void *tslab_calloc(tslab *a, size_t n, size_t size)
 {
     size_t bytes;
     if (__builtin_mul_overflow(n, size, &bytes)) {
@@ -102,7 +118,7 @@ void *tslab_calloc(tslab *a, size_t n, size_t size)
     return p;
 }
 
-void *tslab_realloc(tslab *a, void *p, size_t size)
+TSLAB__ENTRY void *tslab_realloc(tslab *a, void *p, size_t size)
 {
     if (p == NULL)
         return tslab_malloc(a, size);
@@ -114,13 +130,13 @@ void *tslab_realloc(tslab *a, void *p, size_t size)
     int reason;
     int64_t idx = tslab__ptr_slot(a, p, &ci, &reason);
     if (idx < 0) {
-        tslab__reject(a, ci, reason);
+        tslab__reject(a, ci, reason, (uintptr_t)p, true);
         errno = EINVAL;
         return NULL;
     }
     uint32_t s = atomic_load_explicit(&a->cls[ci].state[idx], memory_order_acquire);
     if (!(s & TSLAB__LIVE)) {
-        tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
+        tslab__reject(a, ci, TSLAB__REJ_DOUBLE, (uintptr_t)p, true);
         errno = EINVAL;
         return NULL;
     }

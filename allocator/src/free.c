@@ -23,7 +23,10 @@ int tslab__reject_reason(uint32_t gen, uint32_t state)
     return TSLAB__REJ_STALE;
 }
 
-TSLAB_COLD bool tslab__reject(tslab *a, uint32_t cls, int reason)
+/* In TSLAB__ENTRY, as is every function on the way here from a public call, so that the
+ * recorded stack starts at the caller's frame. */
+TSLAB_COLD TSLAB__ENTRY bool tslab__reject(tslab *a, uint32_t cls, int reason, uint64_t value,
+                                           bool by_pointer)
 {
     if (cls > a->nclasses)
         cls = a->nclasses;
@@ -44,6 +47,7 @@ TSLAB_COLD bool tslab__reject(tslab *a, uint32_t cls, int reason)
     }
     if (tc == NULL)
         pthread_mutex_unlock(&a->tc_lock);
+    tslab__reject_record(a, cls, reason, value, by_pointer);
     return false;
 }
 
@@ -92,14 +96,18 @@ static bool give_back(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t ent)
 
 /* Every free the fast paths did not finish: no cache bound yet, full cache, a slab this thread
  * does not own, sanitizer builds, and rejections. h names a slot below c's nslots. */
-static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
+static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uint64_t h)
 {
     uint32_t idx = tslab__handle_idx(h);
     uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
-    uint32_t live = gen << 1 | TSLAB__LIVE;
+    _Atomic uint32_t *st = &c->state[idx];
+    /* The word a live object of generation gen has, SAMPLED included when the word carries it.
+     * Relaxed: the value only completes the exact compare below, which is what decides (a word
+     * of another generation still fails it, and the reason comes from that word). */
+    uint32_t live =
+        gen << 1 | TSLAB__LIVE | (atomic_load_explicit(st, memory_order_relaxed) & TSLAB__SAMPLED);
     tslab__tcache *tc = tslab__tcache_get(a);
     tslab__tclass *t = tc != NULL ? &tc->cls[c->index] : NULL;
-    _Atomic uint32_t *st = &c->state[idx];
     if (t != NULL &&
         atomic_load_explicit(&c->owner[idx >> c->slot_shift], memory_order_relaxed) == t->id) {
         uint32_t s = live;
@@ -111,15 +119,18 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
              * use). */
             if (!atomic_compare_exchange_strong_explicit(
                     st, &s, tslab__state_freed(gen), memory_order_acq_rel, memory_order_acquire))
-                return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
+                return tslab__reject(a, c->index, tslab__reject_reason(gen, s), h, false);
             if (tslab_config_sanitize)
                 tslab__san_free(c->size, tslab__slot_addr(c, idx));
         } else {
             s = atomic_load_explicit(st, memory_order_acquire);
             if (s != live)
-                return tslab__reject(a, c->index, tslab__reject_reason(gen, s));
+                return tslab__reject(a, c->index, tslab__reject_reason(gen, s), h, false);
             atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
         }
+        /* Before the slot can be reused (and sampled again). */
+        if (live & TSLAB__SAMPLED)
+            tslab__sample_free(a, c->index, idx, gen);
         return keep_slow(a, c, t, tslab__handle_next(h));
     }
     /* acq_rel: acquire the allocating thread's publication of the slot, release our writes to
@@ -128,9 +139,11 @@ static TSLAB_NOINLINE bool free_slow(tslab *a, tslab__class *c, uint64_t h)
     if (!atomic_compare_exchange_strong_explicit(st, &expect,
                                                  tslab__state_freed(gen) | TSLAB__RFREE,
                                                  memory_order_acq_rel, memory_order_acquire))
-        return tslab__reject(a, c->index, tslab__reject_reason(gen, expect));
+        return tslab__reject(a, c->index, tslab__reject_reason(gen, expect), h, false);
     if (tslab_config_sanitize)
         tslab__san_free(c->size, tslab__slot_addr(c, idx));
+    if (expect & TSLAB__SAMPLED)
+        tslab__sample_free(a, c->index, idx, gen);
     return give_back(a, c, t, tslab__handle_next(h));
 }
 
@@ -169,31 +182,32 @@ static inline bool owner_free(tslab__tclass *t, uint32_t n, _Atomic uint32_t *st
     return true;
 }
 
-static TSLAB_COLD bool reject_handle(tslab *a, tslab_handle h)
+static TSLAB_COLD TSLAB__ENTRY bool reject_handle(tslab *a, tslab_handle h)
 {
     if (a == NULL)
         return false;
     uint32_t tag = (uint32_t)(h >> TSLAB__TAG_SHIFT) & TSLAB__TAG_MASK;
     uint32_t ci = (uint32_t)(h >> TSLAB__CLS_SHIFT) & ((1u << TSLAB__CLS_BITS) - 1);
     if (tslab__handle_odd(h))
-        return tslab__reject(a, a->nclasses, TSLAB__REJ_INVALID);
+        return tslab__reject(a, a->nclasses, TSLAB__REJ_INVALID, h, false);
     if (tag != a->tag)
         return tslab__reject(a, a->nclasses,
-                             tslab__tag_is_live(tag, a) ? TSLAB__REJ_FOREIGN : TSLAB__REJ_INVALID);
-    return tslab__reject(a, ci < a->nclasses ? ci : a->nclasses, TSLAB__REJ_INVALID);
+                             tslab__tag_is_live(tag, a) ? TSLAB__REJ_FOREIGN : TSLAB__REJ_INVALID,
+                             h, false);
+    return tslab__reject(a, ci < a->nclasses ? ci : a->nclasses, TSLAB__REJ_INVALID, h, false);
 }
 
 /* tslab_free beyond its fast path: bounds-checks h's slot against the class before free_slow. */
-static TSLAB_NOINLINE bool free_handle_slow(tslab *a, uint32_t ci, uint64_t h)
+static TSLAB_NOINLINE TSLAB__ENTRY bool free_handle_slow(tslab *a, uint32_t ci, uint64_t h)
 {
     tslab__class *c = &a->cls[ci];
     /* Acquire: a slot below nslots has committed metadata (published by grow()). */
     if (tslab__handle_idx(h) >= atomic_load_explicit(&c->nslots, memory_order_acquire))
-        return tslab__reject(a, ci, TSLAB__REJ_INVALID);
+        return tslab__reject(a, ci, TSLAB__REJ_INVALID, h, false);
     return free_slow(a, c, h);
 }
 
-bool tslab_free(tslab *a, tslab_handle h)
+TSLAB__ENTRY bool tslab_free(tslab *a, tslab_handle h)
 {
     uint32_t ci;
     if (tslab_unlikely(a == NULL || tslab__handle_bad(h, a->tag_base, a->nclasses, &ci)))
@@ -213,18 +227,18 @@ bool tslab_free(tslab *a, tslab_handle h)
 
 /* Everything tslab_free_ptr's fast path did not finish: not the owner, a full cache, sanitizer
  * builds, and frees of slots that are not live. */
-static TSLAB_NOINLINE bool free_ptr_slow(tslab *a, uint32_t ci, uint32_t idx)
+static TSLAB_NOINLINE TSLAB__ENTRY bool free_ptr_slow(tslab *a, uint32_t ci, uint32_t idx)
 {
     tslab__class *c = &a->cls[ci];
     uint32_t s = atomic_load_explicit(&c->state[idx], memory_order_acquire);
     if (!(s & TSLAB__LIVE))
-        return tslab__reject(a, ci, TSLAB__REJ_DOUBLE);
+        return tslab__reject(a, ci, TSLAB__REJ_DOUBLE, (uintptr_t)tslab__slot_addr(c, idx), true);
     /* The handle of the generation seen; a free racing in between makes it stale, and the
      * handle path then rejects ours as the double it is. */
     return free_slow(a, c, tslab__handle_make(a->tag_base | ci, idx, tslab__state_gen(s)));
 }
 
-bool tslab_free_ptr(tslab *a, void *p)
+TSLAB__ENTRY bool tslab_free_ptr(tslab *a, void *p)
 {
     if (p == NULL)
         return true;
@@ -234,16 +248,19 @@ bool tslab_free_ptr(tslab *a, void *p)
     int reason;
     int64_t slot = tslab__ptr_slot(a, p, &ci, &reason);
     if (tslab_unlikely(slot < 0))
-        return tslab__reject(a, ci, reason);
+        return tslab__reject(a, ci, reason, (uintptr_t)p, true);
     uint32_t idx = (uint32_t)slot;
     uint32_t n;
     tslab__tclass *t = owner_cache(a, ci, idx, &n);
     if (tslab_likely(t != NULL)) {
         _Atomic uint32_t *st = &t->state[idx];
         uint32_t top = t->top;
-        /* A LIVE word is the object's: its generation is the one being freed. */
+        /* A LIVE word is the object's: its generation is the one being freed. A sampled one
+         * goes to the slow path, which moves its record. "LIVE and not SAMPLED" as one test:
+         * s - 1 clears LIVE when it is set and leaves SAMPLED alone, and sets bit 0 when LIVE is
+         * clear (a borrow). */
         uint32_t s = atomic_load_explicit(st, memory_order_acquire);
-        if (tslab_likely(s & TSLAB__LIVE)) {
+        if (tslab_likely(((s - 1) & (TSLAB__LIVE | TSLAB__SAMPLED)) == 0)) {
             uint32_t gen = tslab__state_gen(s);
             return owner_free(t, n, st, gen, tslab__handle_make(top, idx, tslab__gen_next(gen)));
         }
@@ -262,7 +279,7 @@ static uint32_t live_state(tslab *a, tslab_handle h, tslab__class **c_out, uint3
     if (idx >= atomic_load_explicit(&c->nslots, memory_order_acquire))
         return 0;
     uint32_t s = atomic_load_explicit(&c->state[idx], memory_order_acquire);
-    if (s != (((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE))
+    if ((s & ~TSLAB__SAMPLED) != (((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE))
         return 0;
     *c_out = c;
     *idx_out = idx;

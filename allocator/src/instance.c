@@ -60,6 +60,8 @@ static void fork_prepare(void)
         pthread_mutex_lock(&a->tc_lock);
         for (uint32_t i = 0; i < a->nclasses; i++)
             pthread_mutex_lock(&a->cls[i].lock);
+        tslab__sampler_lock(a);
+        tslab__rejections_lock(a);
     }
 }
 
@@ -69,6 +71,8 @@ static void fork_release(void)
         tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
         if (a == NULL)
             continue;
+        tslab__rejections_unlock(a);
+        tslab__sampler_unlock(a);
         for (uint32_t i = a->nclasses; i-- > 0;)
             pthread_mutex_unlock(&a->cls[i].lock);
         pthread_mutex_unlock(&a->tc_lock);
@@ -149,6 +153,8 @@ static void destroy_classes(tslab *a, uint32_t n)
 static void free_instance(tslab *a, uint32_t n)
 {
     destroy_classes(a, n);
+    tslab__sampler_fini(a);
+    tslab__rejections_fini(a);
     pthread_mutex_destroy(&a->tc_lock);
     free(a->retired);
     free(a);
@@ -185,6 +191,15 @@ static tslab *create(const tslab_config *cfg)
     }
     a->retired = calloc(n + 1, sizeof(tslab__tcounters));
     if (a->retired == NULL || pthread_mutex_init(&a->tc_lock, NULL) != 0) {
+        free(a->retired);
+        free(a);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (tslab__sampler_init(a, cfg) != 0 || tslab__rejections_init(a, cfg) != 0) {
+        tslab__sampler_fini(a);
+        tslab__rejections_fini(a);
+        pthread_mutex_destroy(&a->tc_lock);
         free(a->retired);
         free(a);
         errno = ENOMEM;

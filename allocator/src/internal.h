@@ -149,6 +149,12 @@ _Static_assert((UINT32_C(1) << TSLAB__IDX_BITS) == TSLAB_CLASS_SLOTS_MAX, "index
  * the slot (cache or slab). */
 #define TSLAB__LIVE 1u
 #define TSLAB__RFREE (1u << 23)
+/* SAMPLED (bit 24) is set together with LIVE on an allocation the sampler recorded, and only
+ * then: every free replaces the word with one that has neither. Both free fast paths compare the
+ * word against an unsampled LIVE one, so a sampled object's free fails them and takes the slow
+ * path, which moves its record (sample.c); nothing else reads the bit (state_gen masks it, and the
+ * slab-side checks only accept freed words). */
+#define TSLAB__SAMPLED (1u << 24)
 _Static_assert(TSLAB__GEN_BITS + 2 <= 24, "state word: LIVE, generation, RFREE");
 static inline uint32_t tslab__state_gen(uint32_t s) { return (s >> 1) & TSLAB__GEN_MASK; }
 /* The generation field a slot carries after one more free. */
@@ -315,6 +321,10 @@ typedef struct tslab__class {
     uint64_t *quarantine; /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
     uint32_t q_head, q_count;
     tslab__ccounters cc;
+    /* Contention (lockstat.c): times a thread found the lock taken, and the time it waited;
+     * written by the waiter once it holds the lock. lock_waiters: threads blocked right now. */
+    _Atomic uint64_t lock_waits, lock_wait_ns;
+    _Atomic uint32_t lock_waiters;
 } tslab__class;
 
 /* ---- Thread caches ---- */
@@ -346,6 +356,9 @@ typedef struct tslab__tclass {
     uint16_t rcount; /* entries in remote[] */
     tslab__tcounters tc;
     tslab__list own; /* slabs owned by this cache with free or remote bits; class lock */
+    /* Allocations of this class left before the next sample (the byte interval divided by the
+     * class size: sample.c); the fast path decrements it and leaves when it goes negative. */
+    int32_t sample_left;
     uint64_t slots[TSLAB__TC_MAX];
     /* Slots this thread freed in other threads' slabs (entries: next handles, state RFREE). */
     uint64_t remote[TSLAB__RBUF];
@@ -369,8 +382,10 @@ static inline uint64_t tslab__handle_next(uint64_t h)
 typedef struct tslab__tcache {
     struct tslab__tcache *prev, *next; /* the instance's list, guarded by tslab.tc_lock */
     uint64_t uid;
-    uint16_t id;         /* owner id, or TSLAB__NO_ID */
-    tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
+    uint16_t id;           /* owner id, or TSLAB__NO_ID */
+    uint64_t rng;          /* the sampler's random state, 0 until first used (sample.c) */
+    uint64_t sample_armed; /* bit i: class i's countdown was drawn with sampling on */
+    tslab__tclass cls[];   /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
 
 /* Per-thread map from instance tag to that thread's cache; uid detects a reused tag. */
@@ -428,6 +443,17 @@ struct tslab {
     tslab__tcache *by_id[TSLAB__IDS];
     uint64_t id_used[TSLAB__IDS / 64]; /* bit i: id i is taken (bit 0 always: "unowned") */
     tslab__tcounters *retired;         /* counters of exited threads, class_count + 1 entries */
+
+    /* Sampling (sample.c). sample_bytes is read by each thread's slow path when it draws an
+     * interval; relaxed: any recent value will do. */
+    _Atomic size_t sample_bytes; /* TSLAB_SAMPLE_OFF when off */
+    uint64_t sample_seed;
+    _Atomic uint64_t sample_threads; /* thread caches made so far: each seeds from its number */
+    struct tslab__sampler *sampler;  /* the side table; its own lock */
+    /* Rejected frees (reject.c): the ring, its own lock, and the config's callback. */
+    struct tslab__rejections *rejections;
+    void (*on_reject)(void *ctx, int reason, const struct tslab_rejection *r);
+    void *on_reject_ctx;
 
     tslab__class cls[];
 };
@@ -527,10 +553,61 @@ void tslab__background_fork_prepare(void);
 void tslab__background_fork_parent(void);
 void tslab__background_fork_child(void);
 
+/* ---- sample.c: sampled allocations, their side table and lifetime histograms ---- */
+/* A thread whose sampling is off re-reads the interval after this many allocations of a class. */
+#define TSLAB__SAMPLE_RECHECK 65536
+/* The countdown of t (a class of tc) ran out: draws the next interval; true when the allocation
+ * being made is to be sampled. */
+bool tslab__sample_due(tslab *a, tslab__tcache *tc, tslab__tclass *t);
+/* Records slot idx of class ci, handed out at generation gen, with the caller's stack; true
+ * when recorded (the caller then publishes the slot's word with SAMPLED), false when out of
+ * memory (the allocation goes unsampled). */
+bool tslab__sample_alloc(tslab *a, uint32_t ci, uint32_t idx, uint32_t gen);
+/* A free of slot idx (class ci) at generation gen succeeded on a SAMPLED word: moves its record
+ * into the class's lifetime histogram. A record of another generation is left alone (a racing
+ * duplicate free, whose slot was reused meanwhile). */
+void tslab__sample_free(tslab *a, uint32_t ci, uint32_t idx, uint32_t gen);
+int tslab__sampler_init(tslab *a, const tslab_config *cfg);
+void tslab__sampler_fini(tslab *a);
+/* fork(): the sampler's lock is taken after the class locks and released before them. */
+void tslab__sampler_lock(tslab *a);
+void tslab__sampler_unlock(tslab *a);
+/* Functions whose frames a recorded stack leaves out: the allocation and free entry points and
+ * everything they call on the way to a record (a sample or a rejection) live in this section. */
+#define TSLAB__ENTRY __attribute__((section("tslab_entry")))
+/* The caller's stack into out[0..TSLAB_STACK_MAX), innermost first, without the frames in the
+ * TSLAB__ENTRY section; returns the depth. */
+uint32_t tslab__stack_capture(uintptr_t *out);
+
+/* ---- lockstat.c: time spent waiting for a class lock ---- */
+void tslab__class_lock_wait(tslab *a, tslab__class *c);
+/* Takes c's lock (the slow path's). Uncontended it is one trylock, as cheap as the lock itself;
+ * a thread that finds it taken times its wait (lockstat.c). */
+static inline void tslab__class_lock(tslab *a, tslab__class *c)
+{
+    if (tslab_likely(pthread_mutex_trylock(&c->lock) == 0))
+        return;
+    tslab__class_lock_wait(a, c);
+}
+
+/* ---- reject.c: the ring of the last rejected frees and the on_reject callback ---- */
+/* Records a rejection (value: the handle, or the pointer when by_pointer) and calls on_reject. */
+void tslab__reject_record(tslab *a, uint32_t cls, int reason, uint64_t value, bool by_pointer);
+int tslab__rejections_init(tslab *a, const tslab_config *cfg);
+void tslab__rejections_fini(tslab *a);
+void tslab__rejections_lock(tslab *a); /* fork(): with the sampler's */
+void tslab__rejections_unlock(tslab *a);
+
 /* ---- free.c ---- */
-/* Counts a rejection on class `cls` (class_count = unattributed); always returns false. */
-bool tslab__reject(tslab *a, uint32_t cls, int reason);
+/* Counts a rejection on class `cls` (class_count = unattributed) and records it with `value`
+ * (the handle, or the pointer when by_pointer: reject.c); always returns false. */
+bool tslab__reject(tslab *a, uint32_t cls, int reason, uint64_t value, bool by_pointer);
 enum { TSLAB__REJ_INVALID, TSLAB__REJ_STALE, TSLAB__REJ_DOUBLE, TSLAB__REJ_FOREIGN };
+_Static_assert((int)TSLAB__REJ_INVALID == (int)TSLAB_REJECT_INVALID &&
+                   (int)TSLAB__REJ_STALE == (int)TSLAB_REJECT_STALE &&
+                   (int)TSLAB__REJ_DOUBLE == (int)TSLAB_REJECT_DOUBLE &&
+                   (int)TSLAB__REJ_FOREIGN == (int)TSLAB_REJECT_FOREIGN,
+               "the public reasons are the internal ones");
 /* Classifies a failed free of handle generation `gen` given the slot's current state word. */
 int tslab__reject_reason(uint32_t gen, uint32_t state);
 

@@ -385,7 +385,7 @@ uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_
     bool limited = false, purged = false;
     relq q = {.n = 0};
 again:
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     while (n < want) {
         uint32_t s = list->head;
         if (s != TSLAB__NIL) {
@@ -490,7 +490,7 @@ static void release_slabs(tslab *a, tslab__class *c, uint32_t *s, uint8_t *why, 
         if (r == 0)
             resident_give(a, len);
         uint64_t now = r == 0 ? 0 : tslab__now(a);
-        pthread_mutex_lock(&c->lock);
+        tslab__class_lock(a, c);
         for (uint32_t k = i; k < j; k++) {
             if (r == 0) {
                 set_state(c, s[k], TSLAB__SLAB_RELEASED);
@@ -526,7 +526,7 @@ static bool relq_drain_if_full(tslab *a, tslab__class *c, relq *q)
     release_slabs(a, c, q->s, q->why, q->n, NULL);
     q->n = 0;
     q->bytes = 0;
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     return true;
 }
 
@@ -541,7 +541,7 @@ static void unlock_and_release(tslab *a, tslab__class *c, relq *q)
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n)
 {
     relq q = {.n = 0};
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t s = give_slot(c, tslab__handle_idx(ent[i]));
         settle(a, c, s, &q);
@@ -555,7 +555,7 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
 {
     relq q = {.n = 0};
     uint64_t dups = 0;
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t idx = tslab__handle_idx(ent[i]);
         uint32_t s = idx >> c->slot_shift, slot = idx & (c->per_slab - 1);
@@ -625,7 +625,7 @@ static void disown_one(tslab *a, tslab__class *c, uint32_t s, relq *q)
 static void disown_where(tslab *a, tslab__class *c, uint16_t id, bool others)
 {
     relq q = {.n = 0};
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t s = 0; s < c->nslabs; s++) {
         uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
         if (o == 0 || (others ? o == id : o != id))
@@ -641,7 +641,7 @@ void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t)
     if (t->id == TSLAB__NO_ID)
         return;
     relq q = {.n = 0};
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (uint32_t s = t->own.head, next; s != TSLAB__NIL; s = next) {
         next = c->slabs[s].next;
         if (c->slabs[s].rcount == 0)
@@ -675,7 +675,7 @@ void tslab__slab_disown_others(tslab *a, tslab__class *c, uint16_t keep)
 uint64_t tslab__quarantine_push(tslab__class *c, uint64_t idx)
 {
     uint64_t evicted = TSLAB__NO_ENTRY;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->lock); /* sanitizer builds only: not counted */
     if (c->q_count < TSLAB_QUARANTINE_SLOTS) {
         c->quarantine[(c->q_head + c->q_count++) % TSLAB_QUARANTINE_SLOTS] = idx;
     } else {
@@ -693,7 +693,7 @@ void tslab__quarantine_drain(tslab *a, tslab__class *c)
         return;
     uint64_t q[TSLAB_QUARANTINE_SLOTS];
     uint32_t nq;
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     for (nq = 0; nq < c->q_count; nq++)
         q[nq] = c->quarantine[(c->q_head + nq) % TSLAB_QUARANTINE_SLOTS];
     c->q_count = c->q_head = 0;
@@ -709,12 +709,12 @@ int tslab__slab_purge(tslab *a, tslab__class *c, int why)
         tslab__quarantine_drain(a, c);
     /* Only the slabs cached now: those whose release fails go back to the cache and must not be
      * tried again in this call. */
-    pthread_mutex_lock(&c->lock);
+    tslab__class_lock(a, c);
     uint32_t todo = c->cached.count;
     pthread_mutex_unlock(&c->lock);
     while (todo > 0) {
         relq q = {.n = 0};
-        pthread_mutex_lock(&c->lock);
+        tslab__class_lock(a, c);
         while (q.n < RELQ && q.n < todo && c->cached.count > 0)
             evict_oldest(c, why, &q);
         c->decay_next = c->cached.count ? c->decay_next : UINT64_MAX;
@@ -733,7 +733,7 @@ uint64_t tslab__slab_decay(tslab *a, tslab__class *c)
     uint64_t next;
     for (;;) {
         relq q = {.n = 0};
-        pthread_mutex_lock(&c->lock);
+        tslab__class_lock(a, c);
         decay_due(a, c, &q, true);
         next = c->decay_next;
         unlock_and_release(a, c, &q);

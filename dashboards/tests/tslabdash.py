@@ -58,7 +58,14 @@ def catalogue():
         "process_resident_memory_bytes": "gauge", "process_virtual_memory_bytes": "gauge",
         "process_start_time_seconds": "gauge", "process_open_fds": "gauge",
         "process_max_fds": "gauge", "process_threads": "gauge",
-        "process_cpu_seconds_total": "counter"})
+        "process_cpu_seconds_total": "counter",
+        # The sampler's families (telemetry/src/render_prom.c): a histogram's series are
+        # counters, the age buckets a gauge.
+        "tslab_object_lifetime_seconds_bucket": "counter",
+        "tslab_object_lifetime_seconds_sum": "counter",
+        "tslab_object_lifetime_seconds_count": "counter",
+        "tslab_sampled_live_objects_by_age": "gauge",
+        "tslab_class_lock_waits_total": "counter", "tslab_class_lock_wait_seconds_total": "counter"})
     return cat
 
 

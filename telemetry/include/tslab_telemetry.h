@@ -15,6 +15,7 @@
 #ifndef TSLAB_TELEMETRY_H
 #define TSLAB_TELEMETRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,15 @@ typedef enum tslab_format {
 TSLAB_API int tslab_metrics_render(tslab *const *allocs, size_t n, tslab_format fmt, char **out,
                                    size_t *out_len);
 
+/** Writes the sampled heap profile of allocs[0..n) (tslab.h "Sampling profiler") to fd as a
+ * gzip-compressed pprof profile.proto, the format of Go's /debug/pprof/heap, for `go tool pprof`:
+ * sample types alloc_objects, alloc_space, inuse_objects, inuse_space, scaled for sampling as Go
+ * scales them; each sample labelled with its object size ("bytes") and allocator name; mappings
+ * from /proc/self/maps; functions named by dladdr where the program exports its symbols (link
+ * with -rdynamic), else left as addresses. For services that run no exporter. 0, -EINVAL (a NULL
+ * allocator, fd < 0), -ENOMEM, or the -errno of write(2). The allocators must stay alive. */
+TSLAB_API int tslab_profile_write(tslab *const *allocs, size_t n, int fd);
+
 /* ---------------------------------------------------------------------------------------------
  * Exporter: one HTTP thread (libmicrohttpd) serving
  *   /metrics       Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header prefers
@@ -46,6 +56,8 @@ TSLAB_API int tslab_metrics_render(tslab *const *allocs, size_t n, tslab_format 
  *   /metrics.json  the JSON document
  *   /healthz       "ok"
  *   /              a small HTML page
+ *   /debug/pprof/heap  only with debug_endpoints: the sampled heap profile (pprof)
+ *   /debug/rejections  only with debug_endpoints: the last rejected frees, with stacks (JSON)
  * GET and HEAD only (405 otherwise), 404 for any other path.
  * ------------------------------------------------------------------------------------------- */
 typedef struct tslab_exporter tslab_exporter; /**< opaque */
@@ -92,6 +104,10 @@ typedef struct tslab_exporter_config {
      * error_message_size. NULL: none. */
     char *error_message;
     size_t error_message_size; /**< bytes at error_message */
+    bool debug_endpoints;      /**< false (default): /debug/... are 404. true: serve
+                                         /debug/pprof/heap (the profile of tslab_profile_write) and
+                                         /debug/rejections, behind bearer_token when one is set. They
+                                         show code addresses: telemetry/README.md "Privacy" */
 } tslab_exporter_config;
 
 /** Starts the exporter thread from a caller's configuration of `cfg_size` bytes (its

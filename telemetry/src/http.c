@@ -107,6 +107,7 @@ struct tslab_exporter {
     tslab **allocs; /* a copy of the configured list */
     size_t alloc_count;
     char *token; /* NULL: no authentication */
+    bool debug;  /* the /debug/ endpoints are served (debug.c) */
     size_t token_len;
     tslab__scrape_counters counters;
     struct sockaddr_storage addr; /* as configured (port as requested) */
@@ -548,9 +549,21 @@ static bool host_allowed(const tslab_exporter *e, const char *host)
     return false;
 }
 
+/* A debug endpoint: its body comes from debug.c. */
+static enum MHD_Result respond_debug(tslab_exporter *e, struct MHD_Connection *con,
+                                     tslab__debug_kind kind)
+{
+    tslab__debug_body b;
+    if (tslab__debug_render(kind, (tslab *const *)e->allocs, e->alloc_count, &b) != 0)
+        return respond_text(e, con, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n", NULL, 0);
+    header extra = {"Content-Disposition", b.disposition};
+    return respond(e, con, MHD_HTTP_OK, b.data, b.len, true, b.content_type, &extra,
+                   b.disposition ? 1 : 0);
+}
+
 /* ---- Request handler ---------------------------------------------------------------------- */
 
-typedef enum endpoint { EP_NONE, EP_INDEX, EP_METRICS, EP_JSON, EP_HEALTH } endpoint;
+typedef enum endpoint { EP_NONE, EP_INDEX, EP_METRICS, EP_JSON, EP_HEALTH, EP_DEBUG } endpoint;
 
 static endpoint route(const char *url)
 {
@@ -670,6 +683,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
                             0);
 
     endpoint ep = route(url);
+    tslab__debug_kind dk = e->debug ? tslab__debug_route(url) : TSLAB__DEBUG_NONE;
+    if (dk != TSLAB__DEBUG_NONE)
+        ep = EP_DEBUG;
     if (ep == EP_NONE)
         return respond_text(e, con, MHD_HTTP_NOT_FOUND, "not found\n", NULL, 0);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
@@ -700,6 +716,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
     case EP_INDEX:
         return respond(e, con, MHD_HTTP_OK, (const char *)tslab__index_html, tslab__index_html_len,
                        false, "text/html; charset=utf-8", NULL, 0);
+    case EP_DEBUG: return respond_debug(e, con, dk);
     case EP_NONE: break;
     }
     return MHD_NO;
@@ -1114,6 +1131,7 @@ static int start(const tslab_exporter_config *cfg, tslab_exporter **out)
     if (e == NULL)
         return -ENOMEM;
     e->watch_fd = e->stop_fd = -1;
+    e->debug = cfg->debug_endpoints;
     char prio[128] = "NORMAL";
     err = exporter_prepare(e, cfg, prio, sizeof prio);
     if (err != 0) {

@@ -81,7 +81,38 @@ static void add_scalars(json *j, cJSON *root, const tslab__snapshot *snap, const
     }
 }
 
-static void add_allocator(json *j, cJSON *list, const tslab_stats *s)
+/* key: [c0, c1, ...] of TSLAB_LIFETIME_BUCKETS + 1 cumulative counts (the last is +Inf). */
+static void add_buckets(json *j, cJSON *obj, const char *key, const uint64_t *cum)
+{
+    cJSON *arr = check(j, cJSON_AddArrayToObject(obj, key));
+    for (uint32_t k = 0; arr != NULL && k <= TSLAB_LIFETIME_BUCKETS; k++) {
+        char tmp[24];
+        snprintf(tmp, sizeof tmp, "%" PRIu64, cum[k]);
+        cJSON *n = check(j, cJSON_CreateRaw(tmp));
+        if (n != NULL && !cJSON_AddItemToArray(arr, n)) {
+            cJSON_Delete(n);
+            j->ok = false;
+        }
+    }
+}
+
+/* The sampler's view of one class: "lifetime" {buckets, sum_seconds, count} of sampled frees
+ * and "live_ages" (cumulative counts of sampled live objects by age), both on
+ * lifetime_bounds_seconds; and the class lock's contention (lock_waits, lock_wait_seconds). */
+static void add_lifetimes(json *j, cJSON *co, const tslab_profile_class *pc)
+{
+    cJSON *lt = check(j, cJSON_AddObjectToObject(co, "lifetime"));
+    if (lt == NULL)
+        return;
+    add_buckets(j, lt, "buckets", pc->lifetime_buckets);
+    add_double(j, lt, "sum_seconds", (double)pc->lifetime_sum_ns / 1e9);
+    add_u64(j, lt, "count", pc->lifetime_buckets[TSLAB_LIFETIME_BUCKETS]);
+    add_buckets(j, co, "live_ages", pc->age_buckets);
+    add_u64(j, co, "lock_waits", pc->lock_waits);
+    add_double(j, co, "lock_wait_seconds", (double)pc->lock_wait_ns / 1e9);
+}
+
+static void add_allocator(json *j, cJSON *list, const tslab_stats *s, const tslab_profile *p)
 {
     cJSON *obj = check(j, cJSON_CreateObject());
     if (obj == NULL)
@@ -112,6 +143,8 @@ static void add_allocator(json *j, cJSON *list, const tslab_stats *s)
         add_u64(j, co, "objects_per_slab", c->objects_per_slab);
         for (size_t i = 0; i < tslab__field_count; i++)
             add_u64(j, co, tslab__fields[i].key, tslab__field_get(c, &tslab__fields[i]));
+        if (p != NULL && ci < p->class_count)
+            add_lifetimes(j, co, &p->classes[ci]);
     }
     cJSON *un = check(j, cJSON_AddObjectToObject(obj, "unattributed"));
     for (size_t i = 0; un != NULL && i < tslab__field_count; i++) {
@@ -134,9 +167,17 @@ int tslab__render_json(const tslab__snapshot *snap, tslab__buf *b)
     check(&j, cJSON_AddStringToObject(root, "version", TSLAB_VERSION_STRING));
     add_scalars(&j, root, snap, "process");
     add_scalars(&j, root, snap, "exporter");
+    cJSON *bounds = check(&j, cJSON_AddArrayToObject(root, "lifetime_bounds_seconds"));
+    for (uint32_t k = 0; bounds != NULL && k < TSLAB_LIFETIME_BUCKETS; k++) {
+        cJSON *n = check(&j, cJSON_CreateNumber(tslab__lifetime_bounds[k]));
+        if (n != NULL && !cJSON_AddItemToArray(bounds, n)) {
+            cJSON_Delete(n);
+            j.ok = false;
+        }
+    }
     cJSON *list = check(&j, cJSON_AddArrayToObject(root, "allocators"));
     for (size_t a = 0; list != NULL && a < snap->alloc_count; a++)
-        add_allocator(&j, list, &snap->allocs[a]);
+        add_allocator(&j, list, &snap->allocs[a], snap->profiles ? snap->profiles[a] : NULL);
 
     char *text = j.ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);

@@ -58,7 +58,9 @@ static void family_header(tslab__buf *b, bool om, const char *prefix, const char
     tslab__buf_puts(b, "\n# TYPE ");
     tslab__buf_puts(b, prefix);
     tslab__buf_put(b, name, len);
-    tslab__buf_puts(b, kind == TSLAB__COUNTER ? " counter\n" : " gauge\n");
+    tslab__buf_puts(b, kind == TSLAB__COUNTER     ? " counter\n"
+                       : kind == TSLAB__HISTOGRAM ? " histogram\n"
+                                                  : " gauge\n");
 }
 
 /* A label set under construction: `sep` is what goes before the next label. */
@@ -142,6 +144,108 @@ static void field_family(tslab__buf *b, bool om, const tslab__snapshot *snap, si
     }
 }
 
+/* Cumulative bucket series of one class: name{allocator,class,<le>} count, for each bound and
+ * +Inf; `le` is the bound's label ("le" in a histogram, where only it may be). */
+static void bucket_series(tslab__buf *b, const char *name, const char *le, const tslab_stats *s,
+                          uint64_t object_size, const uint64_t *cum)
+{
+    for (uint32_t k = 0; k <= TSLAB_LIFETIME_BUCKETS; k++) {
+        labels l = labels_open(b, "", name);
+        label(&l, "allocator", s->name, name_len(s));
+        label_u64(&l, "class", object_size);
+        tslab__buf_putc(b, ',');
+        tslab__buf_puts(b, le);
+        tslab__buf_puts(b, "=\"");
+        if (k < TSLAB_LIFETIME_BUCKETS)
+            tslab__buf_double(b, tslab__lifetime_bounds[k]);
+        else
+            tslab__buf_puts(b, "+Inf");
+        tslab__buf_putc(b, '"');
+        labels_close(&l);
+        tslab__buf_u64(b, cum[k]);
+        tslab__buf_putc(b, '\n');
+    }
+}
+
+/* The sampler's families: lifetimes of sampled objects freed (a histogram per class), and the
+ * ages of sampled objects still live (a gauge per class and bucket, cumulative like a
+ * histogram's, so that classes and instances sum and a heatmap can show both side by side). */
+static void lifetime_families(tslab__buf *b, bool om, const tslab__snapshot *snap)
+{
+    if (snap->profiles == NULL)
+        return;
+    family_header(b, om, "", "tslab_object_lifetime_seconds", TSLAB__HISTOGRAM,
+                  "Lifetimes of sampled objects, from allocation to free (sampled counts).");
+    for (size_t a = 0; a < snap->alloc_count; a++) {
+        const tslab_stats *s = &snap->allocs[a];
+        const tslab_profile *p = snap->profiles[a];
+        for (uint32_t ci = 0; p != NULL && ci < p->class_count && ci < s->class_count; ci++) {
+            const tslab_profile_class *pc = &p->classes[ci];
+            bucket_series(b, "tslab_object_lifetime_seconds_bucket", "le", s, pc->object_size,
+                          pc->lifetime_buckets);
+            labels l = labels_open(b, "", "tslab_object_lifetime_seconds_sum");
+            label(&l, "allocator", s->name, name_len(s));
+            label_u64(&l, "class", pc->object_size);
+            labels_close(&l);
+            tslab__buf_double(b, (double)pc->lifetime_sum_ns / 1e9);
+            tslab__buf_putc(b, '\n');
+            l = labels_open(b, "", "tslab_object_lifetime_seconds_count");
+            label(&l, "allocator", s->name, name_len(s));
+            label_u64(&l, "class", pc->object_size);
+            labels_close(&l);
+            tslab__buf_u64(b, pc->lifetime_buckets[TSLAB_LIFETIME_BUCKETS]);
+            tslab__buf_putc(b, '\n');
+        }
+    }
+    family_header(b, om, "", "tslab_sampled_live_objects_by_age", TSLAB__GAUGE,
+                  "Sampled objects still live whose age is at most age_le seconds (cumulative).");
+    for (size_t a = 0; a < snap->alloc_count; a++) {
+        const tslab_stats *s = &snap->allocs[a];
+        const tslab_profile *p = snap->profiles[a];
+        for (uint32_t ci = 0; p != NULL && ci < p->class_count && ci < s->class_count; ci++)
+            bucket_series(b, "tslab_sampled_live_objects_by_age", "age_le", s,
+                          p->classes[ci].object_size, p->classes[ci].age_buckets);
+    }
+}
+
+/* One value per class of every allocator with a profile: name{allocator,class} v. */
+static void class_series(tslab__buf *b, const char *name, const tslab_stats *s,
+                         uint64_t object_size, bool is_double, uint64_t u, double d)
+{
+    labels l = labels_open(b, "", name);
+    label(&l, "allocator", s->name, name_len(s));
+    label_u64(&l, "class", object_size);
+    labels_close(&l);
+    if (is_double)
+        tslab__buf_double(b, d);
+    else
+        tslab__buf_u64(b, u);
+    tslab__buf_putc(b, '\n');
+}
+
+/* Contention on the class locks (every wait counted, not sampled). */
+static void contention_families(tslab__buf *b, bool om, const tslab__snapshot *snap)
+{
+    if (snap->profiles == NULL)
+        return;
+    for (int fam = 0; fam < 2; fam++) {
+        const char *name =
+            fam == 0 ? "tslab_class_lock_waits_total" : "tslab_class_lock_wait_seconds_total";
+        family_header(b, om, "", name, TSLAB__COUNTER,
+                      fam == 0 ? "Times a thread found its class's slow-path lock taken and waited."
+                               : "Time threads spent waiting for the class's slow-path lock.");
+        for (size_t a = 0; a < snap->alloc_count; a++) {
+            const tslab_stats *s = &snap->allocs[a];
+            const tslab_profile *p = snap->profiles[a];
+            for (uint32_t ci = 0; p != NULL && ci < p->class_count && ci < s->class_count; ci++) {
+                const tslab_profile_class *pc = &p->classes[ci];
+                class_series(b, name, s, pc->object_size, fam == 1, pc->lock_waits,
+                             (double)pc->lock_wait_ns / 1e9);
+            }
+        }
+    }
+}
+
 static void scalar_family(tslab__buf *b, bool om, const tslab__snapshot *snap,
                           const tslab__scalar *sc)
 {
@@ -202,6 +306,9 @@ void tslab__render_prom(const tslab__snapshot *snap, bool om, tslab__buf *b)
         if (!seen)
             field_family(b, om, snap, i);
     }
+
+    lifetime_families(b, om, snap);
+    contention_families(b, om, snap);
 
     for (size_t i = 0; i < tslab__scalar_count; i++)
         scalar_family(b, om, snap, &tslab__scalars[i]);

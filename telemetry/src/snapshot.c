@@ -15,6 +15,11 @@
 
 const tslab__field tslab__fields[] = {TSLAB_CLASS_STATS(FIELD_ROW)};
 const size_t tslab__field_count = sizeof tslab__fields / sizeof tslab__fields[0];
+
+/* TSLAB_LIFETIME_BOUNDS_NS in seconds: 1 ms .. 1 day, a decade apart up to 10 s, then the
+ * minute, ten minutes, hour, six hours and day that object lifetimes are talked about in. */
+const double tslab__lifetime_bounds[TSLAB_LIFETIME_BUCKETS] = {0.001, 0.01, 0.1,  1,     10,
+                                                               60,    600,  3600, 21600, 86400};
 #undef FIELD_ROW
 
 #define SNAP_OFF(member) offsetof(tslab__snapshot, member)
@@ -75,13 +80,27 @@ int tslab__snapshot_take(tslab *const *allocs, size_t n, tslab__scrape_counters 
         if (stats == NULL)
             return -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++) {
-        err = tslab_stats_read(allocs[i], &stats[i]);
-        if (err != 0) {
+    tslab_profile **prof = NULL;
+    if (n > 0) {
+        prof = calloc(n, sizeof *prof);
+        if (prof == NULL) {
             free(stats);
-            return err;
+            return -ENOMEM;
         }
     }
+    for (size_t i = 0; i < n && err == 0; i++) {
+        err = tslab_stats_read(allocs[i], &stats[i]);
+        if (err == 0)
+            err = tslab_profile_read(allocs[i], &prof[i]);
+    }
+    if (err != 0) {
+        for (size_t i = 0; i < n; i++)
+            tslab_profile_free(prof[i]);
+        free(prof);
+        free(stats);
+        return err;
+    }
+    snap->profiles = prof;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     snap->version = TSLAB__SNAPSHOT_VERSION;
@@ -98,6 +117,10 @@ int tslab__snapshot_take(tslab *const *allocs, size_t n, tslab__scrape_counters 
 
 void tslab__snapshot_free(tslab__snapshot *snap)
 {
+    for (size_t i = 0; snap->profiles != NULL && i < snap->alloc_count; i++)
+        tslab_profile_free(snap->profiles[i]);
+    free((void *)snap->profiles);
+    snap->profiles = NULL;
     free((void *)snap->allocs);
     snap->allocs = NULL;
     snap->alloc_count = 0;

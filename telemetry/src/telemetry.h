@@ -67,7 +67,7 @@ int tslab__procfs_read(tslab__process *out);
  * ------------------------------------------------------------------------------------------- */
 #define TSLAB__SNAPSHOT_VERSION 1
 
-typedef enum tslab__kind { TSLAB__COUNTER, TSLAB__GAUGE } tslab__kind;
+typedef enum tslab__kind { TSLAB__COUNTER, TSLAB__GAUGE, TSLAB__HISTOGRAM } tslab__kind;
 
 /* One row of TSLAB_CLASS_STATS. */
 typedef struct tslab__field {
@@ -105,6 +105,9 @@ typedef struct tslab__snapshot {
     int64_t timestamp_ms;      /* wall clock when the snapshot was taken */
     const tslab_stats *allocs; /* alloc_count snapshots, in the caller's order */
     size_t alloc_count;
+    /* The sampler's view of each allocator (tslab_profile_read): lifetime histograms and ages
+     * of live sampled objects. NULL, or an entry NULL: no such series for it. */
+    tslab_profile *const *profiles;
     tslab__process process;
     uint64_t scrapes_total; /* including the scrape this snapshot is rendered for */
     double render_seconds;  /* duration of the previous render */
@@ -132,6 +135,9 @@ int tslab__snapshot_take(tslab *const *allocs, size_t n, tslab__scrape_counters 
 void tslab__snapshot_free(tslab__snapshot *snap);
 /* -EINVAL when two of the names are equal (their series would collide). */
 int tslab__names_check(tslab *const *allocs, size_t n);
+
+/* Upper bounds of the lifetime and age buckets in seconds (TSLAB_LIFETIME_BOUNDS_NS). */
+extern const double tslab__lifetime_bounds[TSLAB_LIFETIME_BUCKETS];
 
 /* ---------------------------------------------------------------------------------------------
  * render_prom.c: Prometheus text 0.0.4 and OpenMetrics 1.0.
@@ -209,6 +215,40 @@ tslab__basic_auth *tslab__basic_auth_new(const tslab__webconfig_pair *users, siz
  * user as for a known one with a wrong password. */
 bool tslab__basic_auth_check(tslab__basic_auth *a, const char *user, const char *password);
 void tslab__basic_auth_free(tslab__basic_auth *a);
+
+/* ---------------------------------------------------------------------------------------------
+ * pprof.c: the sampled heap profile as a gzip-compressed pprof profile.proto.
+ * ------------------------------------------------------------------------------------------- */
+/* Reads allocs[0..n) (tslab_profile_read) into one profile; *out from malloc. 0, -EINVAL or
+ * -ENOMEM. */
+int tslab__pprof_render(tslab *const *allocs, size_t n, char **out, size_t *out_len);
+
+/* ---------------------------------------------------------------------------------------------
+ * symbols.c: code address -> name of the exported function that contains it, or NULL.
+ * ------------------------------------------------------------------------------------------- */
+const char *tslab__function_at(uintptr_t addr);
+
+/* ---------------------------------------------------------------------------------------------
+ * debug.c: the exporter's debug endpoints (routes and bodies; http.c sends them).
+ * ------------------------------------------------------------------------------------------- */
+typedef enum tslab__debug_kind {
+    TSLAB__DEBUG_NONE,
+    TSLAB__DEBUG_HEAP,
+    TSLAB__DEBUG_REJECTIONS
+} tslab__debug_kind;
+
+typedef struct tslab__debug_body {
+    char *data; /* from malloc: the caller frees it */
+    size_t len;
+    const char *content_type;
+    const char *disposition; /* Content-Disposition, or NULL */
+} tslab__debug_body;
+
+/* The debug endpoint at `url` (no query string), or TSLAB__DEBUG_NONE. */
+tslab__debug_kind tslab__debug_route(const char *url);
+/* Renders endpoint `kind` for allocs[0..n) into *out. 0, -EINVAL or -ENOMEM. */
+int tslab__debug_render(tslab__debug_kind kind, tslab *const *allocs, size_t n,
+                        tslab__debug_body *out);
 
 /* ---------------------------------------------------------------------------------------------
  * http.c: the exporter (the only file that includes microhttpd.h). Public API only.

@@ -28,7 +28,8 @@ typedef struct ctx {
 
 /* Formats the error (once: the first one is the cause) at 1-based `line` (0: none) and returns
  * -EINVAL. */
-static int vfail(ctx *c, size_t line, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int vfail(ctx *c, size_t line, const char *fmt,
+                                                       va_list ap)
 {
     if (c->err == NULL || c->err_size == 0 || c->err[0] != '\0')
         return -EINVAL;

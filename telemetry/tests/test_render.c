@@ -28,9 +28,35 @@ static void fill_class(tslab_class_stats *c, uint64_t size, uint64_t base)
     }
 }
 
+/* The sampler's view: allocator 0 has sampled lifetimes and live ages, 1 none, 2 no classes. */
+static tslab_profile profiles[3];
+static tslab_profile *profile_list[3] = {&profiles[0], &profiles[1], &profiles[2]};
+
+static void fixed_profiles(void)
+{
+    memset(profiles, 0, sizeof profiles);
+    static const uint64_t life0[TSLAB_LIFETIME_BUCKETS + 1] = {1,  3,  6,  10, 10, 12,
+                                                               12, 12, 13, 13, 14};
+    static const uint64_t age0[TSLAB_LIFETIME_BUCKETS + 1] = {0, 0, 2, 2, 2, 5, 5, 5, 5, 5, 5};
+    uint32_t sizes[3] = {2, 1, 0};
+    for (int a = 0; a < 3; a++) {
+        profiles[a].version = TSLAB_PROFILE_VERSION;
+        profiles[a].class_count = sizes[a];
+    }
+    profiles[0].classes[0].object_size = 64;
+    memcpy(profiles[0].classes[0].lifetime_buckets, life0, sizeof life0);
+    memcpy(profiles[0].classes[0].age_buckets, age0, sizeof age0);
+    profiles[0].classes[0].lifetime_sum_ns = 90061500000000u; /* 1 day 1 h 1 min 1.5 s */
+    profiles[0].classes[1].object_size = 128;
+    profiles[0].classes[1].lock_waits = 3;
+    profiles[0].classes[1].lock_wait_ns = 1500000; /* 1.5 ms */
+    profiles[1].classes[0].object_size = 4096;
+}
+
 static tslab__snapshot fixed_snapshot(void)
 {
     memset(stats, 0, sizeof stats);
+    fixed_profiles();
     /* sessions-like allocator with awkward name and values beyond 2^53 */
     stats[0].version = TSLAB_STATS_VERSION;
     stats[0].class_count = 2;
@@ -65,6 +91,7 @@ static tslab__snapshot fixed_snapshot(void)
     s.timestamp_ms = 1700000000123;
     s.allocs = stats;
     s.alloc_count = 3;
+    s.profiles = profile_list;
     s.process = (tslab__process){.resident_bytes = 1048576,
                                  .virtual_bytes = 1099511627776u,
                                  .open_fds = 12,
@@ -178,6 +205,33 @@ static void check_prom(const char *out, bool om)
                  weird_escaped, reasons[i], i + 1);
         CHECK_CONTAINS(out, line);
     }
+    /* the sampler's families: a histogram whose +Inf bucket is its count, seconds from ns */
+    CHECK_CONTAINS(out, "# TYPE tslab_object_lifetime_seconds histogram\n");
+    snprintf(line, sizeof line,
+             "tslab_object_lifetime_seconds_bucket{allocator=\"%s\",class=\"64\",le=\"+Inf\"} 14\n"
+             "tslab_object_lifetime_seconds_sum{allocator=\"%s\",class=\"64\"} 90061.5\n"
+             "tslab_object_lifetime_seconds_count{allocator=\"%s\",class=\"64\"} 14\n",
+             weird_escaped, weird_escaped, weird_escaped);
+    CHECK_CONTAINS(out, line);
+    snprintf(line, sizeof line,
+             "tslab_object_lifetime_seconds_bucket{allocator=\"%s\",class=\"64\",le=\"0.01\"} 3\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    snprintf(line, sizeof line,
+             "tslab_sampled_live_objects_by_age{allocator=\"%s\",class=\"64\",age_le=\"60\"} 5\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    CHECK_CONTAINS(out,
+                   "tslab_object_lifetime_seconds_count{allocator=\"buffers\",class=\"4096\"} 0\n");
+    snprintf(line, sizeof line,
+             "tslab_class_lock_wait_seconds_total{allocator=\"%s\",class=\"128\"} 0.0015\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    snprintf(line, sizeof line, "tslab_class_lock_waits_total{allocator=\"%s\",class=\"128\"} 3\n",
+             weird_escaped);
+    CHECK_CONTAINS(out, line);
+    CHECK_CONTAINS(out, om ? "# TYPE tslab_class_lock_wait_seconds counter\n"
+                           : "# TYPE tslab_class_lock_wait_seconds_total counter\n");
     CHECK_CONTAINS(out, "tslab_build_info{version=\"" TSLAB_VERSION_STRING "\"} 1\n");
     CHECK_CONTAINS(out, "tslab_reserved_bytes{allocator=\"buffers\"} 1073741824\n");
     CHECK_CONTAINS(out, "tslab_limit_bytes{allocator=\"buffers\",limit=\"hard\"} 268435456\n");
