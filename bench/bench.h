@@ -116,7 +116,7 @@ typedef struct bench_params {
 
 /* Runs one cell and prints its results ("key value" lines) on stdout; 0 on success. */
 int bench_worker_run(const bench_params *p);
-/* Prints one result line. */
+/* Prints one result line (emit.c). */
 void bench_emit(const char *key, double value);
 
 /* Telemetry hooks (worker_telemetry.c; stubs when telemetry is not built). */

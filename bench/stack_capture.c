@@ -10,6 +10,7 @@
  *   libunwind  unw_backtrace() from Debian's libunwind (DWARF, with its own caching)
  * Prints "method ns_per_capture frames". Run: build/bench/bench/tslab-stack-capture, or under
  * valgrind --tool=callgrind for instruction counts. */
+#define _GNU_SOURCE /* clock_gettime and RTLD_DEFAULT under -std=c11 */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>

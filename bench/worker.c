@@ -51,8 +51,6 @@ static void bench_oom(size_t size)
     exit(3);
 }
 
-void bench_emit(const char *key, double value) { printf("%s %.6g\n", key, value); }
-
 /* ---- Backend kinds ------------------------------------------------------------------------ */
 
 static inline void *sys_alloc(size_t size, uint64_t *tok)
