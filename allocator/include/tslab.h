@@ -397,7 +397,10 @@ TSLAB_API uint64_t tslab_clock_ns(void);
       "Slab requests refused because the instance's hard limit was reached even after purging "    \
       "every class's cache; each fails an allocation with ENOMEM.")                                \
     X(cached_bytes, CLASS, GAUGE, "cached_bytes", "", "",                                          \
-      "Bytes of empty slabs held for reuse, waiting on decay (the cached slabs of tslab_slabs).")
+      "Bytes of empty slabs held for reuse, waiting on decay (the cached slabs of tslab_slabs).")  \
+    X(idle_reclaimed_slots, CLASS, COUNTER, "idle_reclaimed_slots_total", "", "",                  \
+      "Free slots the maintenance thread took back from the caches of idle threads (cached "       \
+      "slots and batched remote frees) and returned to their slabs.")
 
 /** The counters and gauges of one size class: the three geometry fields below, then one
  * uint64_t per row of TSLAB_CLASS_STATS, named by its `field`, in the list's order. */

@@ -8,11 +8,14 @@
 #include <errno.h>
 #include <string.h>
 
-/* Hands out the top slot of t; the caller checked t->count > 0. `sampled` is 0, or
- * TSLAB__SAMPLED when the sampler recorded the slot. */
-static inline void *take(tslab__tclass *t, tslab_handle *out, uint32_t sampled)
+/* Hands out the top slot of t, which holds n > 0 entries. `sampled` is 0, or TSLAB__SAMPLED
+ * when the sampler recorded the slot. The entry is read plainly: only this thread writes the
+ * stack (the idle-reclaim collector only reads it, and never its top entry: reclaim.c). The count
+ * is stored relaxed because the collector reads it. */
+static inline void *take(tslab__tclass *t, uint32_t n, tslab_handle *out, uint32_t sampled)
 {
-    uint64_t h = t->slots[--t->count];
+    atomic_store_explicit(&t->count, --n, memory_order_relaxed);
+    uint64_t h = tslab__tc_slots(t)[n];
     uint32_t idx = tslab__handle_idx(h);
     /* Counted before the slot is published, so whoever frees it (and counts the free) is ordered
      * after this count through the state word's release/acquire. */
@@ -29,35 +32,26 @@ static inline void *take(tslab__tclass *t, tslab_handle *out, uint32_t sampled)
     return p;
 }
 
-/* The allocation entry points and alloc_slow live in the TSLAB__ENTRY section, so the sampler
- * can cut their frames off a recorded stack by address. */
-static TSLAB_NOINLINE TSLAB__ENTRY void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
+/* The allocation entry points, alloc_slow and alloc_cached live in the TSLAB__ENTRY section, so
+ * the sampler can cut their frames off a recorded stack by address.
+ * alloc_slow's work once the thread's cache is entered: refill, sampling, then the top slot. */
+static inline TSLAB__ENTRY void *alloc_cached(tslab *a, tslab__tcache *tc, uint32_t ci,
+                                              tslab_handle *out)
 {
-    if (a == NULL || out == NULL) {
-        errno = EINVAL;
-        return NULL;
-    }
-    int ci = tslab__class_of_size(a, size);
-    if (ci < 0) {
-        errno = EINVAL;
-        return NULL;
-    }
-    tslab__tcache *tc = tslab__tcache_get(a);
-    if (tc == NULL)
-        return NULL; /* errno set */
     tslab__class *c = &a->cls[ci];
     tslab__tclass *t = &tc->cls[ci];
     tslab__bump(&t->tc.slow_path);
-    if (t->count == 0) {
-        uint32_t n = tslab__slab_refill(a, c, t, t->slots, c->batch);
+    uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+    if (n == 0) {
+        n = tslab__slab_refill(a, c, t, tslab__tc_slots(t), c->batch);
         if (n == 0 && tslab_config_quarantine) {
             /* Out of memory before quarantined slots: reuse them early rather than fail. */
             tslab__quarantine_drain(a, c);
-            n = tslab__slab_refill(a, c, t, t->slots, c->batch);
+            n = tslab__slab_refill(a, c, t, tslab__tc_slots(t), c->batch);
         }
         if (n == 0)
             return NULL; /* errno ENOMEM */
-        t->count = n;
+        atomic_store_explicit(&t->count, n, memory_order_relaxed);
         /* Acquire: the slabs just claimed or grown have their metadata (grow() publishes).
          * exact_frees: a limit of 0 keeps every free off the fast path, whose plain store is
          * what that mode rules out (owner_cache). */
@@ -69,24 +63,43 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *alloc_slow(tslab *a, size_t size, tslab
         t->sample_left--;
     if (t->sample_left < 0 && tslab__sample_due(a, tc, t)) {
         /* Recorded before the slot is published: a free that sees SAMPLED finds the record. */
-        uint64_t h = t->slots[t->count - 1];
-        bool rec = tslab__sample_alloc(a, (uint32_t)ci, tslab__handle_idx(h),
-                                       (uint32_t)h & TSLAB__GEN_MASK);
-        return take(t, out, rec ? TSLAB__SAMPLED : 0);
+        uint64_t h = tslab__tc_slots(t)[n - 1];
+        bool rec = tslab__sample_alloc(a, ci, tslab__handle_idx(h), (uint32_t)h & TSLAB__GEN_MASK);
+        return take(t, n, out, rec ? TSLAB__SAMPLED : 0);
     }
-    return take(t, out, 0);
+    return take(t, n, out, 0);
+}
+
+static TSLAB_NOINLINE TSLAB__ENTRY void *alloc_slow(tslab *a, size_t size, tslab_handle *out)
+{
+    if (a == NULL || out == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int ci = tslab__class_of_size(a, size);
+    if (ci < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    tslab__tcache *tc = tslab__tcache_enter(a);
+    if (tc == NULL)
+        return NULL; /* errno set */
+    void *p = alloc_cached(a, tc, (uint32_t)ci, out);
+    tslab__tcache_leave(tc);
+    return p;
 }
 
 static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
 {
     size_t k = size - 1; /* size 0 wraps and takes the slow path */
-    tslab__tls_entry *e = tslab__tls_slot(a);
-    if (tslab_likely(k < a->lut_limit && e->uid == a->uid)) {
+    tslab__tls_fast_entry *e = tslab__tls_slot(a);
+    if (tslab_likely(k < a->lut_limit && tslab__tls_match(e, a))) {
         tslab__tclass *t = &e->tc->cls[a->lut[k >> 3]];
         tslab__opaque(t);
+        uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
         /* The sampler's countdown is the only thing sampling adds here. */
-        if (tslab_likely(t->count != 0 && --t->sample_left >= 0))
-            return take(t, out, 0);
+        if (tslab_likely(n != 0 && --t->sample_left >= 0))
+            return take(t, n, out, 0);
     }
     return alloc_slow(a, size, out);
 }

@@ -62,12 +62,16 @@ static TSLAB_NOINLINE bool keep_slow(tslab *a, tslab__class *c, tslab__tclass *t
         if (old != TSLAB__NO_ENTRY)
             tslab__slab_drain(a, c, &old, 1);
     } else {
-        if (t->count == t->cap) {
-            tslab__slab_drain(a, c, t->slots, c->batch);
-            t->count -= c->batch;
-            memmove(t->slots, t->slots + c->batch, t->count * sizeof t->slots[0]);
+        /* Inside tslab__tcache_enter: plain moves (tslab__tc_slots). */
+        uint64_t *slots = tslab__tc_slots(t);
+        uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+        if (n == t->cap) {
+            tslab__slab_drain(a, c, slots, c->batch);
+            n -= c->batch;
+            memmove(slots, slots + c->batch, n * sizeof slots[0]);
         }
-        t->slots[t->count++] = ent;
+        slots[n] = ent;
+        atomic_store_explicit(&t->count, n + 1, memory_order_relaxed);
     }
     tslab__bump(&t->tc.frees);
     return true;
@@ -86,18 +90,21 @@ static bool give_back(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t ent)
         return true;
     }
     tslab__bump(&t->tc.slow_path);
-    if (t->rcount == TSLAB__RBUF) {
-        tslab__slab_remote(a, c, t->id, t->remote, t->rcount);
-        t->rcount = 0;
+    /* Relaxed: only slow paths write the count, and the collector reads it (reclaim.c). */
+    uint16_t r = atomic_load_explicit(&t->rcount, memory_order_relaxed);
+    if (r == TSLAB__RBUF) {
+        tslab__slab_remote(a, c, t->id, t->remote, r);
+        r = 0;
     }
-    t->remote[t->rcount++] = ent;
+    t->remote[r] = ent;
+    atomic_store_explicit(&t->rcount, r + 1, memory_order_relaxed);
     tslab__bump(&t->tc.frees);
     return true;
 }
 
-/* Every free the fast paths did not finish: no cache bound yet, full cache, a slab this thread
- * does not own, sanitizer builds, and rejections. h names a slot below c's nslots. */
-static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uint64_t h)
+/* free_slow's work with the thread's cache entered (tc, or NULL when none could be made). */
+static inline TSLAB__ENTRY bool free_cached(tslab *a, tslab__class *c, tslab__tcache *tc,
+                                            uint64_t h)
 {
     uint32_t idx = tslab__handle_idx(h);
     uint32_t gen = (uint32_t)h & TSLAB__GEN_MASK;
@@ -107,7 +114,6 @@ static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uin
      * of another generation still fails it, and the reason comes from that word). */
     uint32_t live =
         gen << 1 | TSLAB__LIVE | (atomic_load_explicit(st, memory_order_relaxed) & TSLAB__SAMPLED);
-    tslab__tcache *tc = tslab__tcache_get(a);
     tslab__tclass *t = tc != NULL ? &tc->cls[c->index] : NULL;
     if (t != NULL &&
         atomic_load_explicit(&c->owner[idx >> c->slot_shift], memory_order_relaxed) == t->id) {
@@ -148,6 +154,17 @@ static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uin
     return give_back(a, c, t, tslab__handle_next(h));
 }
 
+/* Every free the fast paths did not finish: no cache bound yet, full cache, a slab this thread
+ * does not own, sanitizer builds, and rejections. h names a slot below c's nslots. */
+static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uint64_t h)
+{
+    tslab__tcache *tc = tslab__tcache_enter(a);
+    bool r = free_cached(a, c, tc, h);
+    if (tc != NULL)
+        tslab__tcache_leave(tc);
+    return r;
+}
+
 /* The calling thread's cache of class ci when it may free slot idx with a plain store: it owns
  * the slot's slab and its cache has room (*n entries). NULL otherwise, and always in sanitizer
  * builds and exact_frees instances (where every free is a CAS: the latter's `limit` stays 0). No
@@ -155,12 +172,12 @@ static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uin
  * caught when the owner checks its remote bits (internal.h). */
 static inline tslab__tclass *owner_cache(tslab *a, uint32_t ci, uint32_t idx, uint32_t *n)
 {
-    tslab__tls_entry *e = tslab__tls_slot(a);
-    if (tslab_config_sanitize || e->uid != a->uid)
+    tslab__tls_fast_entry *e = tslab__tls_slot(a);
+    if (tslab_config_sanitize || !tslab__tls_match(e, a))
         return NULL;
     tslab__tclass *t = &e->tc->cls[ci];
     tslab__opaque(t);
-    *n = t->count;
+    *n = atomic_load_explicit(&t->count, memory_order_relaxed);
     /* Below the limit the owner id and state word exist; above it no slab is ours. Relaxed
      * owner load: only this thread makes a slab its own or gives it up. */
     if (idx >= t->limit ||
@@ -177,8 +194,9 @@ static inline bool owner_free(tslab__tclass *t, uint32_t n, _Atomic uint32_t *st
                               uint64_t next)
 {
     atomic_store_explicit(st, tslab__state_freed(gen), memory_order_release);
-    t->slots[n] = next;
-    t->count = n + 1;
+    /* Relaxed (plain moves): atomic for the idle-reclaim collector, which leaves slots[n] alone. */
+    tslab__entry_put(&t->slots[n], next);
+    atomic_store_explicit(&t->count, n + 1, memory_order_relaxed);
     tslab__bump(&t->tc.frees);
     return true;
 }

@@ -93,10 +93,14 @@ static void fork_child(void)
         if (a == NULL)
             continue;
         uint16_t keep = TSLAB__NO_ID;
-        if (tslab__tls != NULL && tslab__tls[t].uid == a->uid)
-            keep = tslab__tls[t].tc->id;
+        tslab__tcache *mine = NULL;
+        if (tslab__tls != NULL && tslab__tls[t].uid == a->uid) {
+            mine = tslab__tls[t].tc;
+            keep = mine->id;
+        }
         for (uint32_t i = 0; i < a->nclasses; i++)
             tslab__slab_disown_others(a, &a->cls[i], keep);
+        tslab__reclaim_fork_child(a, mine);
     }
     pthread_mutex_unlock(&registry_lock);
     tslab__background_fork_child();

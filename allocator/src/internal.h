@@ -88,9 +88,11 @@
 #if defined(__x86_64__) && !TSLAB_TSAN
 #define TSLAB__X86_BUMP 1
 #define TSLAB__ADD1(c) __asm__ volatile("addq $1, %0" : "+m"(*(uint64_t *)(void *)(c)))
+#define TSLAB__MOV64(p, v) __asm__ volatile("movq %1, %0" : "=m"(*(uint64_t *)(void *)(p)) : "r"(v))
 #else
 #define TSLAB__X86_BUMP 0
 #define TSLAB__ADD1(c) ((void)(c))
+#define TSLAB__MOV64(p, v) ((void)(p), (void)(v))
 #endif
 static const bool tslab_config_counters = TSLAB_COUNTERS;
 static const bool tslab_config_x86_bump = TSLAB__X86_BUMP;
@@ -239,6 +241,18 @@ static inline void tslab__bump(_Atomic uint64_t *c)
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_release);
 }
+/* The owner's store of an entry of its own cache stack (tslab__tclass.slots), which the
+ * idle-reclaim collector may read (reclaim.c): relaxed, and on x86-64 (not TSan) one `movq` in
+ * asm, as for tslab__bump: GCC computes the address of a C11 atomic store in a register rather
+ * than folding the field's offset into the move, one instruction more on the free fast path. An
+ * aligned 8-byte store is single-copy atomic there, which is all relaxed promises. */
+static inline void tslab__entry_put(_Atomic uint64_t *p, uint64_t v)
+{
+    if (tslab_config_x86_bump)
+        TSLAB__MOV64(p, v);
+    else
+        atomic_store_explicit(p, v, memory_order_relaxed);
+}
 /* Increment of a class-kept counter; the caller holds the class lock (single writer). */
 static inline void tslab__cadd(_Atomic uint64_t *c, int64_t d)
 {
@@ -341,7 +355,9 @@ typedef struct tslab__class {
  * thread), so allocation neither reads the word nor assembles a handle. The size is a power of
  * two so that indexing by class is a shift. */
 typedef struct tslab__tclass {
-    uint32_t count;
+    /* Entries in slots[]. Atomic (relaxed) like slots[] and only because an idle-reclaim
+     * collector reads both from another thread (reclaim.c); the owner is still its only writer. */
+    _Atomic uint32_t count;
     uint32_t cap;
     char *base;
     _Atomic uint32_t *state;
@@ -349,22 +365,33 @@ typedef struct tslab__tclass {
     uint32_t size;
     uint32_t pitch;
     uint32_t slot_shift;
-    uint32_t top;    /* tag << CLS_BITS | class: the top fields of its handles */
-    uint32_t limit;  /* the class's nslots at this cache's last refill: slots below it have
-                        metadata, and every slab this cache owns is below it; 0 with
-                        exact_frees, so that no free takes the plain-store fast path */
-    uint16_t id;     /* this cache's owner id, or TSLAB__NO_ID */
-    uint16_t rcount; /* entries in remote[] */
+    uint32_t top;            /* tag << CLS_BITS | class: the top fields of its handles */
+    uint32_t limit;          /* the class's nslots at this cache's last refill: slots below it have
+                                metadata, and every slab this cache owns is below it; 0 with
+                                exact_frees, so that no free takes the plain-store fast path */
+    uint16_t id;             /* this cache's owner id, or TSLAB__NO_ID */
+    _Atomic uint16_t rcount; /* entries in remote[]; written on slow paths only (relaxed) */
     tslab__tcounters tc;
     tslab__list own; /* slabs owned by this cache with free or remote bits; class lock */
     /* Allocations of this class left before the next sample (the byte interval divided by the
      * class size: sample.c); the fast path decrements it and leaves when it goes negative. */
     int32_t sample_left;
-    uint64_t slots[TSLAB__TC_MAX];
+    /* The cache's entries, top at count - 1. Atomic because the idle-reclaim collector reads
+     * them from another thread (reclaim.c): the fast path's store is relaxed (tslab__entry_put);
+     * the owner's other accesses go through tslab__tc_slots (see there why they race nothing). */
+    _Atomic uint64_t slots[TSLAB__TC_MAX];
     /* Slots this thread freed in other threads' slabs (entries: next handles, state RFREE). */
     uint64_t remote[TSLAB__RBUF];
 } tslab__tclass;
 _Static_assert(sizeof(tslab__tclass) == 1024, "adjust TSLAB__TC_MAX or TSLAB__RBUF");
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t) &&
+                   _Alignof(_Atomic uint64_t) == _Alignof(uint64_t),
+               "slots[] is also read as a plain array (tslab__tc_slots)");
+
+/* t's entries as a plain array. Only for t's owner: it may read them so at any time (no other
+ * thread writes them), and write them so (refill, memmove) only inside tslab__tcache_enter/leave
+ * or holding its cache's lock, which order those writes before the collector's reads. */
+static inline uint64_t *tslab__tc_slots(tslab__tclass *t) { return (uint64_t *)(void *)t->slots; }
 
 static inline uint32_t tslab__handle_idx(uint64_t h)
 {
@@ -386,8 +413,21 @@ typedef struct tslab__tcache {
     uint16_t id;           /* owner id, or TSLAB__NO_ID */
     uint64_t rng;          /* the sampler's random state, 0 until first used (sample.c) */
     uint64_t sample_armed; /* bit i: class i's countdown was drawn with sampling on */
-    tslab__tclass cls[];   /* class_count entries + 1 for unattributed rejections */
+    /* Idle reclaim (reclaim.c). `fast` is the owner's fast-map entry for the instance (its
+     * thread-local storage: valid while the cache is on the instance's list). `in_slow` counts
+     * the owner's nested slow paths (tslab__tcache_enter/leave). `lock` is held by the collector
+     * from revocation to publication and by the owner while it reconciles; `stolen[i]` is how many
+     * entries at the bottom of class i's stack the collector took (under `lock`). `seen_ops` and
+     * `seen_at` are the collector's own (under tc_lock): the operation count last seen, and when
+     * it last changed. */
+    struct tslab__tls_fast_entry *fast;
+    _Atomic uint32_t in_slow;
+    pthread_mutex_t lock;
+    uint64_t seen_ops, seen_at;
+    uint8_t stolen[TSLAB_CLASSES_MAX];
+    tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
+_Static_assert(TSLAB__TC_MAX <= UINT8_MAX, "stolen[] counts entries in a uint8_t");
 
 /* Per-thread map from instance tag to that thread's cache; uid detects a reused tag. */
 typedef struct tslab__tls_entry {
@@ -395,13 +435,22 @@ typedef struct tslab__tls_entry {
     tslab__tcache *tc;
 } tslab__tls_entry;
 
+/* An entry of the fast map. uid is atomic because the idle-reclaim collector revokes an entry
+ * from another thread (a CAS to 0, reclaim.c); every access states its order, and the fast
+ * paths' relaxed load is a plain move. tc is the owner's alone. */
+typedef struct tslab__tls_fast_entry {
+    _Atomic uint64_t uid;
+    tslab__tcache *tc;
+} tslab__tls_fast_entry;
+_Static_assert(sizeof(tslab__tls_fast_entry) == sizeof(tslab__tls_entry), "tls_off (instance.c)");
+
 /* The full map (allocated on first use) and a small direct-mapped copy of recent entries in
  * static TLS, which is what the fast paths read: one %fs-relative load and a compare. An entry
  * is trusted only when its uid equals the instance's, and uids are never reused, so an entry left
  * behind by a destroyed instance is never dereferenced. */
 #define TSLAB__TLS_FAST 8
 extern __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
-extern __thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST]
+extern __thread tslab__tls_fast_entry tslab__tls_fast[TSLAB__TLS_FAST]
     __attribute__((tls_model("initial-exec")));
 
 /* ---- The instance ---- */
@@ -467,6 +516,10 @@ int tslab__area_reserve(tslab *a, tslab__area *ar, size_t bytes);
 void tslab__area_release(tslab *a, tslab__area *ar);
 /* Hands pages back to the OS, keeping the mapping; 0 or -errno. */
 int tslab__area_decommit(tslab *a, void *p, size_t size);
+/* membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): when it returns 0, every other running thread of
+ * the process has passed a full memory barrier. Registers the process on first use (and again in
+ * a fork() child); -errno when the kernel cannot do it. */
+int tslab__os_membarrier(void);
 
 /* ---- class.c: size-class geometry ---- */
 int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, size_t slab_bytes,
@@ -517,26 +570,66 @@ static inline uint64_t tslab__ms_to_ns(uint64_t ms)
 }
 
 /* ---- tcache.c: thread caches ---- */
-/* The calling thread's cache for `a` (found in the full map, or created on first use), installed
- * in the fast map; NULL (errno ENOMEM) if it cannot be made. */
+/* The calling thread's cache for `a` (found in the full map, or created on first use), taken
+ * back from the idle-reclaim collector (tslab__reclaim_reconcile) and installed in the fast map;
+ * NULL (errno ENOMEM) if it cannot be made. */
 tslab__tcache *tslab__tcache_bind(tslab *a);
+/* Empties tc's stacks and remote batches into the slabs. Its thread only, between
+ * tslab__tcache_enter and _leave (or at its exit, under the registry lock). */
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc);
 /* Frees every cache of `a` (tslab_destroy). */
 void tslab__tcache_destroy_all(tslab *a);
 
 /* The calling thread's fast-map entry for `a` (trusted only when its uid is a's). */
-static inline tslab__tls_entry *tslab__tls_slot(const tslab *a)
+static inline tslab__tls_fast_entry *tslab__tls_slot(const tslab *a)
 {
-    return (tslab__tls_entry *)(void *)((char *)tslab__tls_fast + a->tls_off);
+    return (tslab__tls_fast_entry *)(void *)((char *)tslab__tls_fast + a->tls_off);
 }
 
+/* The fast paths' test: relaxed, a plain move. An entry the collector revoked (uid 0) fails it,
+ * for every operation that starts after the collector's membarrier (reclaim.c). */
+static inline bool tslab__tls_match(const tslab__tls_fast_entry *e, const tslab *a)
+{
+    return atomic_load_explicit(&e->uid, memory_order_relaxed) == a->uid;
+}
+
+/* The calling thread's cache for counting (its counters only: no stack or remote batch is
+ * touched), bound if need be; NULL when none can be made. */
 static inline tslab__tcache *tslab__tcache_get(tslab *a)
 {
-    tslab__tls_entry *e = tslab__tls_slot(a);
-    if (tslab_likely(e->uid == a->uid))
+    tslab__tls_fast_entry *e = tslab__tls_slot(a);
+    if (tslab_likely(tslab__tls_match(e, a)))
         return e->tc;
     return tslab__tcache_bind(a);
 }
+
+/* A slow path's entry: the calling thread's cache, with the collector kept out of its stacks
+ * and remote batches until tslab__tcache_leave (reclaim.c); NULL (errno ENOMEM, nothing to
+ * leave) when no cache can be made. Nests. */
+tslab__tcache *tslab__tcache_enter(tslab *a);
+/* Release: the slow path's writes to the stacks and batches happen before the collector reads
+ * them (it acquires in_slow). */
+static inline void tslab__tcache_leave(tslab__tcache *tc)
+{
+    atomic_store_explicit(&tc->in_slow,
+                          atomic_load_explicit(&tc->in_slow, memory_order_relaxed) - 1,
+                          memory_order_release);
+}
+
+/* ---- reclaim.c: slots taken back from the caches of idle threads ---- */
+/* One collection over a's caches at the instance clock's `now` (the maintenance thread's pass,
+ * under the registry lock): a cache whose thread made no allocation or free for at least
+ * `idle_ns` and that holds slots loses all but the top entry of each stack, and its remote
+ * batches. Takes tc_lock, then each cache's lock, then class locks. */
+void tslab__reclaim_idle(tslab *a, uint64_t now, uint64_t idle_ns);
+/* The owner's half, under tc->lock: drops the entries the collector took (tcache.c's bind). */
+void tslab__reclaim_reconcile(tslab *a, tslab__tcache *tc);
+/* True when the collector can revoke fast-map entries (membarrier works here); else reclaim is
+ * off and caches of idle threads keep their slots until the threads call or exit. */
+bool tslab__reclaim_available(void);
+/* fork() child: the caches of the parent's other threads have no thread (and their fast-map
+ * entries no storage one may rely on): collected without revocation from now on. */
+void tslab__reclaim_fork_child(tslab *a, const tslab__tcache *keep);
 
 /* ---- instance.c: instances, registry, fork safety ---- */
 /* True when `tag` names a live instance other than `self`. */
@@ -549,6 +642,9 @@ tslab *tslab__registry_get(uint32_t tag);
 void tslab__fork_hooks_install(void);
 
 /* ---- maintain.c: settings and the maintenance thread ---- */
+/* One maintenance pass over every live instance (decay, idle reclaim); returns the wait before
+ * the next one in nanoseconds. The thread's loop; tests call it to run one tick. */
+uint64_t tslab__maintain_pass(void);
 /* fork() handlers, called first in prepare and last in parent/child by instance.c's. */
 void tslab__background_fork_prepare(void);
 void tslab__background_fork_parent(void);

@@ -88,8 +88,11 @@ static uint64_t clamp(uint64_t x, uint64_t lo, uint64_t hi)
 }
 
 /* One pass over every live instance; returns how long to wait before the next one: a quarter of
- * the smallest decay time, or less when a deadline is nearer, within [1 ms, 1 s]. */
-static uint64_t pass(void)
+ * the smallest decay time, or less when a deadline is nearer, within [1 ms, 1 s]. Each instance's
+ * caches are collected when their threads have been idle for its own quarter (same bounds), so a
+ * thread's slots are back in their slabs within 3 of those after its last call (reclaim.c), before
+ * decay starts on the slabs they empty. */
+uint64_t tslab__maintain_pass(void)
 {
     uint64_t wait = WAKE_MAX_NS;
     tslab__registry_lock();
@@ -100,6 +103,8 @@ static uint64_t pass(void)
         uint64_t quarter = atomic_load_explicit(&a->decay_ns, memory_order_relaxed) / 4;
         if (quarter < wait)
             wait = quarter;
+        /* First, so that the slabs it empties start decaying in this pass. */
+        tslab__reclaim_idle(a, tslab__now(a), clamp(quarter, WAKE_MIN_NS, WAKE_MAX_NS));
         uint64_t next = UINT64_MAX;
         for (uint32_t i = 0; i < a->nclasses; i++) {
             uint64_t n = tslab__slab_decay(a, &a->cls[i]);
@@ -121,7 +126,7 @@ static void *bg_main(void *arg)
     pthread_mutex_lock(&bg_lock);
     while (!bg_stop) {
         pthread_mutex_unlock(&bg_lock);
-        uint64_t wait = pass();
+        uint64_t wait = tslab__maintain_pass();
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + wait;

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* The OS layer: the only file that maps, protects, advises or unmaps memory. Everything above it
- * goes through a tslab_os table so tests can inject failures. */
+/* The OS layer: the only file that maps, protects, advises or unmaps memory, or asks the kernel
+ * for a process-wide barrier. Everything above it goes through a tslab_os table so tests can
+ * inject failures. */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,4 +127,17 @@ uint64_t tslab_clock_ns(void)
 uint64_t tslab__now(const tslab *a)
 {
     return a->os->now_ns != NULL ? a->os->now_ns(a->os->ctx) : tslab_clock_ns();
+}
+
+/* The registration is the process's (its mm); a fork() child starts unregistered, so EPERM
+ * (not registered) registers and tries once more. */
+int tslab__os_membarrier(void)
+{
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return 0;
+    if (errno != EPERM ||
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0 ||
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        return -errno;
+    return 0;
 }

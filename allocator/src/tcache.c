@@ -9,7 +9,7 @@
 #include <string.h>
 
 __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
-__thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST]
+__thread tslab__tls_fast_entry tslab__tls_fast[TSLAB__TLS_FAST]
     __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t tls_key;
@@ -32,12 +32,14 @@ void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
 {
     for (uint32_t i = 0; i < a->nclasses; i++) {
         tslab__tclass *t = &tc->cls[i];
-        if (t->count > 0)
-            tslab__slab_drain(a, &a->cls[i], t->slots, t->count);
-        t->count = 0;
-        if (t->rcount > 0)
-            tslab__slab_remote(a, &a->cls[i], t->id, t->remote, t->rcount);
-        t->rcount = 0;
+        uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+        if (n > 0)
+            tslab__slab_drain(a, &a->cls[i], tslab__tc_slots(t), n);
+        atomic_store_explicit(&t->count, 0, memory_order_relaxed);
+        uint16_t r = atomic_load_explicit(&t->rcount, memory_order_relaxed);
+        if (r > 0)
+            tslab__slab_remote(a, &a->cls[i], t->id, t->remote, r);
+        atomic_store_explicit(&t->rcount, 0, memory_order_relaxed);
         tslab__slab_collect(a, &a->cls[i], t);
     }
 }
@@ -70,7 +72,10 @@ static void thread_exit(void *arg)
 {
     tslab__tls_entry *m = arg;
     tslab__tls = NULL;
-    memset(tslab__tls_fast, 0, sizeof tslab__tls_fast);
+    for (uint32_t i = 0; i < TSLAB__TLS_FAST; i++)
+        atomic_store_explicit(&tslab__tls_fast[i].uid, 0, memory_order_relaxed);
+    /* The registry lock keeps the collector (the maintenance pass) out until the caches are off
+     * their instances' lists, so the entries it already took are all there is to reconcile. */
     tslab__registry_lock();
     for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
         if (m[t].uid == 0)
@@ -78,8 +83,12 @@ static void thread_exit(void *arg)
         tslab *a = tslab__registry_get(t);
         /* A destroyed instance already freed this cache; a reused tag has another uid. */
         if (a != NULL && a->uid == m[t].uid) {
+            pthread_mutex_lock(&m[t].tc->lock);
+            tslab__reclaim_reconcile(a, m[t].tc);
+            pthread_mutex_unlock(&m[t].tc->lock);
             tslab__tcache_flush(a, m[t].tc);
             retire(a, m[t].tc);
+            pthread_mutex_destroy(&m[t].tc->lock);
             free(m[t].tc);
         }
     }
@@ -95,6 +104,12 @@ static tslab__tcache *tcache_new(tslab *a)
         calloc(1, sizeof(tslab__tcache) + (a->nclasses + 1) * sizeof(tslab__tclass));
     if (tc == NULL)
         return NULL;
+    if (pthread_mutex_init(&tc->lock, NULL) != 0) {
+        free(tc);
+        return NULL;
+    }
+    tc->fast = tslab__tls_slot(a);
+    tc->seen_ops = UINT64_MAX; /* no count: the first collector pass records one (reclaim.c) */
     for (uint32_t i = 0; i < a->nclasses; i++) {
         const tslab__class *c = &a->cls[i];
         tslab__tclass *t = &tc->cls[i];
@@ -150,8 +165,36 @@ TSLAB_NOINLINE tslab__tcache *tslab__tcache_bind(tslab *a)
         }
         m[a->tag] = (tslab__tls_entry){a->uid, tc};
     }
-    *tslab__tls_slot(a) = m[a->tag];
-    return m[a->tag].tc;
+    tslab__tcache *tc = m[a->tag].tc;
+    tslab__tls_fast_entry *e = tslab__tls_slot(a);
+    /* Under the cache's lock, so no collection is half done: take back what the collector took,
+     * then match again. Release on uid: a collector whose CAS fails on it sees every operation
+     * this thread made before on the instance the entry held (reclaim.c). */
+    pthread_mutex_lock(&tc->lock);
+    tslab__reclaim_reconcile(a, tc);
+    e->tc = tc;
+    atomic_store_explicit(&e->uid, a->uid, memory_order_release);
+    pthread_mutex_unlock(&tc->lock);
+    return tc;
+}
+
+tslab__tcache *tslab__tcache_enter(tslab *a)
+{
+    tslab__tls_fast_entry *e = tslab__tls_slot(a);
+    for (;;) {
+        tslab__tcache *tc = tslab__tls_match(e, a) ? e->tc : tslab__tcache_bind(a);
+        if (tc == NULL)
+            return NULL;
+        uint32_t d = atomic_load_explicit(&tc->in_slow, memory_order_relaxed);
+        /* seq_cst store, then seq_cst load: the owner's side of the Dekker pair with the
+         * collector's CAS and in_slow load (reclaim.c). */
+        atomic_store_explicit(&tc->in_slow, d + 1, memory_order_seq_cst);
+        if (tslab_likely(atomic_load_explicit(&e->uid, memory_order_seq_cst) == a->uid))
+            return tc;
+        /* Revoked in between: undo (release, as a leave) and bind, which waits for the
+         * collection to finish and reconciles. */
+        atomic_store_explicit(&tc->in_slow, d, memory_order_release);
+    }
 }
 
 void tslab__tcache_destroy_all(tslab *a)
@@ -162,6 +205,7 @@ void tslab__tcache_destroy_all(tslab *a)
     pthread_mutex_unlock(&a->tc_lock);
     while (tc) {
         tslab__tcache *next = tc->next;
+        pthread_mutex_destroy(&tc->lock);
         free(tc);
         tc = next;
     }
@@ -169,8 +213,8 @@ void tslab__tcache_destroy_all(tslab *a)
      * uid check rejects it; clear it now so nothing can ever read it. */
     if (tslab__tls != NULL && tslab__tls[a->tag].uid == a->uid)
         tslab__tls[a->tag] = (tslab__tls_entry){0, NULL};
-    if (tslab__tls_slot(a)->uid == a->uid)
-        *tslab__tls_slot(a) = (tslab__tls_entry){0, NULL};
+    if (tslab__tls_match(tslab__tls_slot(a), a))
+        atomic_store_explicit(&tslab__tls_slot(a)->uid, 0, memory_order_relaxed);
 }
 
 void tslab_flush(tslab *a)
@@ -178,8 +222,13 @@ void tslab_flush(tslab *a)
     if (a == NULL)
         return;
     tslab__tls_entry *m = tslab__tls;
-    if (m != NULL && m[a->tag].uid == a->uid)
-        tslab__tcache_flush(a, m[a->tag].tc);
+    if (m != NULL && m[a->tag].uid == a->uid) {
+        tslab__tcache *tc = tslab__tcache_enter(a);
+        if (tc != NULL) {
+            tslab__tcache_flush(a, tc);
+            tslab__tcache_leave(tc);
+        }
+    }
     for (uint32_t i = 0; i < a->nclasses; i++) {
         tslab__quarantine_drain(a, &a->cls[i]);
         tslab__slab_decay(a, &a->cls[i]);
