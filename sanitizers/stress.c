@@ -11,7 +11,8 @@
  * (double and foreign handle frees, interior and foreign pointers, garbage handles) and each must
  * return false. One extra thread reads snapshots (tslab_stats_read) the whole time, checks that
  * every counter is monotonic and live == allocations - frees, and renders the Prometheus text
- * (tslab_metrics_render) when built with the telemetry library.
+ * (tslab_metrics_render) when built with the telemetry library. The maintenance thread runs
+ * throughout, and workers pause now and then so that it also takes back their idle caches.
  *
  * At the end the counters must match what the workers did exactly: allocations and frees as
  * counted by the workers, rejections as provoked, zero live objects, no partial or full slab.
@@ -316,11 +317,18 @@ static void *worker_main(void *arg)
     uint64_t quota = opt.ops / opt.threads;
     pthread_barrier_wait(&start_barrier);
     while (w->c.ops < quota) {
-        unsigned r = (unsigned)(san_rng_next(&w->rng) % 100);
+        uint64_t x = san_rng_next(&w->rng);
+        unsigned r = (unsigned)(x % 100);
         if (w->nlive == 0 || (w->nlive < opt.live && r < 50))
             do_alloc(w);
         else
             do_free(w);
+        /* Now and then an idle spell with a full cache (a pooled worker between jobs): longer
+         * than three of instance 1's idle times (a quarter of its decay, at least 1 ms), so the
+         * maintenance thread takes the cache back while this thread holds live objects, and the
+         * next call reconciles. Not synchronisation: a shape of the workload. */
+        if ((x >> 32) % 65536 == 0)
+            nanosleep(&(struct timespec){0, 4000000}, NULL);
     }
     while (w->nlive) {
         rec x = w->live[--w->nlive];
@@ -587,6 +595,13 @@ int main(int argc, char **argv)
                    " (expected %" PRIu64 "), partial+full slabs %" PRIu64 ": %s\n",
                    st.name, al, tot.allocs[k], fr, tot.frees[k], live, rej, tot.rejections[k],
                    busy_slabs, ok ? "ok" : "MISMATCH");
+        if (!opt.quiet) {
+            uint64_t idle = 0;
+            for (size_t c = 0; c < st.class_count; c++)
+                idle += st.classes[c].idle_reclaimed_slots;
+            printf("instance %-15s slots reclaimed from idle threads' caches %" PRIu64 "\n",
+                   st.name, idle);
+        }
         bad |= !ok;
     }
 
