@@ -122,21 +122,21 @@ static void close_then_free_returns_pages(void)
 static void destroy_million(void)
 {
     tslab *a = make("destroy", 0);
-    enum { N = 1000000 };
+    const unsigned N = (unsigned)scaled(1000000);
     tslab_handle *h = malloc(N * sizeof *h);
     REQUIRE(h != NULL);
     tslab_epoch e = tslab_epoch_open(a, "big");
-    for (int i = 0; i < N; i++)
+    for (unsigned i = 0; i < N; i++)
         REQUIRE(tslab_alloc_epoch(a, e, 128, &h[i]) != NULL);
     CHECK_EQ_I(tslab_epoch_destroy(a, e), 0);
     CHECK_EQ_I(tslab_epoch_destroy(a, e), -EINVAL); /* stale now */
     CHECK_EQ_I(tslab_epoch_close(a, e), -EINVAL);
     CHECK(tslab_malloc_epoch(a, e, 128) == NULL && errno == EINVAL);
     unsigned ok = 0;
-    for (int i = 0; i < N; i++)
+    for (unsigned i = 0; i < N; i++)
         ok += tslab_free(a, h[i]);
     CHECK_EQ_U(ok, 0);
-    for (int i = 0; i < N; i += 1000)
+    for (unsigned i = 0; i < N; i += 1000)
         CHECK(tslab_handle_ptr(a, h[i]) == NULL);
     tslab_handle fresh;
     void *p = tslab_alloc(a, 128, &fresh); /* from the emptied slabs: one slot reused */
@@ -211,12 +211,13 @@ static void stale_and_forged_ids(void)
         refused += tslab_epoch_destroy(a, x) == -EINVAL;
     }
     uint64_t x = 0x9E3779B97F4A7C15u;
-    for (int i = 0; i < 100000; i++) {
+    const int forged = (int)scaled(100000);
+    for (int i = 0; i < forged; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         refused += tslab_malloc_epoch(a, x, 64) == NULL;
         refused += tslab_epoch_close(a, x) == -EINVAL;
     }
-    CHECK_EQ_U(refused, 64 * 3 + 200000);
+    CHECK_EQ_U(refused, 64 * 3 + 2 * (unsigned)forged);
     CHECK(tslab_malloc_epoch(a, e, 64) != NULL); /* e itself untouched */
     CHECK(tslab_epoch_open(NULL, "x") == 0 && errno == EINVAL);
     CHECK_EQ_I(tslab_epoch_close(NULL, e), -EINVAL);
@@ -231,9 +232,10 @@ static void stale_and_forged_ids(void)
 }
 
 /* ---- Destroy racing frees on four threads ---- */
-enum { RACE_N = 200000, RACE_THREADS = 4 };
+enum { RACE_MAX = 200000, RACE_THREADS = 4 };
+static unsigned RACE_N;
 static tslab *race_a;
-static tslab_handle race_h[RACE_N];
+static tslab_handle race_h[RACE_MAX];
 static pthread_barrier_t race_bar;
 static _Atomic unsigned race_won, race_progress;
 
@@ -254,9 +256,10 @@ static void *race_free(void *arg)
 
 static void destroy_racing_frees(void)
 {
+    RACE_N = (unsigned)scaled(RACE_MAX);
     race_a = make("race", 0);
     tslab_epoch e = tslab_epoch_open(race_a, "race");
-    for (int i = 0; i < RACE_N; i++)
+    for (unsigned i = 0; i < RACE_N; i++)
         REQUIRE(tslab_alloc_epoch(race_a, e, 96, &race_h[i]) != NULL);
     tslab_flush(race_a);
     pthread_barrier_init(&race_bar, NULL, RACE_THREADS + 1);
@@ -328,7 +331,7 @@ static void alloc_racing_close(void)
     pthread_t t[3];
     for (int i = 0; i < 3; i++)
         REQUIRE(pthread_create(&t[i], NULL, close_alloc, NULL) == 0);
-    while (atomic_load(&close_ok) < 30000)
+    while (atomic_load(&close_ok) < scaled(30000))
         sched_yield();
     CHECK_EQ_I(tslab_epoch_close(close_a, close_e), 0);
     atomic_store_explicit(&close_done, 1, memory_order_release);
