@@ -432,6 +432,52 @@ static void figures_and_leaks(void)
     tslab_destroy(a);
 }
 
+/* Another thread's cache holds slots of an epoch destroyed by this thread: the epoch's slabs
+ * stay until that thread's next try at the epoch (refused), which gives them back. */
+static tslab *other_a;
+static tslab_epoch other_e;
+static pthread_barrier_t other_bar;
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    CHECK(tslab_malloc_epoch(other_a, other_e, 64) != NULL);
+    pthread_barrier_wait(&other_bar); /* main destroys */
+    pthread_barrier_wait(&other_bar);
+    CHECK(tslab_malloc_epoch(other_a, other_e, 64) == NULL && errno == EINVAL);
+    pthread_barrier_wait(&other_bar); /* main checks */
+    pthread_barrier_wait(&other_bar);
+    return NULL;
+}
+
+static uint64_t busy_slabs(tslab *a)
+{
+    tslab_stats st;
+    REQUIRE(tslab_stats_read(a, &st) == 0);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < st.class_count; i++)
+        n += st.classes[i].slabs_partial + st.classes[i].slabs_full;
+    return n;
+}
+
+static void other_threads_cache(void)
+{
+    other_a = make("other", 0);
+    other_e = tslab_epoch_open(other_a, "o");
+    pthread_barrier_init(&other_bar, NULL, 2);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, other_thread, NULL) == 0);
+    pthread_barrier_wait(&other_bar);
+    CHECK_EQ_I(tslab_epoch_destroy(other_a, other_e), 0);
+    CHECK_EQ_U(busy_slabs(other_a), 1); /* the other thread still caches slots of it */
+    pthread_barrier_wait(&other_bar);
+    pthread_barrier_wait(&other_bar);
+    CHECK_EQ_U(busy_slabs(other_a), 0);
+    pthread_barrier_wait(&other_bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&other_bar);
+    tslab_destroy(other_a);
+}
+
 /* fork() with open epochs: the child allocates, closes and destroys; the parent is unaffected. */
 static tslab *fork_a;
 static tslab_epoch fork_e;
@@ -461,4 +507,4 @@ static void fork_with_open_epochs(void)
 
 TEST_MAIN(T(placement), T(close_then_free_returns_pages), T(destroy_million), T(destroy_pointers),
           T(stale_and_forged_ids), T(destroy_racing_frees), T(alloc_racing_close),
-          T(figures_and_leaks), T(fork_with_open_epochs))
+          T(figures_and_leaks), T(other_threads_cache), T(fork_with_open_epochs))
