@@ -395,6 +395,112 @@ static void check_json(const char *out)
     cJSON_Delete(root);
 }
 
+/* ---- A live instance's epochs, end to end ------------------------------------------------ */
+
+static uint64_t fake_now_ns = 1000000000u;
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now_ns;
+}
+
+/* Renders a snapshot of the one allocator `a` in `fmt`; the caller frees the text. */
+static char *render_live(tslab *a, tslab_format fmt)
+{
+    static tslab__scrape_counters counters;
+    tslab__snapshot snap;
+    REQUIRE(tslab__snapshot_take(&a, 1, &counters, &snap) == 0);
+    REQUIRE(snap.epochs != NULL);
+    char *out = NULL;
+    size_t len = 0;
+    REQUIRE(tslab__render(&snap, fmt, &out, &len) == 0);
+    tslab__snapshot_free(&snap);
+    return out;
+}
+
+/* Two labels on an instance with an injected clock and a 1 s leak threshold: "requests" stays
+ * open, "batch" is closed with five objects left and the clock moved 2.5 s past the close, so it
+ * leaks; then its objects are freed and the leak is gone. */
+static void live_epochs(void)
+{
+    tslab_os os = *tslab_os_default();
+    os.now_ns = fake_clock;
+    tslab_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "live";
+    cfg.os = &os;
+    cfg.epoch_leak_ms = 1000;
+    tslab *a = tslab_create(&cfg);
+    REQUIRE(a != NULL);
+    tslab_epoch requests = tslab_epoch_open(a, "requests");
+    tslab_epoch batch = tslab_epoch_open(a, "batch");
+    REQUIRE(requests != 0 && batch != 0);
+    tslab_handle h[5];
+    for (int i = 0; i < 5; i++)
+        REQUIRE(tslab_alloc_epoch(a, requests, 100, &h[i]) != NULL);
+    void *kept[5];
+    for (int i = 0; i < 5; i++)
+        REQUIRE((kept[i] = tslab_malloc_epoch(a, batch, i < 3 ? 64 : 128)) != NULL);
+    REQUIRE(tslab_epoch_close(a, batch) == 0);
+    fake_now_ns += 2500000000u; /* 2.5 s after the close */
+    tslab_flush(a);
+
+    char *out = render_live(a, TSLAB_FORMAT_PROMETHEUS);
+    CHECK_CONTAINS(out, "tslab_epochs_opened_total{allocator=\"live\",label=\"requests\"} 1\n");
+    CHECK_CONTAINS(out, "tslab_epochs_opened_total{allocator=\"live\",label=\"batch\"} 1\n");
+    CHECK_CONTAINS(out, "tslab_epochs_closed_total{allocator=\"live\",label=\"batch\"} 1\n");
+    CHECK_CONTAINS(out, "tslab_epochs_closed_total{allocator=\"live\",label=\"requests\"} 0\n");
+    CHECK_CONTAINS(out, "tslab_epochs_open{allocator=\"live\",label=\"requests\"} 1\n");
+    CHECK_CONTAINS(out, "tslab_epochs_open{allocator=\"live\",label=\"batch\"} 0\n");
+    CHECK_CONTAINS(out, "tslab_epoch_allocations_total{allocator=\"live\",label=\"requests\"} 5\n");
+    CHECK_CONTAINS(out, "tslab_epoch_allocations_total{allocator=\"live\",label=\"batch\"} 5\n");
+    CHECK_CONTAINS(out, "tslab_epoch_closed_live_objects{allocator=\"live\",label=\"batch\"} 5\n");
+    CHECK_CONTAINS(out,
+                   "tslab_epoch_closed_live_objects{allocator=\"live\",label=\"requests\"} 0\n");
+    CHECK_CONTAINS(
+        out,
+        "tslab_epoch_oldest_closed_live_age_seconds{allocator=\"live\",label=\"batch\"} 2.5\n");
+    CHECK_CONTAINS(out, "tslab_epochs_leaking{allocator=\"live\",label=\"batch\"} 1\n");
+    CHECK_CONTAINS(out, "tslab_epochs_leaking{allocator=\"live\",label=\"requests\"} 0\n");
+    CHECK_CONTAINS(out, "tslab_epoch_leak_threshold_seconds{allocator=\"live\"} 1\n");
+    free(out);
+
+    out = render_live(a, TSLAB_FORMAT_JSON);
+    cJSON *root = cJSON_Parse(out);
+    REQUIRE(root != NULL);
+    cJSON *ep = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "allocators"), 0), "epochs");
+    REQUIRE(ep != NULL);
+    cJSON *leaking = cJSON_GetObjectItemCaseSensitive(ep, "leaking");
+    REQUIRE(cJSON_GetArraySize(leaking) == 1);
+    cJSON *l0 = cJSON_GetArrayItem(leaking, 0);
+    CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l0, "label")), "batch") ==
+          0);
+    CHECK(cJSON_GetObjectItemCaseSensitive(l0, "closed_age_seconds")->valuedouble == 2.5);
+    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(l0, "live_objects")->valuedouble, 5);
+    cJSON *by = cJSON_GetObjectItemCaseSensitive(l0, "live_by_class");
+    CHECK_EQ_I(cJSON_GetArraySize(by), 2);
+    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "64")->valuedouble, 3);
+    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "128")->valuedouble, 2);
+    cJSON_Delete(root);
+    free(out);
+
+    /* The batch's objects freed: nothing leaks, nothing is left in closed epochs. */
+    for (int i = 0; i < 5; i++)
+        CHECK(tslab_free_ptr(a, kept[i]));
+    tslab_flush(a);
+    out = render_live(a, TSLAB_FORMAT_PROMETHEUS);
+    CHECK_CONTAINS(out, "tslab_epochs_leaking{allocator=\"live\",label=\"batch\"} 0\n");
+    CHECK_CONTAINS(out, "tslab_epoch_closed_live_objects{allocator=\"live\",label=\"batch\"} 0\n");
+    CHECK_CONTAINS(
+        out, "tslab_epoch_oldest_closed_live_age_seconds{allocator=\"live\",label=\"batch\"} 0\n");
+    CHECK_CONTAINS(out, "tslab_epoch_frees_total{allocator=\"live\",label=\"batch\"} 5\n");
+    free(out);
+    for (int i = 0; i < 5; i++)
+        CHECK(tslab_free(a, h[i]));
+    tslab_destroy(a);
+}
+
 int main(int argc, char **argv)
 {
     REQUIRE(argc == 2);
@@ -428,5 +534,6 @@ int main(int argc, char **argv)
     char *out;
     size_t len;
     CHECK_EQ_I(tslab__render(&snap, (tslab_format)3, &out, &len), -EINVAL);
+    live_epochs();
     return test_result("test_render");
 }
