@@ -215,6 +215,17 @@ static void golden(const char *dir, const char *name, const char *out, size_t le
     free(g);
 }
 
+/* "# TYPE tslab_<metric> counter|gauge": an OpenMetrics counter family drops "_total". */
+static void check_type_line(const char *out, bool om, const char *metric, const char *type)
+{
+    char line[512];
+    bool counter = strcmp(type, "COUNTER") == 0;
+    snprintf(line, sizeof line, "# TYPE tslab_%.*s %s\n",
+             (int)(strlen(metric) - (om && counter ? 6 : 0)), metric,
+             counter ? "counter" : "gauge");
+    CHECK_CONTAINS(out, line);
+}
+
 static void check_prom(const char *out, bool om)
 {
     char line[512];
@@ -234,10 +245,7 @@ static void check_prom(const char *out, bool om)
     snprintf(line, sizeof line, "tslab_%s{allocator=\"buffers\",class=\"4096\"%s%s%s%s%s} 0\n",    \
              metric, lk[0] ? "," : "", lk, lk[0] ? "=\"" : "", lv, lk[0] ? "\"" : "");             \
     CHECK_CONTAINS(out, line);                                                                     \
-    snprintf(line, sizeof line, "# TYPE tslab_%.*s %s\n",                                          \
-             (int)(strlen(metric) - (om && strcmp(#type, "COUNTER") == 0 ? 6 : 0)), metric,        \
-             strcmp(#type, "COUNTER") == 0 ? "counter" : "gauge");                                 \
-    CHECK_CONTAINS(out, line);
+    check_type_line(out, om, metric, #type);
     TSLAB_CLASS_STATS(ROW)
 #undef ROW
     const char *reasons[] = {"invalid", "stale", "double", "foreign"};
@@ -282,10 +290,7 @@ static void check_prom(const char *out, bool om)
     /* every row of TSLAB_EPOCH_STATS for the untouched label, then values, seconds and escaping */
 #define EROW(field, type, metric, help)                                                            \
     CHECK_CONTAINS(out, "tslab_" metric "{allocator=\"buffers\",label=\"default\"} 0\n");          \
-    snprintf(line, sizeof line, "# TYPE tslab_%.*s %s\n",                                          \
-             (int)(strlen(metric) - (om && strcmp(#type, "COUNTER") == 0 ? 6 : 0)), metric,        \
-             strcmp(#type, "COUNTER") == 0 ? "counter" : "gauge");                                 \
-    CHECK_CONTAINS(out, line);
+    check_type_line(out, om, metric, #type);
     TSLAB_EPOCH_STATS(EROW)
 #undef EROW
     snprintf(line, sizeof line,
@@ -320,6 +325,24 @@ static void check_prom(const char *out, bool om)
         CHECK(len > 6 && strcmp(out + len - 6, "# EOF\n") == 0);
     else
         CHECK(strstr(out, "# EOF") == NULL && out[len - 1] == '\n');
+}
+
+/* One entry of "leaking": its label, age, live objects, and live objects of classes 64 and 128
+ * (the only ones holding any). */
+static void check_leak(const cJSON *leak, const char *label, double age, int live, int n64,
+                       int n128)
+{
+    REQUIRE(leak != NULL);
+    const char *l = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(leak, "label"));
+    CHECK(l != NULL && strcmp(l, label) == 0);
+    CHECK(cJSON_GetObjectItemCaseSensitive(leak, "closed_age_seconds")->valuedouble == age);
+    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(leak, "live_objects")->valuedouble, live);
+    cJSON *by = cJSON_GetObjectItemCaseSensitive(leak, "live_by_class");
+    CHECK_EQ_I(cJSON_GetArraySize(by), (n64 > 0) + (n128 > 0)); /* classes holding none: absent */
+    if (n64 > 0)
+        CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "64")->valuedouble, n64);
+    if (n128 > 0)
+        CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "128")->valuedouble, n128);
 }
 
 static void check_json(const char *out)
@@ -373,16 +396,8 @@ static void check_json(const char *out)
     CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(batch, "closed_live_objects")->valuedouble, 7);
     cJSON *leaking = cJSON_GetObjectItemCaseSensitive(ep, "leaking");
     REQUIRE(cJSON_GetArraySize(leaking) == 2);
-    cJSON *oldest = cJSON_GetArrayItem(leaking, 0);
-    CHECK(cJSON_GetObjectItemCaseSensitive(oldest, "closed_age_seconds")->valuedouble == 125.5);
-    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(oldest, "live_objects")->valuedouble, 4);
-    cJSON *by = cJSON_GetObjectItemCaseSensitive(oldest, "live_by_class");
-    CHECK_EQ_I(cJSON_GetArraySize(by), 2);
-    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "64")->valuedouble, 3);
-    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "128")->valuedouble, 1);
-    CHECK(cJSON_GetObjectItemCaseSensitive(
-              cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(leaking, 1), "live_by_class"),
-              "64") == NULL); /* classes holding none are left out */
+    check_leak(cJSON_GetArrayItem(leaking, 0), "batch", 125.5, 4, 3, 1);
+    check_leak(cJSON_GetArrayItem(leaking, 1), "batch", 61, 3, 0, 3);
     CHECK_CONTAINS(out, "{\"label\":\"say \\\"hi\\\"\",\"opened\":1,\"closed\":0,\"destroyed\":0,"
                         "\"allocations\":9007199254740993,");
     cJSON *e2 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(allocs, 2), "epochs");
@@ -473,15 +488,7 @@ static void live_epochs(void)
     REQUIRE(ep != NULL);
     cJSON *leaking = cJSON_GetObjectItemCaseSensitive(ep, "leaking");
     REQUIRE(cJSON_GetArraySize(leaking) == 1);
-    cJSON *l0 = cJSON_GetArrayItem(leaking, 0);
-    CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l0, "label")), "batch") ==
-          0);
-    CHECK(cJSON_GetObjectItemCaseSensitive(l0, "closed_age_seconds")->valuedouble == 2.5);
-    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(l0, "live_objects")->valuedouble, 5);
-    cJSON *by = cJSON_GetObjectItemCaseSensitive(l0, "live_by_class");
-    CHECK_EQ_I(cJSON_GetArraySize(by), 2);
-    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "64")->valuedouble, 3);
-    CHECK_EQ_I(cJSON_GetObjectItemCaseSensitive(by, "128")->valuedouble, 2);
+    check_leak(cJSON_GetArrayItem(leaking, 0), "batch", 2.5, 5, 3, 2);
     cJSON_Delete(root);
     free(out);
 
