@@ -118,12 +118,14 @@ typedef struct slab__ring {
 #ifdef __cplusplus
 extern "C" {
 #endif
-extern slab__ring slab__rings[SLAB__RINGS];
-extern pthread_mutex_t slab__rings_lock;
 /** The process-wide table of rings (internal): weak, so every copy of this header names one
  * (about 150 KB of zero-initialised memory, touched only by the rings in use). */
-__attribute__((weak, visibility("default"))) slab__ring slab__rings[SLAB__RINGS];
+extern slab__ring slab__rings[SLAB__RINGS];
 /** Serialises adding and removing rings (internal); lookups take no lock. */
+extern pthread_mutex_t slab__rings_lock;
+/** The definition of slab__rings (declared first for -Wmissing-variable-declarations). */
+__attribute__((weak, visibility("default"))) slab__ring slab__rings[SLAB__RINGS];
+/** The definition of slab__rings_lock. */
 __attribute__((weak, visibility("default"))) pthread_mutex_t slab__rings_lock =
     PTHREAD_MUTEX_INITIALIZER;
 #ifdef __cplusplus
