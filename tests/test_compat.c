@@ -137,9 +137,11 @@ static void native_limits_unchanged(void)
 
 /* ---- The epoch names ---------------------------------------------------------------------- */
 
-/* The counters of the ring's epochs (label SLAB_EPOCH_LABEL); all zero when it has none. */
+/* The counters of the ring's epochs (label SLAB_EPOCH_LABEL); all zero when it has none. The
+ * calling thread flushes first: epoch figures are exact once the threads involved have. */
 static tslab_epoch_label_stats ring_stats(SlabAllocator *a)
 {
+    tslab_flush(a);
     tslab_epoch_stats st;
     tslab_epoch_label_stats out;
     memset(&out, 0, sizeof out);
