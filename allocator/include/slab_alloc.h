@@ -82,7 +82,9 @@ typedef struct PerfCounters {
  *     original routed them to entry 0, which its own epoch_advance closed. slab_malloc_epoch
  *     keeps slab_malloc's limit (SLAB_MALLOC_MAX).
  * The ring is per allocator and shared by all threads; epoch_advance from several threads at
- * once advances once per call, as the original's atomic increment did.
+ * once advances once per call, as the original's atomic increment did. Threads racing to make an
+ * entry's first allocation each open an epoch; one is kept and the others are destroyed at once
+ * (empty), so the label's opened and destroyed counters may count a few spare epochs.
  *
  * Where the ring lives: an allocator is a tslab instance, which keeps no room for a caller's
  * data, so the rings are in a process-wide table keyed by the instance's address, defined in
