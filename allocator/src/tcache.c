@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+tslab__eclass tslab__ec_none[TSLAB_CLASSES_MAX];
+
 __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
 __thread tslab__tls_fast_entry tslab__tls_fast[TSLAB__TLS_FAST]
     __attribute__((tls_model("initial-exec")));
@@ -28,9 +30,35 @@ static void merge_counters(tslab__tcounters *dst, const tslab__tcounters *src)
 #undef MERGE
 }
 
+void tslab__ecache_fold(tslab *a, tslab__eclass *t, uint32_t ci)
+{
+    if (t->allocs != 0)
+        tslab__epoch_count(a, t->idx, ci, (int64_t)t->allocs);
+    if (t->frees != 0)
+        tslab__epoch_count(a, t->idx, ci, -(int64_t)t->frees);
+    t->allocs = t->frees = 0;
+}
+
+void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci)
+{
+    tslab__eclass *t = &tc->ec[ci];
+    if (t->epoch == 0)
+        return;
+    /* Counted while the slots still hold the record (tslab__eclass): the counts are non-zero
+     * only while the cache holds a slot (the allocation slow path folds as it takes the last). */
+    tslab__ecache_fold(a, t, ci);
+    if (t->count > 0)
+        tslab__slab_drain(a, &a->cls[ci], t->slots, t->count);
+    t->count = 0;
+    t->epoch = 0;
+    t->key = NULL;
+}
+
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
 {
     for (uint32_t i = 0; i < a->nclasses; i++) {
+        if (tslab__ec_used(tc))
+            tslab__ecache_unbind(a, tc, i);
         tslab__tclass *t = &tc->cls[i];
         uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
         if (n > 0)
@@ -40,7 +68,7 @@ void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
         if (r > 0)
             tslab__slab_remote(a, &a->cls[i], t->id, t->remote, r);
         atomic_store_explicit(&t->rcount, 0, memory_order_relaxed);
-        tslab__slab_collect(a, &a->cls[i], t);
+        tslab__slab_collect(a, &a->cls[i], t->id);
     }
 }
 
@@ -48,15 +76,13 @@ void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
  * monotonic. Caller holds the registry lock (the instance is alive). */
 static void retire(tslab *a, tslab__tcache *tc)
 {
-    /* Slabs first: once none is owned by the id, nothing reads by_id[id] any more. */
+    /* Slabs first: the id is free for another thread only once no slab is owned by it. */
     if (tc->id != TSLAB__NO_ID)
         for (uint32_t i = 0; i < a->nclasses; i++)
             tslab__slab_disown(a, &a->cls[i], tc->id);
     pthread_mutex_lock(&a->tc_lock);
-    if (tc->id != TSLAB__NO_ID) {
-        a->by_id[tc->id] = NULL;
+    if (tc->id != TSLAB__NO_ID)
         a->id_used[tc->id / 64] &= ~(UINT64_C(1) << (tc->id % 64));
-    }
     for (uint32_t i = 0; i <= a->nclasses; i++)
         merge_counters(&a->retired[i], &tc->cls[i].tc);
     if (tc->prev)
@@ -89,6 +115,8 @@ static void thread_exit(void *arg)
             tslab__tcache_flush(a, m[t].tc);
             retire(a, m[t].tc);
             pthread_mutex_destroy(&m[t].tc->lock);
+            if (tslab__ec_used(m[t].tc))
+                free(m[t].tc->ec);
             free(m[t].tc);
         }
     }
@@ -117,7 +145,6 @@ static tslab__tcache *tcache_new(tslab *a)
         t->base = c->base;
         t->state = c->state;
         t->owner = c->owner;
-        t->own = (tslab__list){TSLAB__NIL, TSLAB__NIL, 0};
         t->size = c->size;
         t->pitch = c->pitch;
         t->slot_shift = c->slot_shift;
@@ -125,13 +152,13 @@ static tslab__tcache *tcache_new(tslab *a)
     }
     tc->uid = a->uid;
     tc->id = TSLAB__NO_ID;
+    tc->ec = tslab__ec_none;
     pthread_mutex_lock(&a->tc_lock);
     for (uint32_t w = 0; w < TSLAB__IDS / 64 && tc->id == TSLAB__NO_ID; w++)
         if (~a->id_used[w] != 0) {
             uint32_t b = (uint32_t)__builtin_ctzll(~a->id_used[w]);
             a->id_used[w] |= UINT64_C(1) << b;
             tc->id = (uint16_t)(w * 64 + b);
-            a->by_id[tc->id] = tc;
         }
     for (uint32_t i = 0; i <= a->nclasses; i++)
         tc->cls[i].id = tc->id;
@@ -206,6 +233,8 @@ void tslab__tcache_destroy_all(tslab *a)
     while (tc) {
         tslab__tcache *next = tc->next;
         pthread_mutex_destroy(&tc->lock);
+        if (tslab__ec_used(tc))
+            free(tc->ec);
         free(tc);
         tc = next;
     }
