@@ -740,10 +740,27 @@ static inline tslab__tcache *tslab__tcache_get(tslab *a)
     return tslab__tcache_bind(a);
 }
 
+/* tslab__tcache_enter when the fast-map entry does not match or was revoked meanwhile. */
+tslab__tcache *tslab__tcache_enter_slow(tslab *a);
 /* A slow path's entry: the calling thread's cache, with the collector kept out of its stacks
  * and remote batches until tslab__tcache_leave (reclaim.c); NULL (errno ENOMEM, nothing to
- * leave) when no cache can be made. Nests. */
-tslab__tcache *tslab__tcache_enter(tslab *a);
+ * leave) when no cache can be made. Nests. The seq_cst store (an xchg) and then the seq_cst
+ * re-read of the entry are the owner's side of the Dekker pair with the collector's CAS and its
+ * read of in_slow: either this re-read sees the revocation, or the collector sees in_slow. */
+static inline tslab__tcache *tslab__tcache_enter(tslab *a)
+{
+    tslab__tls_fast_entry *e = tslab__tls_slot(a);
+    if (tslab_likely(tslab__tls_match(e, a))) {
+        tslab__tcache *tc = e->tc;
+        uint32_t d = atomic_load_explicit(&tc->in_slow, memory_order_relaxed);
+        atomic_store_explicit(&tc->in_slow, d + 1, memory_order_seq_cst);
+        if (tslab_likely(atomic_load_explicit(&e->uid, memory_order_seq_cst) == a->uid))
+            return tc;
+        /* Revoked in between: undo (release, as a leave would) and bind. */
+        atomic_store_explicit(&tc->in_slow, d, memory_order_release);
+    }
+    return tslab__tcache_enter_slow(a);
+}
 /* Release: the slow path's writes to the stacks and batches happen before the collector reads
  * them (it acquires in_slow). */
 static inline void tslab__tcache_leave(tslab__tcache *tc)

@@ -205,21 +205,19 @@ TSLAB_NOINLINE tslab__tcache *tslab__tcache_bind(tslab *a)
     return tc;
 }
 
-tslab__tcache *tslab__tcache_enter(tslab *a)
+/* Binds (which waits for a collection under way and reconciles), then enters as
+ * tslab__tcache_enter does; again if the entry was revoked in between. */
+TSLAB_NOINLINE tslab__tcache *tslab__tcache_enter_slow(tslab *a)
 {
     tslab__tls_fast_entry *e = tslab__tls_slot(a);
     for (;;) {
-        tslab__tcache *tc = tslab__tls_match(e, a) ? e->tc : tslab__tcache_bind(a);
+        tslab__tcache *tc = tslab__tcache_bind(a);
         if (tc == NULL)
             return NULL;
         uint32_t d = atomic_load_explicit(&tc->in_slow, memory_order_relaxed);
-        /* seq_cst store, then seq_cst load: the owner's side of the Dekker pair with the
-         * collector's CAS and in_slow load (reclaim.c). */
         atomic_store_explicit(&tc->in_slow, d + 1, memory_order_seq_cst);
-        if (tslab_likely(atomic_load_explicit(&e->uid, memory_order_seq_cst) == a->uid))
+        if (atomic_load_explicit(&e->uid, memory_order_seq_cst) == a->uid)
             return tc;
-        /* Revoked in between: undo (release, as a leave) and bind, which waits for the
-         * collection to finish and reconciles. */
         atomic_store_explicit(&tc->in_slow, d, memory_order_release);
     }
 }
