@@ -167,7 +167,7 @@ static void worker_stop(worker *w, pthread_t t)
 static void idle_cache_comes_back(void)
 {
     if (!tslab__reclaim_available()) {
-        /* Valgrind, or a kernel without membarrier: reclaim is off (README). */
+        /* A kernel or sandbox without membarrier: reclaim is off (README). */
         printf("  membarrier unavailable here: reclaim is off, nothing to test\n");
         return;
     }

@@ -41,8 +41,8 @@
 
 #include <string.h>
 
-/* 1: membarrier works here, -1: it does not (reclaim is off: an old kernel, or a tool such as
- * Valgrind that does not know the call), 0: not tried yet. Relaxed: a cached answer; the
+/* 1: membarrier works here, -1: it does not (reclaim is off: a kernel before 4.14, or a sandbox
+ * or emulator that does not pass the call), 0: not tried yet. Relaxed: a cached answer; the
  * collector is one thread at a time (the maintenance pass, under the registry lock). */
 static _Atomic int barrier_state;
 
