@@ -4,14 +4,16 @@
  * sleep stands for synchronisation. A thread that filled its cache and then blocks (alive, idle)
  * loses every cached slot but the top one of each class, and its remote batch, within the stated
  * bound and not before; its slabs then decay; when it wakes it reconciles and goes on with no
- * slot handed out twice. Then four threads churn stamped objects (with cross-thread frees and
- * pauses) while a collector thread runs the pass in a loop: every stamp intact, the books exact. */
+ * slot handed out twice. The maintenance thread itself does the same. Then four threads churn
+ * stamped objects (with cross-thread frees and pauses) while a collector thread runs the pass in a
+ * loop: every stamp intact, the books exact. */
 #include "internal.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <tslab.h>
 
 #include "testhelper.h"
@@ -272,6 +274,33 @@ static void slow_path_is_left_alone(void)
     tslab_destroy(a);
 }
 
+/* The same through tslab_background_start's own thread: the clock is moved past the idle time
+ * and the test polls (1 ms naps, as test_decay's wait_released) until the thread has passed. */
+static void background_thread_collects(void)
+{
+    if (!tslab__reclaim_available())
+        return;
+    tslab *a = mk();
+    static worker w;
+    w = (worker){.a = a};
+    pthread_t t;
+    worker_start(&w, &t);
+    run_step(&w, STEP_FILL);
+    REQUIRE(tslab_background_start() == 0);
+    /* Its passes see the counters; then, idle long enough on the injected clock, it collects. */
+    for (int i = 0; i < 60000 && stats0(a).idle_reclaimed_slots == 0; i++) {
+        advance(IDLE_NS / 4);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    CHECK(tslab_background_stop() == 0);
+    CHECK_EQ_U(stats0(a).idle_reclaimed_slots, 47);
+    run_step(&w, STEP_AFTER);
+    CHECK_EQ_U(w.bad, 0);
+    worker_stop(&w, t);
+    CHECK_EQ_U(stats0(a).live_objects, 0);
+    tslab_destroy(a);
+}
+
 /* ---- Stress: 4 churning threads with pauses and cross-thread frees, a collector looping ---- */
 enum { NT = 4, LIVE = 200, XCH = 64 };
 static _Atomic int stop_collector;
@@ -388,4 +417,5 @@ static void stress_with_collector(void)
     tslab_destroy(stress_a);
 }
 
-TEST_MAIN(T(idle_cache_comes_back), T(slow_path_is_left_alone), T(stress_with_collector))
+TEST_MAIN(T(idle_cache_comes_back), T(slow_path_is_left_alone), T(background_thread_collects),
+          T(stress_with_collector))
