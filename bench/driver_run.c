@@ -174,6 +174,8 @@ int run_worker(const opts *o, const backend *b, const wl *w, size_t size, int re
     }
     if (b->nosample)
         argv[k++] = "--sample-off";
+    if (b->groups)
+        argv[k++] = "--groups";
     /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
      * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
     char a_cpu[16];
