@@ -49,11 +49,11 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *alloc_slow(tslab *a, size_t size, tslab
     tslab__tclass *t = &tc->cls[ci];
     tslab__bump(&t->tc.slow_path);
     if (t->count == 0) {
-        uint32_t n = tslab__slab_refill(a, c, t, t->slots, c->batch);
+        uint32_t n = tslab__slab_refill(a, c, t->id, t->slots, c->batch);
         if (n == 0 && tslab_config_quarantine) {
             /* Out of memory before quarantined slots: reuse them early rather than fail. */
             tslab__quarantine_drain(a, c);
-            n = tslab__slab_refill(a, c, t, t->slots, c->batch);
+            n = tslab__slab_refill(a, c, t->id, t->slots, c->batch);
         }
         if (n == 0)
             return NULL; /* errno ENOMEM */

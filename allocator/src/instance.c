@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Instances: configuration, the process-wide registry of live instances, fork safety. */
+/* Instances: configuration, creation and destruction, fork safety (the registry of live
+ * instances is registry.c's). */
 #define TSLAB__DEFINES_CREATE_1_0 1 /* this file defines the exported 1.0 tslab_create */
 #include "internal.h"
 
@@ -22,30 +23,7 @@ static const uint32_t default_sizes[] = {64, 96, 128, 192, 256, 384, 512, 768};
 #define DEFAULT_DECAY_MS 1000
 #define DEFAULT_CLASS_MAX_BYTES ((size_t)1 << 30)
 
-/* The registry maps tag -> live instance. Entries are written under `registry_lock` and read
- * with acquire loads by rejection paths that only need to know whether a tag is live. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(tslab *) registry[TSLAB_INSTANCES_MAX + 1];
-static uint32_t
-    registry_cursor;          /* next tag to try: ids are reused round-robin, as late as possible */
-static uint64_t registry_uid; /* guarded by registry_lock */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-void tslab__registry_lock(void) { pthread_mutex_lock(&registry_lock); }
-void tslab__registry_unlock(void) { pthread_mutex_unlock(&registry_lock); }
-
-tslab *tslab__registry_get(uint32_t tag)
-{
-    if (tag == 0 || tag > TSLAB_INSTANCES_MAX)
-        return NULL;
-    return atomic_load_explicit(&registry[tag], memory_order_acquire);
-}
-
-bool tslab__tag_is_live(uint32_t tag, const tslab *self)
-{
-    tslab *o = tslab__registry_get(tag);
-    return o != NULL && o != self;
-}
 
 /* fork(): take every lock in the global order so the child inherits none held by a thread that
  * does not exist there. Caches of the parent's other threads stay attached to their instances in
@@ -53,9 +31,9 @@ bool tslab__tag_is_live(uint32_t tag, const tslab *self)
 static void fork_prepare(void)
 {
     tslab__background_fork_prepare();
-    pthread_mutex_lock(&registry_lock);
+    tslab__registry_lock();
     for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
-        tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
+        tslab *a = tslab__registry_get(t);
         if (a == NULL)
             continue;
         pthread_mutex_lock(&a->tc_lock);
@@ -69,7 +47,7 @@ static void fork_prepare(void)
 static void fork_release(void)
 {
     for (uint32_t t = TSLAB_INSTANCES_MAX; t >= 1; t--) {
-        tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
+        tslab *a = tslab__registry_get(t);
         if (a == NULL)
             continue;
         tslab__rejections_unlock(a);
@@ -78,7 +56,7 @@ static void fork_release(void)
             pthread_mutex_unlock(&a->cls[i].lock);
         pthread_mutex_unlock(&a->tc_lock);
     }
-    pthread_mutex_unlock(&registry_lock);
+    tslab__registry_unlock();
 }
 
 /* The child has one thread. Slabs owned by the parent's other threads would wait for owners that
@@ -87,9 +65,9 @@ static void fork_release(void)
 static void fork_child(void)
 {
     fork_release();
-    pthread_mutex_lock(&registry_lock);
+    tslab__registry_lock();
     for (uint32_t t = 1; t <= TSLAB_INSTANCES_MAX; t++) {
-        tslab *a = atomic_load_explicit(&registry[t], memory_order_relaxed);
+        tslab *a = tslab__registry_get(t);
         if (a == NULL)
             continue;
         uint16_t keep = TSLAB__NO_ID;
@@ -98,7 +76,7 @@ static void fork_child(void)
         for (uint32_t i = 0; i < a->nclasses; i++)
             tslab__slab_disown_others(a, &a->cls[i], keep);
     }
-    pthread_mutex_unlock(&registry_lock);
+    tslab__registry_unlock();
     tslab__background_fork_child();
 }
 
@@ -260,25 +238,7 @@ static tslab *create(const tslab_config *cfg)
         a->lut[(s - 1) >> 3] = (uint8_t)c;
     }
 
-    pthread_mutex_lock(&registry_lock);
-    uint32_t tag = 0;
-    for (uint32_t k = 0; k < TSLAB_INSTANCES_MAX; k++) {
-        uint32_t t = (registry_cursor + k) % TSLAB_INSTANCES_MAX + 1;
-        if (atomic_load_explicit(&registry[t], memory_order_relaxed) == NULL) {
-            tag = t;
-            break;
-        }
-    }
-    if (tag != 0) {
-        registry_cursor = tag % TSLAB_INSTANCES_MAX;
-        a->tag = tag;
-        a->tag_base = tag << TSLAB__CLS_BITS;
-        a->tls_off = (tag & (TSLAB__TLS_FAST - 1)) * (uint32_t)sizeof(tslab__tls_entry);
-        a->uid = ++registry_uid;
-        atomic_store_explicit(&registry[tag], a, memory_order_release);
-    }
-    pthread_mutex_unlock(&registry_lock);
-    if (tag == 0)
+    if (tslab__registry_add(a) == 0)
         return create_failed(a, a->nclasses, EMFILE);
     return a;
 }
@@ -334,10 +294,10 @@ void tslab_destroy(tslab *a)
         return;
     /* Unregistering under the registry lock orders us after any exiting thread that is still
      * flushing into `a` (it holds the lock) and before any that would start (it checks first). */
-    pthread_mutex_lock(&registry_lock);
-    atomic_store_explicit(&registry[a->tag], NULL, memory_order_release);
+    tslab__registry_lock();
+    tslab__registry_remove(a->tag);
     tslab__tcache_destroy_all(a);
-    pthread_mutex_unlock(&registry_lock);
+    tslab__registry_unlock();
     free_instance(a, a->nclasses);
 }
 

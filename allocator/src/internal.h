@@ -259,7 +259,8 @@ enum {
 #define TSLAB__NIL UINT32_MAX
 
 /* Slab descriptor; every field is guarded by the class lock. A PARTIAL slab (free or remote
- * bits) is on its home list: its owner's `own` list, or the class's partial list when unowned. */
+ * bits) is on its home list: its owner's list in the class (`own[owner id]`), or the class's
+ * partial list when unowned. */
 typedef struct tslab__slab {
     uint32_t nfree;      /* bits set in the free bitmap (slots owned by the slab) */
     uint32_t prev, next; /* list links (slab indices) */
@@ -309,7 +310,7 @@ typedef struct tslab__class {
 
     _Alignas(64) pthread_mutex_t lock; /* guards everything below */
     tslab__area objects;               /* the object region */
-    tslab__area meta_state, meta_slab, meta_bits, meta_rbits, meta_owner;
+    tslab__area meta_state, meta_slab, meta_bits, meta_rbits, meta_owner, meta_own;
     tslab__slab *slabs;
     uint64_t *bits;  /* free bitmaps, bitmap_words per slab */
     uint64_t *rbits; /* remote bitmaps, same shape */
@@ -317,6 +318,11 @@ typedef struct tslab__class {
     /* cached: empty slabs, newest at the head (reused first, so they stay warm), oldest at the
      * tail (released first by decay). */
     tslab__list partial, cached, released;
+    /* own[id]: the PARTIAL slabs owner id `id` refills from (free or remote bits). Indexed by
+     * owner id so that no slab structure lives in a thread's cache; entries below own_ready are
+     * initialised, the rest committed (and set up) when an id first claims a slab here. */
+    tslab__list *own;
+    uint32_t own_ready;
     uint64_t decay_next;  /* clock time the tail's decay runs out; UINT64_MAX: nothing cached */
     uint32_t decay_calls; /* slow-path calls since the clock was last read (tslab__decay_due) */
     uint64_t *quarantine; /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
@@ -332,8 +338,9 @@ typedef struct tslab__class {
 #define TSLAB__TC_MAX 48 /* most slots a thread caches per class */
 #define TSLAB__RBUF 64   /* remote frees a thread batches per class before handing them back */
 
-/* A thread's cache of one class. Owned and used by one thread only; `tc` is read by
- * tslab_stats_read, `own` is guarded by the class lock. The hot block repeats the class's
+/* A thread's cache of one class. Owned and used by one thread only (`tc` is also read by
+ * tslab_stats_read); the slabs it refills from are the class's business (tslab__class.own). The
+ * hot block repeats the class's
  * constants so the handle fast paths touch the instance's read-only fields, this structure, the
  * slab's owner id and the slot's state word, nothing else (tslab_free_ptr also reads the class's
  * pitch and slot count to find the slot). An entry is the complete handle the slot will be handed
@@ -356,10 +363,10 @@ typedef struct tslab__tclass {
     uint16_t id;     /* this cache's owner id, or TSLAB__NO_ID */
     uint16_t rcount; /* entries in remote[] */
     tslab__tcounters tc;
-    tslab__list own; /* slabs owned by this cache with free or remote bits; class lock */
     /* Allocations of this class left before the next sample (the byte interval divided by the
      * class size: sample.c); the fast path decrements it and leaves when it goes negative. */
     int32_t sample_left;
+    uint32_t spare[3]; /* free for per-class state; keeps the size a power of two */
     uint64_t slots[TSLAB__TC_MAX];
     /* Slots this thread freed in other threads' slabs (entries: next handles, state RFREE). */
     uint64_t remote[TSLAB__RBUF];
@@ -438,10 +445,6 @@ struct tslab {
 
     pthread_mutex_t tc_lock; /* guards the tcache list, `retired` and the id map */
     tslab__tcache *tcaches;
-    /* Owner id -> cache. Set under tc_lock before the cache claims any slab; read under a class
-     * lock for slabs owned by that id (the claim, under the class lock, orders the two); cleared
-     * after the cache has let go of every slab. */
-    tslab__tcache *by_id[TSLAB__IDS];
     uint64_t id_used[TSLAB__IDS / 64]; /* bit i: id i is taken (bit 0 always: "unowned") */
     tslab__tcounters *retired;         /* counters of exited threads, class_count + 1 entries */
 
@@ -458,6 +461,20 @@ struct tslab {
 
     tslab__class cls[];
 };
+
+/* ---- registry.c: live instances by tag (the lowest layer: calls nothing above it) ---- */
+/* True when `tag` names a live instance other than `self`. */
+bool tslab__tag_is_live(uint32_t tag, const tslab *self);
+/* Global lock ordering: registry lock, then tc_lock, then class locks. */
+void tslab__registry_lock(void);
+void tslab__registry_unlock(void);
+/* The live instance with this tag, or NULL (acquire: its fields are set up). */
+tslab *tslab__registry_get(uint32_t tag);
+/* Gives `a` (fully set up but for them) a free tag, its tls_off and tag_base, and a uid never used
+ * before, then publishes it; returns the tag, or 0 when TSLAB_INSTANCES_MAX are live. */
+uint32_t tslab__registry_add(tslab *a);
+/* Unpublishes tag's instance. Caller holds the registry lock. */
+void tslab__registry_remove(uint32_t tag);
 
 /* ---- os.c: the only file that calls mmap/mprotect/madvise/munmap ---- */
 size_t tslab__os_page_size(void);
@@ -478,8 +495,7 @@ int tslab__class_of_size(const tslab *a, size_t size);
 /* ---- slab.c: slab lists, refill and drain (the slow path) ---- */
 /* Moves up to `want` free slots into `out` as cache entries (their next handles); returns how
  * many (0 with errno ENOMEM). */
-uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t *out,
-                            uint32_t want);
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint16_t id, uint64_t *out, uint32_t want);
 /* Returns n slots (cache entries: handles, of which only the index is used) to their slabs;
  * empty slabs are cached or released. */
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n);
@@ -487,9 +503,9 @@ void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t 
  * taken at once when the slab is unowned or owned by `id`, else marked in the slab's remote
  * bitmap for its owner. */
 void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *ent, uint32_t n);
-/* Checks the remote bits of every slab t owns (t's thread only), so slabs other threads emptied
- * go back to the cache without waiting for t's next refill. */
-void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t);
+/* Checks the remote bits of every slab owner `id` owns (its thread only), so slabs other threads
+ * emptied go back to the cache without waiting for its next refill. */
+void tslab__slab_collect(tslab *a, tslab__class *c, uint16_t id);
 /* Thread exit: gives up every slab `id` owns in class c (remote bits checked first). */
 void tslab__slab_disown(tslab *a, tslab__class *c, uint16_t id);
 /* fork() child: gives up every slab owned by an id other than `keep` (their threads are gone,
@@ -538,13 +554,7 @@ static inline tslab__tcache *tslab__tcache_get(tslab *a)
     return tslab__tcache_bind(a);
 }
 
-/* ---- instance.c: instances, registry, fork safety ---- */
-/* True when `tag` names a live instance other than `self`. */
-bool tslab__tag_is_live(uint32_t tag, const tslab *self);
-/* Global lock ordering: registry lock, then tc_lock, then class locks. */
-void tslab__registry_lock(void);
-void tslab__registry_unlock(void);
-tslab *tslab__registry_get(uint32_t tag);
+/* ---- instance.c: instances, fork safety ---- */
 /* Installs the fork handlers (once); tslab_create and tslab_background_start call it. */
 void tslab__fork_hooks_install(void);
 

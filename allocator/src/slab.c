@@ -4,7 +4,7 @@
  * freed. A slab is cached or released only when its bitmap holds every slot, i.e. no thread owns
  * any of them and none can allocate from it.
  *
- * Ownership: a thread with an owner id refills only from slabs it owns (its `own` list), and
+ * Ownership: a thread with an owner id refills only from slabs it owns (own[id]), and
  * claims an unowned partial or empty slab when that list runs dry. Slabs go back to nobody when
  * they empty or their owner exits. Remote bits are checked only by the owner, or by anyone once
  * the slab is unowned (see internal.h for why that makes the check exact).
@@ -86,7 +86,7 @@ static void update_bytes(tslab *a, tslab__class *c)
 {
     uint64_t meta_committed = c->meta_state.committed + c->meta_slab.committed +
                               c->meta_bits.committed + c->meta_rbits.committed +
-                              c->meta_owner.committed;
+                              c->meta_owner.committed + c->meta_own.committed;
     uint64_t meta_used = (c->nslabs * meta_per_slab(c) + a->page - 1) / a->page * a->page;
     uint64_t released = atomic_load_explicit(&c->cc.slabs_released, memory_order_relaxed);
     atomic_store_explicit(&c->cc.mapped_bytes, c->objects.committed + meta_committed,
@@ -270,11 +270,29 @@ static void decay_due(tslab *a, tslab__class *c, relq *q, bool force)
         decay_step(a, c, now, q);
 }
 
-/* The list a PARTIAL slab is on: its owner's, or the class's partial list. */
-static tslab__list *home(tslab *a, tslab__class *c, uint32_t s)
+/* Owner id's list of partial slabs in class c, committed and set up on first use; NULL when
+ * the metadata cannot be committed. Caller holds the lock. */
+static tslab__list *own_list(tslab *a, tslab__class *c, uint16_t id)
+{
+    if (id >= c->own_ready) {
+        if (tslab__area_grow(a, &c->meta_own, ((size_t)id + 1) * sizeof(tslab__list)) != 0) {
+            tslab__cadd(&c->cc.os_failures, 1);
+            return NULL;
+        }
+        uint32_t ready = (uint32_t)(c->meta_own.committed / sizeof(tslab__list));
+        for (uint32_t i = c->own_ready; i < ready; i++)
+            c->own[i] = (tslab__list){TSLAB__NIL, TSLAB__NIL, 0};
+        c->own_ready = ready;
+    }
+    return &c->own[id];
+}
+
+/* The list a PARTIAL slab is on: its owner's (set up before the owner claimed it), or the
+ * class's partial list. */
+static tslab__list *home(tslab__class *c, uint32_t s)
 {
     uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
-    return o == 0 ? &c->partial : &a->by_id[o]->cls[c->index].own;
+    return o == 0 ? &c->partial : &c->own[o];
 }
 
 /* Gives slot idx back to its slab's free bitmap; returns the slab. Caller holds the lock. */
@@ -366,27 +384,31 @@ static void settle(tslab *a, tslab__class *c, uint32_t s, relq *q)
     tslab__slab *sl = &c->slabs[s];
     if (sl->nfree == c->per_slab) {
         if (sl->state == TSLAB__SLAB_PARTIAL)
-            list_remove(c, home(a, c, s), s);
+            list_remove(c, home(c, s), s);
         make_empty(a, c, s, q);
     } else if (sl->state == TSLAB__SLAB_FULL) {
         set_state(c, s, TSLAB__SLAB_PARTIAL);
-        list_push(c, home(a, c, s), s);
+        list_push(c, home(c, s), s);
         tslab__cadd(&c->cc.full_to_partial, 1);
     }
 }
 
 static void unlock_and_release(tslab *a, tslab__class *c, relq *q);
 
-uint32_t tslab__slab_refill(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t *out,
-                            uint32_t want)
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint16_t id, uint64_t *out, uint32_t want)
 {
-    uint16_t id = t != NULL ? t->id : TSLAB__NO_ID;
-    tslab__list *list = id != TSLAB__NO_ID ? &t->own : &c->partial;
+    tslab__list *list = &c->partial;
     uint32_t n = 0;
     bool limited = false, purged = false;
     relq q = {.n = 0};
 again:
     tslab__class_lock(a, c);
+    /* An owner whose list cannot be set up (no memory for it) refills as an unowned thread
+     * would this time: its frees of those slots then take the CAS path, which is always safe. */
+    if (id != TSLAB__NO_ID && (list = own_list(a, c, id)) == NULL) {
+        list = &c->partial;
+        id = TSLAB__NO_ID;
+    }
     while (n < want) {
         uint32_t s = list->head;
         if (s != TSLAB__NIL) {
@@ -605,7 +627,7 @@ static void disown_one(tslab *a, tslab__class *c, uint32_t s, relq *q)
         merge(c, s);
     bool listed = sl->state == TSLAB__SLAB_PARTIAL;
     if (listed)
-        list_remove(c, home(a, c, s), s);
+        list_remove(c, home(c, s), s);
     if (sl->nfree == c->per_slab) {
         make_empty(a, c, s, q);
         return;
@@ -637,27 +659,31 @@ static void disown_where(tslab *a, tslab__class *c, uint16_t id, bool others)
     unlock_and_release(a, c, &q);
 }
 
-void tslab__slab_collect(tslab *a, tslab__class *c, tslab__tclass *t)
+void tslab__slab_collect(tslab *a, tslab__class *c, uint16_t id)
 {
-    if (t->id == TSLAB__NO_ID)
-        return;
     relq q = {.n = 0};
     tslab__class_lock(a, c);
-    for (uint32_t s = t->own.head, next; s != TSLAB__NIL; s = next) {
+    if (id == TSLAB__NO_ID || id >= c->own_ready) {
+        /* No id, or one that never claimed a slab of this class. */
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    tslab__list *own = &c->own[id];
+    for (uint32_t s = own->head, next; s != TSLAB__NIL; s = next) {
         next = c->slabs[s].next;
         if (c->slabs[s].rcount == 0)
             continue;
         merge(c, s);
         if (c->slabs[s].nfree == c->per_slab) {
-            list_remove(c, &t->own, s);
+            list_remove(c, own, s);
             make_empty(a, c, s, &q);
         } else if (c->slabs[s].nfree == 0) {
-            list_remove(c, &t->own, s);
+            list_remove(c, own, s);
             set_state(c, s, TSLAB__SLAB_FULL);
             tslab__cadd(&c->cc.partial_to_full, 1);
         }
         if (relq_drain_if_full(a, c, &q))
-            next = t->own.head; /* the list may have changed meanwhile: start over */
+            next = own->head; /* the list may have changed meanwhile: start over */
     }
     unlock_and_release(a, c, &q);
 }

@@ -38,7 +38,7 @@ void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
         if (t->rcount > 0)
             tslab__slab_remote(a, &a->cls[i], t->id, t->remote, t->rcount);
         t->rcount = 0;
-        tslab__slab_collect(a, &a->cls[i], t);
+        tslab__slab_collect(a, &a->cls[i], t->id);
     }
 }
 
@@ -46,15 +46,13 @@ void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
  * monotonic. Caller holds the registry lock (the instance is alive). */
 static void retire(tslab *a, tslab__tcache *tc)
 {
-    /* Slabs first: once none is owned by the id, nothing reads by_id[id] any more. */
+    /* Slabs first: the id is free for another thread only once no slab is owned by it. */
     if (tc->id != TSLAB__NO_ID)
         for (uint32_t i = 0; i < a->nclasses; i++)
             tslab__slab_disown(a, &a->cls[i], tc->id);
     pthread_mutex_lock(&a->tc_lock);
-    if (tc->id != TSLAB__NO_ID) {
-        a->by_id[tc->id] = NULL;
+    if (tc->id != TSLAB__NO_ID)
         a->id_used[tc->id / 64] &= ~(UINT64_C(1) << (tc->id % 64));
-    }
     for (uint32_t i = 0; i <= a->nclasses; i++)
         merge_counters(&a->retired[i], &tc->cls[i].tc);
     if (tc->prev)
@@ -102,7 +100,6 @@ static tslab__tcache *tcache_new(tslab *a)
         t->base = c->base;
         t->state = c->state;
         t->owner = c->owner;
-        t->own = (tslab__list){TSLAB__NIL, TSLAB__NIL, 0};
         t->size = c->size;
         t->pitch = c->pitch;
         t->slot_shift = c->slot_shift;
@@ -116,7 +113,6 @@ static tslab__tcache *tcache_new(tslab *a)
             uint32_t b = (uint32_t)__builtin_ctzll(~a->id_used[w]);
             a->id_used[w] |= UINT64_C(1) << b;
             tc->id = (uint16_t)(w * 64 + b);
-            a->by_id[tc->id] = tc;
         }
     for (uint32_t i = 0; i <= a->nclasses; i++)
         tc->cls[i].id = tc->id;
