@@ -221,7 +221,8 @@ const wl workloads[NWORKLOADS] = {
      .backends = LIFETIME_BACKENDS,
      .metrics = "+requests_per_s,-obj_ns,-rss_peak_bytes,-rss_burst_bytes,-rss_quiet_bytes,"
                 "-burst_over_live,-quiet_over_live,-faults_per_kreq,=live_bytes,=peak_live_bytes,"
-                "=live_class_bytes,=tslab_cached_bytes,=uncached_over_live,=quiet_cached_bytes",
+                "=live_class_bytes,=tslab_cached_bytes,=uncached_over_live,=quiet_cached_bytes,"
+                "=slow_path_per_kop",
      .ratio_to = "mimalloc-heap",
      .max_reps = 3,
      .max_ms = 10000,

@@ -31,36 +31,25 @@ static inline bool lt_sys_free(uint64_t tok)
     return true;
 }
 
+#define LT(name) name##_sys
 #define LT_OPEN(A) ((uint64_t)1)
 #define LT_END(A, g) ((void)(g), 0)
 #define LT_CLOSE(A, g) ((void)(g), 0)
-
-#define LT(name) name##_sys
 #define LT_GALLOC(A, g, size, tokp) ((void)(g), lt_tok(malloc(size), tokp))
 #define LT_GFREE(A, tok) lt_sys_free(tok)
 #define LT_ALLOC(A, size, tokp) lt_tok(malloc(size), tokp)
 #define LT_FREE(A, tok) lt_sys_free(tok)
 #include "lifetimes.inc.h"
-#undef LT
-#undef LT_GALLOC
-#undef LT_GFREE
-#undef LT_ALLOC
-#undef LT_FREE
 
 #define LT(name) name##_tsh
+#define LT_OPEN(A) ((uint64_t)1)
+#define LT_END(A, g) ((void)(g), 0)
+#define LT_CLOSE(A, g) ((void)(g), 0)
 #define LT_GALLOC(A, g, size, tokp) ((void)(g), tslab_alloc(A, size, tokp))
 #define LT_GFREE(A, tok) tslab_free(A, tok)
 #define LT_ALLOC(A, size, tokp) tslab_alloc(A, size, tokp)
 #define LT_FREE(A, tok) tslab_free(A, tok)
 #include "lifetimes.inc.h"
-#undef LT
-#undef LT_GALLOC
-#undef LT_GFREE
-#undef LT_ALLOC
-#undef LT_FREE
-#undef LT_OPEN
-#undef LT_END
-#undef LT_CLOSE
 
 static const lt_ops ops_sys = LT_OPS(sys), ops_tsh = LT_OPS(tsh);
 
@@ -140,11 +129,13 @@ static void check_counters(const bench_params *p, tslab *a, uint64_t allocs, uin
     tslab_stats st;
     if (!a || tslab_stats_read(a, &st) != 0)
         return;
-    uint64_t na = 0, nf = 0;
+    uint64_t na = 0, nf = 0, slow = 0;
     for (uint32_t i = 0; i < st.class_count; i++) {
         na += st.classes[i].allocations;
         nf += st.classes[i].frees;
+        slow += st.classes[i].slow_path;
     }
+    bench_emit("slow_path_per_kop", 1000.0 * (double)slow / (double)(na + nf + 1));
     bool ok = na == allocs && nf == frees;
     bench_emit("counters_ok", ok);
     if (!ok) {

@@ -9,9 +9,9 @@
  *   LT_FREE(A, tok)               frees an object of the default group; true when accepted
  *   LT_END(A, g)                  ends a group whose objects are all freed (destroy); 0 or not
  *   LT_CLOSE(A, g)                ends a group that still has live objects (they stay valid)
- * A is the tslab instance (unused by the other backends). Every object gets an 8-byte stamp,
- * as a program initialising it would. Each loop is noinline: one function per backend in a
- * profile, and no loop merged across backends. */
+ * A is the tslab instance (unused by the other backends). The file undefines them all at its end.
+ * Every object gets an 8-byte stamp, as a program initialising it would. Each loop is noinline: one
+ * function per backend in a profile, and no loop merged across backends. */
 
 /* j.lifetimes: nb batches. */
 static BENCH_NOINLINE int LT(batches)(tslab *A, lt_state *s, uint32_t nb)
@@ -119,3 +119,12 @@ static BENCH_NOINLINE uint64_t LT(free_where)(tslab *A, const uint64_t *tok, uin
     (void)A;
     return bad;
 }
+
+#undef LT
+#undef LT_OPEN
+#undef LT_GALLOC
+#undef LT_GFREE
+#undef LT_ALLOC
+#undef LT_FREE
+#undef LT_END
+#undef LT_CLOSE

@@ -48,14 +48,6 @@ static inline mi_heap_t *heap_of(uint64_t g) { return (mi_heap_t *)(uintptr_t)g;
 #define LT_END(A, g) (mi_destroy_(heap_of(g)), 0)
 #define LT_CLOSE(A, g) (mi_delete_(heap_of(g)), 0)
 #include "lifetimes.inc.h"
-#undef LT
-#undef LT_OPEN
-#undef LT_GALLOC
-#undef LT_GFREE
-#undef LT_ALLOC
-#undef LT_FREE
-#undef LT_END
-#undef LT_CLOSE
 
 /* ---- jemalloc: an arena per group ---------------------------------------------------------------
  */
@@ -103,14 +95,6 @@ static inline bool arena_free(uint64_t tok)
 #define LT_END(A, g) arena_destroy(g)
 #define LT_CLOSE(A, g) ((void)(g), 0)
 #include "lifetimes.inc.h"
-#undef LT
-#undef LT_OPEN
-#undef LT_GALLOC
-#undef LT_GFREE
-#undef LT_ALLOC
-#undef LT_FREE
-#undef LT_END
-#undef LT_CLOSE
 
 static const lt_ops ops_mi = LT_OPS(mi), ops_je = LT_OPS(je);
 
