@@ -159,7 +159,10 @@ typedef struct tslab_config {
      * count by call site, or abort. It must not free through `a` recursively into another
      * rejection forever. NULL = none. */
     void (*on_reject)(void *ctx, int reason, const struct tslab_rejection *r);
-    void *on_reject_ctx; /**< passed to on_reject */
+    void *on_reject_ctx;    /**< passed to on_reject */
+    uint64_t epoch_leak_ms; /**< a closed epoch that still holds live objects this long after
+                               tslab_epoch_close counts as leaking (tslab_epoch_stats); 0 = the
+                               default, 60000 (one minute). tslab_epoch_leak_set changes it. */
 } tslab_config;
 
 /** Sampling (tslab_config.sample_bytes, tslab_sample_set): Go's and jemalloc's mean interval. */
@@ -577,6 +580,116 @@ typedef struct tslab_rejection {
 /** Copies the instance's recorded rejections, oldest first, up to `max`, the newest kept when
  * fewer fit; returns how many were copied (0 for a NULL argument). */
 TSLAB_API size_t tslab_rejections_read(tslab *a, tslab_rejection *out, size_t max);
+
+/* ---------------------------------------------------------------------------------------------
+ * Epochs: lifetime groups whose objects share slabs only with each other
+ * ------------------------------------------------------------------------------------------- */
+
+/** An epoch id: opaque and generation-checked; 0 is never one. A stale id (its epoch was
+ * destroyed, or was closed, emptied and its record reused by a later tslab_epoch_open) or a
+ * forged one is rejected with EINVAL, never a crash. */
+typedef uint64_t tslab_epoch;
+
+#define TSLAB_EPOCHS_MAX                                                                           \
+    4096 /**< epochs an instance tracks at once (open, or closed and not                           \
+              yet emptied) */
+#define TSLAB_EPOCH_LABELS_MAX                                                                     \
+    32 /**< labels per instance; epochs of later labels count as "other" */
+#define TSLAB_EPOCH_LABEL_MAX 32 /**< bytes of a label, NUL included (longer ones are cut) */
+#define TSLAB_EPOCH_LEAKS_MAX 8  /**< leaking epochs a tslab_epoch_stats lists, oldest first */
+
+/** Opens an epoch labelled `label` (NULL or "" = "default"). The label is a metric label: an
+ * instance keeps TSLAB_EPOCH_LABELS_MAX of them, in order of first use, and counts epochs of any
+ * later label under "other". Returns the id, or 0 with errno EINVAL (a is NULL) or EAGAIN
+ * (TSLAB_EPOCHS_MAX epochs open or not yet emptied), ENOMEM. */
+TSLAB_API tslab_epoch tslab_epoch_open(tslab *a, const char *label);
+
+/** Allocates an object of `size` bytes into epoch e, as tslab_alloc does into the default epoch.
+ * An epoch's objects share slabs only with objects of the same epoch. NULL with errno EINVAL
+ * (stale or forged id, NULL argument, bad size), ESHUTDOWN (e is closed) or ENOMEM. Any thread
+ * may allocate into any open epoch. Racing tslab_epoch_close or tslab_epoch_destroy, an
+ * allocation either fails with ESHUTDOWN or succeeds; an allocation that starts after the close
+ * or destroy returned (in happens-before order) fails. An object that succeeded while a destroy
+ * ran may have been missed by it: it is the caller's to free, as any object. Objects of an epoch
+ * are freed by the ordinary tslab_free / tslab_free_ptr, from any thread; tslab_realloc of one
+ * moves it to the default epoch. Epoch allocations are not sampled by the profiler. */
+TSLAB_API void *tslab_alloc_epoch(tslab *a, tslab_epoch e, size_t size, tslab_handle *out);
+
+/** tslab_alloc_epoch without the handle (free with tslab_free_ptr). */
+TSLAB_API void *tslab_malloc_epoch(tslab *a, tslab_epoch e, size_t size);
+
+/** Closes e: no new allocation in it; each of its slabs leaves it as soon as it is empty, into
+ * the instance's cache of empty slabs (decay and the limits apply from there). Slots the threads
+ * that allocated into e still cache keep their slab until that thread's next allocation into an
+ * epoch of that class, tslab_flush or exit (the calling thread's own are returned at once). Once
+ * closed and empty, the epoch's record is free for a later tslab_epoch_open. Idempotent: 0, or
+ * -EINVAL for a stale or forged id. */
+TSLAB_API int tslab_epoch_close(tslab *a, tslab_epoch e);
+
+/** Closes e and frees every live object in it at once: each of its handles is stale afterwards,
+ * and each pointer free of one of its objects is rejected as a double free (until the slot is
+ * reused). Of a free racing the destroy of the same object, exactly one frees it: the free
+ * returns true, or false and counts a rejection. The id is stale once this returns. 0, or
+ * -EINVAL for a stale or forged id. In ASan builds the objects are poisoned; memcheck sees them
+ * freed. */
+TSLAB_API int tslab_epoch_destroy(tslab *a, tslab_epoch e);
+
+/** Sets the age after close beyond which a closed epoch with live objects counts as leaking
+ * (tslab_config.epoch_leak_ms; 0 = the default). 0, or -EINVAL for a NULL a. */
+TSLAB_API int tslab_epoch_leak_set(tslab *a, uint64_t ms);
+
+/** The one list of per-label epoch figures, X(field, type, metric, help): type COUNTER or
+ * GAUGE, metric the Prometheus name after "tslab_" (the renderers add the labels `allocator`
+ * and `label`; a field ending in _ns is rendered in seconds). Its order is the layout of
+ * tslab_epoch_label_stats, which is ABI: append only.
+ * Allocations into an epoch are counted in these figures when the allocating thread's cache of
+ * that class refills, moves to another epoch, flushes (tslab_flush) or exits; frees of epoch
+ * objects when the freeing thread hands its batch of frees back (every 64 frees of a class,
+ * tslab_flush, exit). So the figures are exact once the threads involved have called
+ * tslab_flush, and at most a batch per thread and class behind before. */
+#define TSLAB_EPOCH_STATS(X)                                                                       \
+    X(opened, COUNTER, "epochs_opened_total", "Epochs opened.")                                    \
+    X(closed, COUNTER, "epochs_closed_total", "Epochs closed (destroyed ones included).")          \
+    X(destroyed, COUNTER, "epochs_destroyed_total", "Epochs destroyed.")                           \
+    X(allocations, COUNTER, "epoch_allocations_total", "Objects allocated into epochs.")           \
+    X(frees, COUNTER, "epoch_frees_total",                                                         \
+      "Objects of epochs freed (each object a destroy freed counts once).")                        \
+    X(open_epochs, GAUGE, "epochs_open", "Epochs open now.")                                       \
+    X(closed_live_objects, GAUGE, "epoch_closed_live_objects",                                     \
+      "Live objects in closed epochs that were not destroyed.")                                    \
+    X(oldest_closed_live_age_ns, GAUGE, "epoch_oldest_closed_live_age_seconds",                    \
+      "Time since close of the oldest closed epoch that still holds live objects (0: none).")      \
+    X(leaking_epochs, GAUGE, "epochs_leaking",                                                     \
+      "Closed epochs older than the leak threshold that still hold live objects.")
+
+/** The figures of one label (one row per TSLAB_EPOCH_STATS entry, named by its field). */
+typedef struct tslab_epoch_label_stats {
+    char label[TSLAB_EPOCH_LABEL_MAX];                                /**< the label, or "other" */
+#define TSLAB__EPOCH_FIELD(field, type, metric, help) uint64_t field; /**< help */
+    TSLAB_EPOCH_STATS(TSLAB__EPOCH_FIELD)
+#undef TSLAB__EPOCH_FIELD
+} tslab_epoch_label_stats;
+
+/** One leaking epoch: closed longer ago than the threshold, live objects left. */
+typedef struct tslab_epoch_leak {
+    char label[TSLAB_EPOCH_LABEL_MAX];         /**< its label */
+    uint64_t closed_age_ns;                    /**< time since tslab_epoch_close */
+    uint64_t live_objects;                     /**< live objects, all classes */
+    uint64_t live_by_class[TSLAB_CLASSES_MAX]; /**< live objects per class index */
+} tslab_epoch_leak;
+
+/** A snapshot of an instance's epochs. */
+typedef struct tslab_epoch_stats {
+    uint32_t label_count;       /**< entries of labels[] in use ("other" last, once used) */
+    uint32_t leak_count;        /**< entries of leaks[] in use */
+    uint64_t leak_threshold_ns; /**< tslab_config.epoch_leak_ms in nanoseconds */
+    tslab_epoch_label_stats labels[TSLAB_EPOCH_LABELS_MAX + 1]; /**< by label, first used first */
+    tslab_epoch_leak leaks[TSLAB_EPOCH_LEAKS_MAX];              /**< oldest first */
+} tslab_epoch_stats;
+
+/** Fills the caller's snapshot of `size` bytes (its sizeof(tslab_epoch_stats)): the fields that
+ * fit, the rest of the caller's struct zeroed. 0, or -EINVAL (NULL argument, size 0). */
+TSLAB_API int tslab_epoch_stats_get(tslab *a, tslab_epoch_stats *out, size_t size);
 
 #ifdef __cplusplus
 }

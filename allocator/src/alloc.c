@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Hands out the top slot of t; the caller checked t->count > 0. `sampled` is 0, or
@@ -104,6 +105,122 @@ TSLAB__ENTRY void *tslab_malloc(tslab *a, size_t size)
     if (tslab_unlikely(a == NULL))
         return alloc_slow(a, size, &h);
     return alloc_fast(a, size, &h);
+}
+
+/* ---- Allocation into an explicit epoch ---- */
+
+/* Hands out the top slot of epoch cache t (class cache tcl); the caller checked t->count > 0.
+ * As take(), plus the epoch's own count. */
+static inline void *etake(tslab__tclass *tcl, tslab__eclass *t, tslab_handle *out)
+{
+    uint64_t h = t->slots[--t->count];
+    uint32_t idx = tslab__handle_idx(h);
+    tslab__bump(&tcl->tc.allocations);
+    t->allocs++;
+    atomic_store_explicit(&tcl->state[idx], ((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE,
+                          memory_order_release);
+    char *p = tcl->base + (size_t)idx * tcl->pitch;
+    if (tslab_config_sanitize)
+        tslab__san_alloc(tcl->size, p);
+    *out = h;
+    return p;
+}
+
+/* Every epoch allocation the fast path did not finish: checks the id, binds the thread's epoch
+ * cache of the class to it, refills, and takes a cache's last slot (so that the cache's count is
+ * folded into the record while a slot of it is still held). */
+static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep, size_t size,
+                                                          tslab_handle *out)
+{
+    if (a == NULL || out == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int ci = tslab__class_of_size(a, size);
+    tslab__epochs *tab = atomic_load_explicit(&a->epochs, memory_order_acquire);
+    uint32_t eidx = tslab__epoch_idx(ep);
+    if (ci < 0 || tab == NULL || ep >> TSLAB__EP_TAG_SHIFT != a->tag || eidx == 0 ||
+        eidx > TSLAB_EPOCHS_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    tslab__epoch *r = &tab->rec[eidx];
+    tslab__tcache *tc = tslab__tcache_get(a);
+    if (tc == NULL)
+        return NULL; /* errno set */
+    /* Acquire: pairs with tslab__epoch_new's release of the key. */
+    if (atomic_load_explicit(&r->key, memory_order_acquire) != ep) {
+        bool named = atomic_load_explicit(&r->id, memory_order_relaxed) == ep;
+        /* A closed epoch's slots go back from this thread's cache now rather than later. */
+        if (named && tc->ec != NULL && tc->ec[ci].epoch == ep)
+            tslab__ecache_unbind(a, tc, (uint32_t)ci);
+        errno = named ? ESHUTDOWN : EINVAL;
+        return NULL;
+    }
+    if (tc->ec == NULL && (tc->ec = calloc(a->nclasses, sizeof *tc->ec)) == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    tslab__class *c = &a->cls[ci];
+    tslab__tclass *tcl = &tc->cls[ci];
+    tslab__eclass *t = &tc->ec[ci];
+    tslab__bump(&tcl->tc.slow_path);
+    if (t->epoch != ep) {
+        tslab__ecache_unbind(a, tc, (uint32_t)ci);
+        t->epoch = ep;
+        t->idx = eidx;
+        t->key = &r->key;
+    }
+    if (t->count <= 1) {
+        if (t->allocs != 0 && t->count == 1) {
+            tslab__epoch_count(a, eidx, (uint32_t)ci, (int64_t)t->allocs);
+            t->allocs = 0;
+        }
+        uint32_t want = c->batch < TSLAB__EC_MAX - t->count ? c->batch : TSLAB__EC_MAX - t->count;
+        uint32_t n = tslab__slab_refill_epoch(a, c, eidx, ep, t->slots + t->count, want);
+        if (n == 0 && t->count == 0)
+            return NULL; /* errno ESHUTDOWN or ENOMEM */
+        t->count += n;
+    }
+    void *p = etake(tcl, t, out);
+    if (t->count == 0) {
+        /* The object just taken holds its slab (nobody else has its handle yet). */
+        tslab__epoch_count(a, eidx, (uint32_t)ci, (int64_t)t->allocs);
+        t->allocs = 0;
+    }
+    return p;
+}
+
+/* As alloc_fast, from the thread's epoch cache of the class. The cache's last slot is left to the
+ * slow path (count > 1), and the record's key is compared on every allocation so that a close
+ * or destroy is seen at once. */
+static inline void *alloc_epoch_fast(tslab *a, uint64_t ep, size_t size, tslab_handle *out)
+{
+    size_t k = size - 1;
+    tslab__tls_entry *e = tslab__tls_slot(a);
+    if (tslab_likely(k < a->lut_limit && e->uid == a->uid && e->tc->ec != NULL)) {
+        uint32_t ci = a->lut[k >> 3];
+        tslab__eclass *t = &e->tc->ec[ci];
+        if (tslab_likely(t->epoch == ep && t->count > 1 &&
+                         atomic_load_explicit(t->key, memory_order_relaxed) == ep))
+            return etake(&e->tc->cls[ci], t, out);
+    }
+    return epoch_alloc_slow(a, ep, size, out);
+}
+
+TSLAB__ENTRY void *tslab_alloc_epoch(tslab *a, tslab_epoch e, size_t size, tslab_handle *out)
+{
+    if (tslab_unlikely(a == NULL || out == NULL))
+        return epoch_alloc_slow(a, e, size, out);
+    return alloc_epoch_fast(a, e, size, out);
+}
+
+TSLAB__ENTRY void *tslab_malloc_epoch(tslab *a, tslab_epoch e, size_t size)
+{
+    tslab_handle h;
+    if (tslab_unlikely(a == NULL))
+        return epoch_alloc_slow(a, e, size, &h);
+    return alloc_epoch_fast(a, e, size, &h);
 }
 
 TSLAB__ENTRY void *tslab_calloc(tslab *a, size_t n, size_t size)

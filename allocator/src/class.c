@@ -73,7 +73,10 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
         (r = tslab__area_reserve(a, &c->meta_bits, max_slabs * c->bitmap_words * 8)) != 0 ||
         (r = tslab__area_reserve(a, &c->meta_rbits, max_slabs * c->bitmap_words * 8)) != 0 ||
         (r = tslab__area_reserve(a, &c->meta_owner, max_slabs * sizeof(uint16_t))) != 0 ||
-        (r = tslab__area_reserve(a, &c->meta_own, TSLAB__IDS * sizeof(tslab__list))) != 0)
+        (r = tslab__area_reserve(a, &c->meta_own, TSLAB__IDS * sizeof(tslab__list))) != 0 ||
+        (r = tslab__area_reserve(a, &c->meta_sepoch, max_slabs * sizeof(uint16_t))) != 0 ||
+        (r = tslab__area_reserve(a, &c->meta_elist,
+                                 (TSLAB_EPOCHS_MAX + 1) * sizeof(tslab__list))) != 0)
         return r;
     c->state = (_Atomic uint32_t *)(void *)c->meta_state.base;
     c->slabs = (tslab__slab *)(void *)c->meta_slab.base;
@@ -81,6 +84,8 @@ int tslab__class_init(tslab *a, tslab__class *c, uint32_t index, uint32_t size, 
     c->rbits = (uint64_t *)(void *)c->meta_rbits.base;
     c->owner = (_Atomic uint16_t *)(void *)c->meta_owner.base;
     c->own = (tslab__list *)(void *)c->meta_own.base;
+    c->sepoch = (_Atomic uint16_t *)(void *)c->meta_sepoch.base;
+    c->elist = (tslab__list *)(void *)c->meta_elist.base;
     if (tslab_config_quarantine) {
         c->quarantine = calloc(TSLAB_QUARANTINE_SLOTS, sizeof(uint64_t));
         if (c->quarantine == NULL)
@@ -97,6 +102,8 @@ void tslab__class_fini(tslab *a, tslab__class *c)
     tslab__area_release(a, &c->meta_rbits);
     tslab__area_release(a, &c->meta_owner);
     tslab__area_release(a, &c->meta_own);
+    tslab__area_release(a, &c->meta_sepoch);
+    tslab__area_release(a, &c->meta_elist);
     free(c->quarantine);
     c->quarantine = NULL;
     pthread_mutex_destroy(&c->lock);

@@ -39,6 +39,7 @@ static void fork_prepare(void)
         pthread_mutex_lock(&a->tc_lock);
         for (uint32_t i = 0; i < a->nclasses; i++)
             pthread_mutex_lock(&a->cls[i].lock);
+        tslab__epochs_lock(a);
         tslab__sampler_lock(a);
         tslab__rejections_lock(a);
     }
@@ -52,6 +53,7 @@ static void fork_release(void)
             continue;
         tslab__rejections_unlock(a);
         tslab__sampler_unlock(a);
+        tslab__epochs_unlock(a);
         for (uint32_t i = a->nclasses; i-- > 0;)
             pthread_mutex_unlock(&a->cls[i].lock);
         pthread_mutex_unlock(&a->tc_lock);
@@ -134,6 +136,7 @@ static void free_instance(tslab *a, uint32_t n)
     destroy_classes(a, n);
     tslab__sampler_fini(a);
     tslab__rejections_fini(a);
+    tslab__epochs_fini(a);
     pthread_mutex_destroy(&a->tc_lock);
     free(a->retired);
     free(a);
@@ -198,6 +201,10 @@ static tslab *create(const tslab_config *cfg)
                         : cfg->decay_ms == TSLAB_DECAY_NONE ? 0
                                                             : cfg->decay_ms;
     atomic_store_explicit(&a->decay_ns, tslab__ms_to_ns(decay_ms), memory_order_relaxed);
+    atomic_store_explicit(
+        &a->epoch_leak_ns,
+        tslab__ms_to_ns(cfg->epoch_leak_ms ? cfg->epoch_leak_ms : TSLAB__EPOCH_LEAK_DEFAULT_MS),
+        memory_order_relaxed);
     atomic_store_explicit(&a->limit_hard, cfg->limit_hard, memory_order_relaxed);
     atomic_store_explicit(&a->limit_soft, cfg->limit_soft, memory_order_relaxed);
     strcpy(a->name, cfg->name ? cfg->name : "default");

@@ -271,9 +271,13 @@ typedef struct tslab__slab {
 } tslab__slab;
 
 /* Owner ids: 1..TSLAB__IDS - 1 name a thread cache of the instance; 0 is "unowned". A thread
- * that finds no free id gets TSLAB__NO_ID, which matches no owner: it frees with a CAS. */
+ * that finds no free id gets TSLAB__NO_ID, which matches no owner: it frees with a CAS. A slab of
+ * an explicit epoch is owned by TSLAB__EPOCH_OWNER, which matches no thread either: every free of
+ * an epoch object is a CAS (so a destroy racing it has exactly one winner), and its hand-back
+ * takes the slot at once (no plain store can be in flight on it). */
 #define TSLAB__IDS 1024
 #define TSLAB__NO_ID UINT16_MAX
+#define TSLAB__EPOCH_OWNER TSLAB__IDS
 
 /* A reservation whose prefix is committed as it grows. */
 typedef struct tslab__area {
@@ -310,7 +314,8 @@ typedef struct tslab__class {
 
     _Alignas(64) pthread_mutex_t lock; /* guards everything below */
     tslab__area objects;               /* the object region */
-    tslab__area meta_state, meta_slab, meta_bits, meta_rbits, meta_owner, meta_own;
+    tslab__area meta_state, meta_slab, meta_bits, meta_rbits, meta_owner, meta_own, meta_sepoch,
+        meta_elist;
     tslab__slab *slabs;
     uint64_t *bits;  /* free bitmaps, bitmap_words per slab */
     uint64_t *rbits; /* remote bitmaps, same shape */
@@ -323,6 +328,12 @@ typedef struct tslab__class {
      * initialised, the rest committed (and set up) when an id first claims a slab here. */
     tslab__list *own;
     uint32_t own_ready;
+    /* Epochs: sepoch[s] is the epoch record index slab s belongs to (0: the default epoch; only
+     * slabs whose owner is TSLAB__EPOCH_OWNER have another), elist[i] the partial slabs of epoch
+     * record i, set up lazily as own[] is. */
+    _Atomic uint16_t *sepoch;
+    tslab__list *elist;
+    uint32_t elist_ready;
     uint64_t decay_next;  /* clock time the tail's decay runs out; UINT64_MAX: nothing cached */
     uint32_t decay_calls; /* slow-path calls since the clock was last read (tslab__decay_due) */
     uint64_t *quarantine; /* ring of TSLAB_QUARANTINE_SLOTS entries (sanitizer builds) */
@@ -385,6 +396,21 @@ static inline uint64_t tslab__handle_next(uint64_t h)
     return (h & ~(uint64_t)TSLAB__GEN_MASK) | tslab__gen_next((uint32_t)h);
 }
 
+/* A thread's cache of one class for allocations into explicit epochs: the slots of one epoch
+ * at a time (`epoch`, whose record's key the fast path compares, so a close is seen at once).
+ * Used by its thread only. Allocations are counted into the epoch's record (`allocs`, folded)
+ * only while the cache still holds a slot: a slot keeps its slab, and so the record, from being
+ * reused by another epoch before the count lands. */
+#define TSLAB__EC_MAX 32
+typedef struct tslab__eclass {
+    uint64_t epoch;        /* the epoch id its slots belong to; 0: none */
+    _Atomic uint64_t *key; /* &record.key of that epoch */
+    uint32_t count;
+    uint32_t idx;    /* the epoch's record index */
+    uint64_t allocs; /* allocations not yet counted in the record */
+    uint64_t slots[TSLAB__EC_MAX];
+} tslab__eclass;
+
 /* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the
  * thread's exit, whichever is first); used only by its thread, except for counter reads. */
 typedef struct tslab__tcache {
@@ -393,6 +419,7 @@ typedef struct tslab__tcache {
     uint16_t id;           /* owner id, or TSLAB__NO_ID */
     uint64_t rng;          /* the sampler's random state, 0 until first used (sample.c) */
     uint64_t sample_armed; /* bit i: class i's countdown was drawn with sampling on */
+    tslab__eclass *ec;     /* epoch caches, class_count entries; NULL until first used */
     tslab__tclass cls[];   /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
 
@@ -459,8 +486,58 @@ struct tslab {
     void (*on_reject)(void *ctx, int reason, const struct tslab_rejection *r);
     void *on_reject_ctx;
 
+    /* Epochs (epoch_table.c): the table, made on first tslab_epoch_open (acquire/release: its
+     * lock and fields are set up before it is published), and the leak threshold. */
+    _Atomic(struct tslab__epochs *) epochs;
+    _Atomic uint64_t epoch_leak_ns;
+
     tslab__class cls[];
 };
+
+/* ---- Epochs ---- */
+/* Epoch id: bits 0..31 the record's generation (never 0), 32..44 the record index
+ * (1..TSLAB_EPOCHS_MAX), 45..53 the instance tag; bits 54..63 zero. */
+#define TSLAB__EP_IDX_SHIFT 32
+#define TSLAB__EP_IDX_MASK 0x1FFFu
+#define TSLAB__EP_TAG_SHIFT 45
+_Static_assert(TSLAB_EPOCHS_MAX <= TSLAB__EP_IDX_MASK && TSLAB_EPOCHS_MAX < UINT16_MAX,
+               "epoch index bits (and sepoch[] entries)");
+enum { TSLAB__EP_FREE, TSLAB__EP_OPEN, TSLAB__EP_CLOSED, TSLAB__EP_DYING };
+#define TSLAB__EPOCH_LEAK_DEFAULT_MS 60000
+
+/* One epoch record. `key` and `id` are written under the table lock and read without it. */
+typedef struct tslab__epoch {
+    _Atomic uint64_t key; /* the id while open, else 0: what allocations compare against */
+    _Atomic uint64_t id;  /* the id naming it (new at open; destroy makes the old one stale) */
+    uint32_t state;       /* TSLAB__EP_*; table lock */
+    uint32_t label;       /* label index */
+    uint32_t slabs;       /* slabs of every class that belong to it; table lock */
+    uint32_t next_free;   /* free list link */
+    uint64_t closed_at;   /* the instance clock at close */
+    /* Per class: allocations counted (folded) minus frees handed back; may dip below zero for
+     * a moment (a free handed back before its allocation was folded). */
+    _Atomic int64_t live[TSLAB_CLASSES_MAX];
+} tslab__epoch;
+
+typedef struct tslab__elabel {
+    char name[TSLAB_EPOCH_LABEL_MAX];
+    uint64_t opened, closed, destroyed; /* table lock */
+    _Atomic uint64_t allocations, frees;
+} tslab__elabel;
+
+typedef struct tslab__epochs {
+    pthread_mutex_t lock; /* below the class locks: taken with one held, never the reverse */
+    uint32_t used;        /* records 1..used have been used */
+    uint32_t free_head, free_tail; /* FREE records, oldest first (reused as late as possible) */
+    uint32_t nlabels;              /* labels in use; index TSLAB_EPOCH_LABELS_MAX is "other" */
+    tslab__elabel labels[TSLAB_EPOCH_LABELS_MAX + 1];
+    tslab__epoch rec[TSLAB_EPOCHS_MAX + 1]; /* rec[0] unused: index 0 is the default epoch */
+} tslab__epochs;
+
+static inline uint32_t tslab__epoch_idx(uint64_t e)
+{
+    return (uint32_t)(e >> TSLAB__EP_IDX_SHIFT) & TSLAB__EP_IDX_MASK;
+}
 
 /* ---- registry.c: live instances by tag (the lowest layer: calls nothing above it) ---- */
 /* True when `tag` names a live instance other than `self`. */
@@ -496,6 +573,13 @@ int tslab__class_of_size(const tslab *a, size_t size);
 /* Moves up to `want` free slots into `out` as cache entries (their next handles); returns how
  * many (0 with errno ENOMEM). */
 uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint16_t id, uint64_t *out, uint32_t want);
+/* As tslab__slab_refill, for the cache of epoch e (record eidx): from e's slabs only, claiming
+ * empty ones for e while e is open; 0 with errno ESHUTDOWN once e is not open, ENOMEM. */
+uint32_t tslab__slab_refill_epoch(tslab *a, tslab__class *c, uint32_t eidx, uint64_t e,
+                                  uint64_t *out, uint32_t want);
+/* Frees every live object of epoch record eidx in class c (a CAS each: a racing free or another
+ * destroy has exactly one winner); returns how many this call freed. */
+uint64_t tslab__slab_epoch_destroy(tslab *a, tslab__class *c, uint32_t eidx);
 /* Returns n slots (cache entries: handles, of which only the index is used) to their slabs;
  * empty slabs are cached or released. */
 void tslab__slab_drain(tslab *a, tslab__class *c, const uint64_t *ent, uint32_t n);
@@ -532,11 +616,35 @@ static inline uint64_t tslab__ms_to_ns(uint64_t ms)
     return ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u;
 }
 
+/* ---- epoch_table.c: epoch records (below slab.c, which reports to it) ---- */
+/* The table, made on first use; NULL (errno ENOMEM) when it cannot be. */
+struct tslab__epochs *tslab__epochs_get(tslab *a);
+void tslab__epochs_fini(tslab *a);
+/* A slab of class c joins epoch e (record eidx) if e is still open; false otherwise. */
+bool tslab__epoch_attach(tslab *a, uint32_t eidx, uint64_t e);
+/* A slab left record eidx (it emptied): the last slab of a closed or destroyed epoch frees the
+ * record for reuse. Caller may hold a class lock. */
+void tslab__epoch_detach(tslab *a, uint32_t eidx);
+/* Counts n allocations (folded from a thread's cache) or n frees of class ci in record eidx;
+ * the caller holds a slot of the record's, so the record cannot be reused meanwhile. */
+void tslab__epoch_count(tslab *a, uint32_t eidx, uint32_t ci, int64_t n);
+/* Opens a record labelled `label`: its new id, or 0 with errno (ENOMEM, EAGAIN). */
+uint64_t tslab__epoch_new(tslab *a, const char *label);
+/* Closes epoch e (and makes its id stale when destroying); returns its record index, or 0 with
+ * errno EINVAL when e is not a current id of a. *pinned: the record is held for a destroy's
+ * walk, to be let go with tslab__epoch_detach. */
+uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned);
+/* fork(): the table lock is taken after the class locks and released before them. */
+void tslab__epochs_lock(tslab *a);
+void tslab__epochs_unlock(tslab *a);
+
 /* ---- tcache.c: thread caches ---- */
 /* The calling thread's cache for `a` (found in the full map, or created on first use), installed
  * in the fast map; NULL (errno ENOMEM) if it cannot be made. */
 tslab__tcache *tslab__tcache_bind(tslab *a);
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc);
+/* Empties tc's epoch cache of class ci: folds its count, returns its slots, binds it to none. */
+void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci);
 /* Frees every cache of `a` (tslab_destroy). */
 void tslab__tcache_destroy_all(tslab *a);
 

@@ -73,11 +73,11 @@ static void list_remove(tslab__class *c, tslab__list *l, uint32_t s)
     l->count--;
 }
 
-/* Metadata bytes one slab adds (state words, descriptor, both bitmaps, owner id). */
+/* Metadata bytes one slab adds (state words, descriptor, both bitmaps, owner id, epoch). */
 static uint64_t meta_per_slab(const tslab__class *c)
 {
     return (uint64_t)c->per_slab * 4 + sizeof(tslab__slab) + c->bitmap_words * 16 +
-           sizeof(uint16_t);
+           2 * sizeof(uint16_t);
 }
 
 /* resident: slabs not handed back plus the metadata pages in use (committed metadata beyond
@@ -86,7 +86,8 @@ static void update_bytes(tslab *a, tslab__class *c)
 {
     uint64_t meta_committed = c->meta_state.committed + c->meta_slab.committed +
                               c->meta_bits.committed + c->meta_rbits.committed +
-                              c->meta_owner.committed + c->meta_own.committed;
+                              c->meta_owner.committed + c->meta_own.committed +
+                              c->meta_sepoch.committed + c->meta_elist.committed;
     uint64_t meta_used = (c->nslabs * meta_per_slab(c) + a->page - 1) / a->page * a->page;
     uint64_t released = atomic_load_explicit(&c->cc.slabs_released, memory_order_relaxed);
     atomic_store_explicit(&c->cc.mapped_bytes, c->objects.committed + meta_committed,
@@ -150,12 +151,14 @@ static uint32_t grow(tslab *a, tslab__class *c)
         tslab__area_grow(a, &c->meta_bits, n * c->bitmap_words * 8) != 0 ||
         tslab__area_grow(a, &c->meta_rbits, n * c->bitmap_words * 8) != 0 ||
         tslab__area_grow(a, &c->meta_owner, n * sizeof(uint16_t)) != 0 ||
+        tslab__area_grow(a, &c->meta_sepoch, n * sizeof(uint16_t)) != 0 ||
         tslab__area_grow(a, &c->objects, n * c->slab_bytes) != 0) {
         tslab__cadd(&c->cc.os_failures, 1);
         return TSLAB__NIL;
     }
     c->slabs[s] = (tslab__slab){0, TSLAB__NIL, TSLAB__NIL, TSLAB__SLAB_FRESH, 0, 0, 0};
     atomic_store_explicit(&c->owner[s], 0, memory_order_relaxed);
+    atomic_store_explicit(&c->sepoch[s], 0, memory_order_relaxed);
     /* Not yet published (nslots), so no other thread reads these words. */
     for (uint32_t i = 0, base = s << c->slot_shift; i < c->per_slab; i++)
         atomic_store_explicit(&c->state[base + i],
@@ -270,28 +273,32 @@ static void decay_due(tslab *a, tslab__class *c, relq *q, bool force)
         decay_step(a, c, now, q);
 }
 
-/* Owner id's list of partial slabs in class c, committed and set up on first use; NULL when
- * the metadata cannot be committed. Caller holds the lock. */
-static tslab__list *own_list(tslab *a, tslab__class *c, uint16_t id)
+/* Entry i of a lazily set up table of lists (own[] by owner id, elist[] by epoch record), its
+ * reservation committed and its new entries set up on first use; NULL when the metadata cannot
+ * be committed. Caller holds the lock. */
+static tslab__list *lazy_list(tslab *a, tslab__class *c, tslab__area *ar, tslab__list *table,
+                              uint32_t *ready, uint32_t i)
 {
-    if (id >= c->own_ready) {
-        if (tslab__area_grow(a, &c->meta_own, ((size_t)id + 1) * sizeof(tslab__list)) != 0) {
+    if (i >= *ready) {
+        if (tslab__area_grow(a, ar, ((size_t)i + 1) * sizeof(tslab__list)) != 0) {
             tslab__cadd(&c->cc.os_failures, 1);
             return NULL;
         }
-        uint32_t ready = (uint32_t)(c->meta_own.committed / sizeof(tslab__list));
-        for (uint32_t i = c->own_ready; i < ready; i++)
-            c->own[i] = (tslab__list){TSLAB__NIL, TSLAB__NIL, 0};
-        c->own_ready = ready;
+        uint32_t n = (uint32_t)(ar->committed / sizeof(tslab__list));
+        for (uint32_t k = *ready; k < n; k++)
+            table[k] = (tslab__list){TSLAB__NIL, TSLAB__NIL, 0};
+        *ready = n;
     }
-    return &c->own[id];
+    return &table[i];
 }
 
-/* The list a PARTIAL slab is on: its owner's (set up before the owner claimed it), or the
- * class's partial list. */
+/* The list a PARTIAL slab is on: its owner's or its epoch's (set up before the slab was
+ * claimed), or the class's partial list. */
 static tslab__list *home(tslab__class *c, uint32_t s)
 {
     uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
+    if (o == TSLAB__EPOCH_OWNER)
+        return &c->elist[atomic_load_explicit(&c->sepoch[s], memory_order_relaxed)];
     return o == 0 ? &c->partial : &c->own[o];
 }
 
@@ -353,6 +360,13 @@ static void make_empty(tslab *a, tslab__class *c, uint32_t s, relq *q)
             c->rbits[(size_t)s * c->bitmap_words + i] = 0;
         sl->rcount = 0;
     }
+    if (atomic_load_explicit(&c->owner[s], memory_order_relaxed) == TSLAB__EPOCH_OWNER) {
+        /* It leaves its epoch as it empties, whatever the epoch's state: an empty slab is the
+         * instance's to reuse (for this epoch too, through acquire). */
+        uint32_t eidx = atomic_load_explicit(&c->sepoch[s], memory_order_relaxed);
+        atomic_store_explicit(&c->sepoch[s], 0, memory_order_relaxed);
+        tslab__epoch_detach(a, eidx);
+    }
     atomic_store_explicit(&c->owner[s], 0, memory_order_relaxed);
     uint64_t decay = atomic_load_explicit(&a->decay_ns, memory_order_relaxed);
     if (a->cache_slabs == 0 || decay == 0 || over_soft(a, q->bytes)) {
@@ -395,17 +409,27 @@ static void settle(tslab *a, tslab__class *c, uint32_t s, relq *q)
 
 static void unlock_and_release(tslab *a, tslab__class *c, relq *q);
 
-uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint16_t id, uint64_t *out, uint32_t want)
+/* Refill for owner id (a thread id, TSLAB__NO_ID, or TSLAB__EPOCH_OWNER with epoch e in record
+ * eidx). An epoch refills from its own slabs and empty ones only, never from the class's shared
+ * partial slabs, so its objects share slabs with nobody else's. */
+static uint32_t refill(tslab *a, tslab__class *c, uint16_t id, uint32_t eidx, uint64_t e,
+                       uint64_t *out, uint32_t want)
 {
+    bool epoch = id == TSLAB__EPOCH_OWNER;
     tslab__list *list = &c->partial;
     uint32_t n = 0;
-    bool limited = false, purged = false;
+    bool limited = false, purged = false, shut = false;
     relq q = {.n = 0};
 again:
     tslab__class_lock(a, c);
-    /* An owner whose list cannot be set up (no memory for it) refills as an unowned thread
-     * would this time: its frees of those slots then take the CAS path, which is always safe. */
-    if (id != TSLAB__NO_ID && (list = own_list(a, c, id)) == NULL) {
+    if (epoch) {
+        list = lazy_list(a, c, &c->meta_elist, c->elist, &c->elist_ready, eidx);
+        if (list == NULL)
+            goto out;
+    } else if (id != TSLAB__NO_ID &&
+               (list = lazy_list(a, c, &c->meta_own, c->own, &c->own_ready, id)) == NULL) {
+        /* An owner whose list cannot be set up (no memory for it) refills as an unowned thread
+         * would this time: its frees of those slots then take the CAS path, always safe. */
         list = &c->partial;
         id = TSLAB__NO_ID;
     }
@@ -415,12 +439,23 @@ again:
             if (c->slabs[s].rcount > 0)
                 merge(c, s);
         } else {
-            s = id != TSLAB__NO_ID ? pop(c, &c->partial) : TSLAB__NIL;
+            s = id != TSLAB__NO_ID && !epoch ? pop(c, &c->partial) : TSLAB__NIL;
             if (s == TSLAB__NIL) {
-                s = acquire(a, c, &limited);
-                if (s == TSLAB__NIL)
+                /* An epoch's new slab joins it only while it is open (checked under the table
+                 * lock, which close and destroy hold as they shut it). */
+                if (epoch && !tslab__epoch_attach(a, eidx, e)) {
+                    shut = true;
                     break;
+                }
+                s = acquire(a, c, &limited);
+                if (s == TSLAB__NIL) {
+                    if (epoch)
+                        tslab__epoch_detach(a, eidx);
+                    break;
+                }
                 set_state(c, s, TSLAB__SLAB_PARTIAL);
+                if (epoch)
+                    atomic_store_explicit(&c->sepoch[s], (uint16_t)eidx, memory_order_relaxed);
             }
             /* Relaxed: the owner is read under this lock (hand-backs, lists) or by this thread
              * itself (its fast path), so the lock orders every read that matters. A remote slot
@@ -454,6 +489,7 @@ again:
     }
     if (n == 0 && limited && purged)
         tslab__cadd(&c->cc.limit_refusals, 1);
+out:
     decay_due(a, c, &q, false);
     unlock_and_release(a, c, &q);
     q.n = 0;
@@ -468,8 +504,19 @@ again:
         goto again;
     }
     if (n == 0)
-        errno = ENOMEM;
+        errno = shut ? ESHUTDOWN : ENOMEM;
     return n;
+}
+
+uint32_t tslab__slab_refill(tslab *a, tslab__class *c, uint16_t id, uint64_t *out, uint32_t want)
+{
+    return refill(a, c, id, 0, 0, out, want);
+}
+
+uint32_t tslab__slab_refill_epoch(tslab *a, tslab__class *c, uint32_t eidx, uint64_t e,
+                                  uint64_t *out, uint32_t want)
+{
+    return refill(a, c, TSLAB__EPOCH_OWNER, eidx, e, out, want);
 }
 
 /* The counters of slabs released as `why`. */
@@ -595,9 +642,12 @@ void tslab__slab_remote(tslab *a, tslab__class *c, uint16_t id, const uint64_t *
             dups++;
             continue;
         }
-        if (o == 0 || o == id) {
+        if (o == 0 || o == id || o == TSLAB__EPOCH_OWNER) {
             /* No other thread can still be in a plain free of this slot: take it now. */
             atomic_store_explicit(&c->state[idx], want & ~TSLAB__RFREE, memory_order_relaxed);
+            if (o == TSLAB__EPOCH_OWNER)
+                tslab__epoch_count(a, atomic_load_explicit(&c->sepoch[s], memory_order_relaxed),
+                                   c->index, -1);
             give_slot(c, idx);
         } else if (c->rbits[wi] & bit) {
             /* Already waiting for the owner's check: of two pending copies at most one is real
@@ -651,7 +701,7 @@ static void disown_where(tslab *a, tslab__class *c, uint16_t id, bool others)
     tslab__class_lock(a, c);
     for (uint32_t s = 0; s < c->nslabs; s++) {
         uint16_t o = atomic_load_explicit(&c->owner[s], memory_order_relaxed);
-        if (o == 0 || (others ? o == id : o != id))
+        if (o == 0 || o == TSLAB__EPOCH_OWNER || (others ? o == id : o != id))
             continue;
         disown_one(a, c, s, &q);
         relq_drain_if_full(a, c, &q);
@@ -697,6 +747,50 @@ void tslab__slab_disown(tslab *a, tslab__class *c, uint16_t id)
 void tslab__slab_disown_others(tslab *a, tslab__class *c, uint16_t keep)
 {
     disown_where(a, c, keep, true);
+}
+
+uint64_t tslab__slab_epoch_destroy(tslab *a, tslab__class *c, uint32_t eidx)
+{
+    relq q = {.n = 0};
+    uint64_t freed = 0;
+    tslab__class_lock(a, c);
+    for (uint32_t s = 0; s < c->nslabs; s++) {
+        uint16_t st = c->slabs[s].state;
+        if (atomic_load_explicit(&c->owner[s], memory_order_relaxed) != TSLAB__EPOCH_OWNER ||
+            atomic_load_explicit(&c->sepoch[s], memory_order_relaxed) != eidx ||
+            (st != TSLAB__SLAB_PARTIAL && st != TSLAB__SLAB_FULL))
+            continue;
+        const uint64_t *words = &c->bits[(size_t)s * c->bitmap_words];
+        uint32_t base = s << c->slot_shift;
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < c->per_slab; i++) {
+            if (words[i / 64] & (UINT64_C(1) << (i % 64)))
+                continue; /* the slab's own */
+            _Atomic uint32_t *w = &c->state[base + i];
+            uint32_t v = atomic_load_explicit(w, memory_order_acquire);
+            /* Only a LIVE word is an object; a cached slot (FREE, in a thread's epoch cache) or
+             * one freed by a CAS and on its way back (RFREE) is left to its holder. The CAS
+             * makes a racing free, or a second destroy, lose: exactly one frees the object. */
+            if (!(v & TSLAB__LIVE) || !atomic_compare_exchange_strong_explicit(
+                                          w, &v, tslab__state_freed(tslab__state_gen(v)),
+                                          memory_order_acq_rel, memory_order_relaxed))
+                continue;
+            if (tslab_config_sanitize)
+                tslab__san_free(c->size, tslab__slot_addr(c, base + i));
+            if (v & TSLAB__SAMPLED)
+                tslab__sample_free(a, c->index, base + i, tslab__state_gen(v));
+            give_slot(c, base + i);
+            n++;
+        }
+        if (n == 0)
+            continue;
+        freed += n;
+        tslab__epoch_count(a, eidx, c->index, -(int64_t)n);
+        settle(a, c, s, &q);
+        relq_drain_if_full(a, c, &q);
+    }
+    unlock_and_release(a, c, &q);
+    return freed;
 }
 
 uint64_t tslab__quarantine_push(tslab__class *c, uint64_t idx)

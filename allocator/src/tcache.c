@@ -28,9 +28,28 @@ static void merge_counters(tslab__tcounters *dst, const tslab__tcounters *src)
 #undef MERGE
 }
 
+void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci)
+{
+    tslab__eclass *t = &tc->ec[ci];
+    if (t->epoch == 0)
+        return;
+    /* Counted while the slots still hold the record (tslab__eclass); allocs is non-zero only
+     * while count is (the allocation slow path counts as it takes a cache's last slot). */
+    if (t->allocs != 0)
+        tslab__epoch_count(a, t->idx, ci, (int64_t)t->allocs);
+    t->allocs = 0;
+    if (t->count > 0)
+        tslab__slab_drain(a, &a->cls[ci], t->slots, t->count);
+    t->count = 0;
+    t->epoch = 0;
+    t->key = NULL;
+}
+
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
 {
     for (uint32_t i = 0; i < a->nclasses; i++) {
+        if (tc->ec != NULL)
+            tslab__ecache_unbind(a, tc, i);
         tslab__tclass *t = &tc->cls[i];
         if (t->count > 0)
             tslab__slab_drain(a, &a->cls[i], t->slots, t->count);
@@ -78,6 +97,7 @@ static void thread_exit(void *arg)
         if (a != NULL && a->uid == m[t].uid) {
             tslab__tcache_flush(a, m[t].tc);
             retire(a, m[t].tc);
+            free(m[t].tc->ec);
             free(m[t].tc);
         }
     }
@@ -158,6 +178,7 @@ void tslab__tcache_destroy_all(tslab *a)
     pthread_mutex_unlock(&a->tc_lock);
     while (tc) {
         tslab__tcache *next = tc->next;
+        free(tc->ec);
         free(tc);
         tc = next;
     }
