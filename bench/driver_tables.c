@@ -39,6 +39,7 @@ backend backends[NBACKENDS] = {
     {.name = "tslab-h-bg", .kind = BENCH_KIND_TSH, .bg = true},
     {.name = "jemalloc-bg", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_JEMALLOC, .bg = true},
     {.name = "tslab-h-nosample", .kind = BENCH_KIND_TSH, .nosample = true},
+    {.name = "tslab-h-epoch", .kind = BENCH_KIND_TSH, .groups = true},
     {.name = "mimalloc-heap",
      .kind = BENCH_KIND_SYS,
      .lib = BENCH_LIB_MIMALLOC,
@@ -67,7 +68,8 @@ int backend_index(const char *name)
     "-alloc_p50_ns,-alloc_p99_ns,-alloc_p999_ns,-alloc_p9999_ns,-alloc_max_ns,-alloc_mean_ns,"     \
     "-free_p50_ns,-free_p99_ns,-free_p999_ns,-free_p9999_ns,-free_max_ns,-free_mean_ns"
 #define TEL_BACKENDS "tslab-h-nocnt,tslab-h,tslab-h-scrape"
-#define LIFETIME_BACKENDS "tslab-h,glibc,jemalloc,jemalloc-arena,mimalloc,mimalloc-heap,tcmalloc"
+#define LIFETIME_BACKENDS                                                                          \
+    "tslab-h,tslab-h-epoch,glibc,jemalloc,jemalloc-arena,mimalloc,mimalloc-heap,tcmalloc"
 #define CYCLE_METRICS                                                                              \
     "-pair_ns,-faults_per_cycle,=first_cycle_faults,=rss_alloc_bytes,=rss_free_bytes"
 
@@ -222,7 +224,7 @@ const wl workloads[NWORKLOADS] = {
      .metrics = "+requests_per_s,-obj_ns,-rss_peak_bytes,-rss_burst_bytes,-rss_quiet_bytes,"
                 "-burst_over_live,-quiet_over_live,-faults_per_kreq,=live_bytes,=peak_live_bytes,"
                 "=live_class_bytes,=tslab_cached_bytes,=uncached_over_live,=quiet_cached_bytes,"
-                "=slow_path_per_kop",
+                "=quiet_resident_bytes,=slow_path_per_kop",
      .ratio_to = "mimalloc-heap",
      .max_reps = 3,
      .max_ms = 10000,
