@@ -5,11 +5,13 @@
  *     uaf-malloc   tslab_malloc, tslab_free_ptr, one more allocation of the same class (the slot
  *                  must stay in quarantine), then a write through the stale pointer
  *     uaf-handle   tslab_alloc, tslab_free, then a read through the stale pointer
+ *     uaf-epoch    objects allocated into an epoch, tslab_epoch_destroy, then a read through a
+ *                  pointer to one of them (destroy frees them: poisoned, freed for memcheck)
  *     leak         allocates three objects and drops the pointer to the middle one (the instance
  *                  stays alive and reachable): Valgrind must report it definitely lost
  *     destroy-live tslab_destroy with 100 objects still live (allowed: destroy releases them):
  *                  no report at all
- *     clean        correct use of both APIs: no report at all
+ *     clean        correct use of both APIs and of epochs: no report at all
  *   san_misuse --asan    (ASan builds; skipped, exit 77, elsewhere) runs each uaf mode as a child
  *                  and expects an AddressSanitizer "heap-use-after-free" or "use-after-poison"
  *                  report naming the access, and the clean mode to exit 0 without one.
@@ -64,6 +66,18 @@ static int scenario(const char *mode)
         fprintf(stderr, "misuse: reading through a stale pointer %p\n", (void *)p);
         return touch_read(p) == 255 ? 4 : 3;
     }
+    if (!strcmp(mode, "uaf-epoch")) {
+        tslab_epoch e = tslab_epoch_open(inst, "misuse");
+        unsigned char *p[10];
+        for (int i = 0; i < 10; i++) {
+            p[i] = tslab_malloc_epoch(inst, e, 100);
+            SAN_CHECK(p[i] != NULL, "epoch alloc");
+            memset(p[i], 1, 100);
+        }
+        SAN_CHECK(tslab_epoch_destroy(inst, e) == 0, "destroy");
+        fprintf(stderr, "misuse: reading through a destroyed epoch's pointer %p\n", (void *)p[4]);
+        return touch_read(p[4]) == 255 ? 4 : 3;
+    }
     if (!strcmp(mode, "leak")) {
         leak_one();
         return 0; /* no tslab_destroy: the instance stays reachable through `inst` */
@@ -88,6 +102,27 @@ static int scenario(const char *mode)
             q[199] = 2;
             SAN_CHECK(tslab_free(inst, h) && tslab_free_ptr(inst, q), "free");
             SAN_CHECK(!tslab_free(inst, h), "double free accepted");
+        }
+        /* Epochs: some objects freed one by one, the rest by destroy, one epoch only closed. */
+        for (int round = 0; round < 20; round++) {
+            tslab_epoch e = tslab_epoch_open(inst, round % 2 ? "odd" : "even");
+            SAN_CHECK(e != 0, "epoch open");
+            unsigned char *p[50];
+            for (int i = 0; i < 50; i++) {
+                p[i] = tslab_malloc_epoch(inst, e, (size_t)(i * 13 % 700) + 1);
+                SAN_CHECK(p[i] != NULL, "epoch alloc");
+                p[i][0] = 3;
+            }
+            for (int i = 0; i < 50; i += 3)
+                SAN_CHECK(tslab_free_ptr(inst, p[i]), "epoch free");
+            if (round == 19) {
+                SAN_CHECK(tslab_epoch_close(inst, e) == 0, "close");
+                for (int i = 1; i < 50; i++)
+                    if (i % 3 != 0)
+                        SAN_CHECK(tslab_free_ptr(inst, p[i]), "epoch free after close");
+            } else {
+                SAN_CHECK(tslab_epoch_destroy(inst, e) == 0, "destroy");
+            }
         }
         tslab_destroy(inst);
         return 0;
@@ -132,7 +167,7 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "--asan") != 0)
         return scenario(argv[1]);
     if (argc != 2) {
-        fprintf(stderr, "usage: %s uaf-malloc|uaf-handle|leak|clean|--asan\n", argv[0]);
+        fprintf(stderr, "usage: %s uaf-malloc|uaf-handle|uaf-epoch|leak|clean|--asan\n", argv[0]);
         return 2;
     }
 #if !SAN_ASAN
@@ -141,8 +176,8 @@ int main(int argc, char **argv)
 #else
     static char out[1 << 16];
     int bad = 0;
-    const char *uaf[] = {"uaf-malloc", "uaf-handle"};
-    for (int i = 0; i < 2; i++) {
+    const char *uaf[] = {"uaf-malloc", "uaf-handle", "uaf-epoch"};
+    for (int i = 0; i < 3; i++) {
         int st = run_child("/proc/self/exe", uaf[i], out, sizeof out);
         bool reported = strstr(out, "ERROR: AddressSanitizer: heap-use-after-free") ||
                         strstr(out, "ERROR: AddressSanitizer: use-after-poison");

@@ -13,8 +13,15 @@
  * every counter is monotonic and live == allocations - frees, and renders the Prometheus text
  * (tslab_metrics_render) when built with the telemetry library.
  *
+ * Epochs on instance 0: an eighth of its allocations go into a shared epoch that the observer
+ * thread replaces (open a new one, close the old) all the time, so allocations race closes and
+ * objects of closed epochs are freed later, across threads; and now and then a worker fills a
+ * private epoch, frees some of it and destroys the rest, then checks that the destroyed
+ * objects' handles are rejected.
+ *
  * At the end the counters must match what the workers did exactly: allocations and frees as
- * counted by the workers, rejections as provoked, zero live objects, no partial or full slab.
+ * counted by the workers, rejections as provoked, zero live objects, no partial or full slab,
+ * every epoch label's allocations equal to its frees and no live object left in a closed epoch.
  * Exit status 0 = every check passed. Any failed check aborts (so sanitizers print a stack).
  */
 #define _GNU_SOURCE
@@ -79,6 +86,7 @@ static tslab *inst[INSTANCES];
 static size_t inst_classes[INSTANCES];
 static size_t inst_size[INSTANCES][TSLAB_CLASSES_MAX];
 static _Atomic(objhdr *) xfer[XFER_SLOTS];
+static _Atomic tslab_epoch shared_epoch; /* instance 0's current shared epoch */
 static atomic_bool workers_done;
 static pthread_barrier_t start_barrier;
 
@@ -167,7 +175,17 @@ static void do_alloc(worker *w)
         }
     } else {
         api = API_MALLOC;
-        if (r < 80)
+        if (in == 0 && r < 52) {
+            /* The shared epoch, which the observer may close at any moment: ESHUTDOWN then, and
+             * the object goes to the default epoch instead. */
+            tslab_epoch e = atomic_load_explicit(&shared_epoch, memory_order_acquire);
+            o = tslab_malloc_epoch(a, e, size);
+            if (!o) {
+                SAN_CHECK(errno == ESHUTDOWN || errno == ENOMEM,
+                          "epoch allocation failed with errno %d", errno);
+                o = tslab_malloc(a, size);
+            }
+        } else if (r < 80)
             o = tslab_malloc(a, size);
         else if (r < 90)
             o = tslab_realloc(a, NULL, size);
@@ -310,6 +328,49 @@ static void do_free(worker *w)
     free_object(w, x.p);
 }
 
+/* A private epoch on instance 0: filled, partly freed, the rest destroyed; the destroyed
+ * objects' handles must then be refused. */
+static void private_epoch(worker *w)
+{
+    tslab *a = inst[0];
+    tslab_epoch e = tslab_epoch_open(a, "private");
+    if (e == 0) {
+        SAN_CHECK(errno == EAGAIN, "tslab_epoch_open failed with errno %d", errno);
+        return;
+    }
+    tslab_handle h[32];
+    unsigned n = 1 + (unsigned)(san_rng_next(&w->rng) % 32), made = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t size = pick_size(w, 0);
+        objhdr *o = tslab_alloc_epoch(a, e, size, &h[made]);
+        if (!o) {
+            SAN_CHECK(errno == ENOMEM, "private epoch allocation failed with errno %d", errno);
+            w->c.alloc_failures++;
+            continue;
+        }
+        write_stamp(o, (((uint64_t)w->id + 1) << 40 | ++w->seq) ^ STAMP_MAGIC, h[made],
+                    (uint32_t)size, 0, API_HANDLE);
+        made++;
+    }
+    w->c.allocs[0] += made;
+    unsigned kept = 0;
+    for (unsigned i = 0; i < made; i++) {
+        if (san_rng_next(&w->rng) % 2) {
+            SAN_CHECK(tslab_free(a, h[i]), "free of a private epoch object failed");
+            w->c.frees[0]++;
+        } else {
+            h[kept++] = h[i];
+        }
+    }
+    SAN_CHECK(tslab_epoch_destroy(a, e) == 0, "tslab_epoch_destroy failed");
+    w->c.frees[0] += kept; /* the destroy freed them */
+    for (unsigned i = 0; i < kept; i++)
+        SAN_CHECK(!tslab_free(a, h[i]), "a destroyed epoch's handle was accepted");
+    w->c.rejections[0] += kept;
+    SAN_CHECK(tslab_epoch_destroy(a, e) == -EINVAL, "a destroyed epoch's id was accepted");
+    w->c.ops++;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -317,7 +378,9 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(&start_barrier);
     while (w->c.ops < quota) {
         unsigned r = (unsigned)(san_rng_next(&w->rng) % 100);
-        if (w->nlive == 0 || (w->nlive < opt.live && r < 50))
+        if (r == 99 && san_rng_next(&w->rng) % 64 == 0)
+            private_epoch(w);
+        else if (w->nlive == 0 || (w->nlive < opt.live && r < 50))
             do_alloc(w);
         else
             do_free(w);
@@ -390,6 +453,17 @@ static void *observer_main(void *arg)
                                       (ob->snapshots / 64) % 2 ? 2u << 20 : 6u << 20) == 0,
                       "tslab_limit_set");
             SAN_CHECK(tslab_decay_set(inst[1], (ob->snapshots / 64) % 3) == 0, "tslab_decay_set");
+        }
+        /* A new shared epoch; the old one is closed while workers may be allocating into it.
+         * With every record taken (closed epochs that still hold objects) the old one stays. */
+        if (ob->snapshots % 4 == 0) {
+            tslab_epoch e = tslab_epoch_open(inst[0], "shared");
+            if (e != 0) {
+                tslab_epoch old = atomic_exchange_explicit(&shared_epoch, e, memory_order_acq_rel);
+                SAN_CHECK(tslab_epoch_close(inst[0], old) == 0, "tslab_epoch_close failed");
+            } else {
+                SAN_CHECK(errno == EAGAIN, "tslab_epoch_open failed with errno %d", errno);
+            }
         }
 #ifdef TSLAB_STRESS_TELEMETRY
         if (opt.render) {
@@ -489,6 +563,8 @@ int main(int argc, char **argv)
     inst[0] = tslab_create(&c0);
     inst[1] = tslab_create(&c1);
     SAN_CHECK(inst[0] && inst[1], "tslab_create failed: errno %d", errno);
+    atomic_store(&shared_epoch, tslab_epoch_open(inst[0], "shared"));
+    SAN_CHECK(atomic_load(&shared_epoch) != 0, "tslab_epoch_open failed: errno %d", errno);
     SAN_CHECK(tslab_background_start() == 0, "tslab_background_start failed");
     for (unsigned i = 0; i < INSTANCES; i++) {
         inst_classes[i] = tslab_class_count(inst[i]);
@@ -562,6 +638,22 @@ int main(int argc, char **argv)
         rej += u->rejected_invalid + u->rejected_stale + u->rejected_double + u->rejected_foreign;
         bool ok = al == tot.allocs[k] && fr == tot.frees[k] && live == 0 && al - fr == live &&
                   rej == tot.rejections[k] && busy_slabs == 0;
+        /* Epochs: every object allocated into one was freed and counted, none is left live. */
+        if (k == 0)
+            SAN_CHECK(tslab_epoch_close(inst[0], atomic_load(&shared_epoch)) == 0, "close");
+        tslab_epoch_stats es;
+        SAN_CHECK(tslab_epoch_stats_get(inst[k], &es, sizeof es) == 0, "tslab_epoch_stats_get");
+        for (uint32_t i = 0; i < es.label_count; i++) {
+            const tslab_epoch_label_stats *l = &es.labels[i];
+            bool eok = l->allocations == l->frees && l->closed_live_objects == 0 &&
+                       l->open_epochs == 0 && l->opened == l->closed;
+            if (!eok || !opt.quiet)
+                printf("instance %-15s epochs \"%s\": opened %" PRIu64 ", closed %" PRIu64
+                       ", destroyed %" PRIu64 ", allocations %" PRIu64 ", frees %" PRIu64 ": %s\n",
+                       st.name, l->label, l->opened, l->closed, l->destroyed, l->allocations,
+                       l->frees, eok ? "ok" : "MISMATCH");
+            ok = ok && eok;
+        }
         /* The sampler: instance 1 recorded every allocation and every free moved its record;
          * the rejection ring holds the last ones. */
         tslab_profile *prof;

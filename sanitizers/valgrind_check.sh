@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Valgrind side of the misuse checks (registered by sanitizers/CMakeLists.txt when built with
-# -DTSLAB_VALGRIND=ON): memcheck must see a use after free of a slab object as an invalid access,
+# -DTSLAB_VALGRIND=ON): memcheck must see a use after free of a slab object (freed one by one or
+# by tslab_epoch_destroy) as an invalid access,
 # report a dropped slab object as definitely lost, and find nothing at all in correct use, nor
 # after tslab_destroy of an instance that still had live objects (destroy releases them).
 # usage: valgrind_check.sh VALGRIND san_misuse
@@ -33,6 +34,8 @@ vg "$PROG" uaf-malloc; st=$?
 check uaf-malloc 99 $st "Invalid write of size 1" "definitely lost: 0 bytes"
 vg "$PROG" uaf-handle; st=$?
 check uaf-handle 99 $st "Invalid read of size 1" "inside a block of size [0-9]+ free'd" "definitely lost: 0 bytes"
+vg "$PROG" uaf-epoch; st=$?
+check uaf-epoch 99 $st "Invalid read of size 1" "(inside|after) a block of size [0-9]+ free'd" "tslab_epoch_destroy" "definitely lost: 0 bytes"
 vg "$PROG" leak; st=$?
 check leak 99 $st "definitely lost: 256 bytes in 1 blocks" "tslab_malloc" "leak_one"
 vg "$PROG" clean; st=$?

@@ -122,21 +122,21 @@ static void close_then_free_returns_pages(void)
 static void destroy_million(void)
 {
     tslab *a = make("destroy", 0);
-    enum { N = 1000000 };
+    const unsigned N = (unsigned)scaled(1000000);
     tslab_handle *h = malloc(N * sizeof *h);
     REQUIRE(h != NULL);
     tslab_epoch e = tslab_epoch_open(a, "big");
-    for (int i = 0; i < N; i++)
+    for (unsigned i = 0; i < N; i++)
         REQUIRE(tslab_alloc_epoch(a, e, 128, &h[i]) != NULL);
     CHECK_EQ_I(tslab_epoch_destroy(a, e), 0);
     CHECK_EQ_I(tslab_epoch_destroy(a, e), -EINVAL); /* stale now */
     CHECK_EQ_I(tslab_epoch_close(a, e), -EINVAL);
     CHECK(tslab_malloc_epoch(a, e, 128) == NULL && errno == EINVAL);
     unsigned ok = 0;
-    for (int i = 0; i < N; i++)
+    for (unsigned i = 0; i < N; i++)
         ok += tslab_free(a, h[i]);
     CHECK_EQ_U(ok, 0);
-    for (int i = 0; i < N; i += 1000)
+    for (unsigned i = 0; i < N; i += 1000)
         CHECK(tslab_handle_ptr(a, h[i]) == NULL);
     tslab_handle fresh;
     void *p = tslab_alloc(a, 128, &fresh); /* from the emptied slabs: one slot reused */
@@ -211,12 +211,13 @@ static void stale_and_forged_ids(void)
         refused += tslab_epoch_destroy(a, x) == -EINVAL;
     }
     uint64_t x = 0x9E3779B97F4A7C15u;
-    for (int i = 0; i < 100000; i++) {
+    const int forged = (int)scaled(100000);
+    for (int i = 0; i < forged; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         refused += tslab_malloc_epoch(a, x, 64) == NULL;
         refused += tslab_epoch_close(a, x) == -EINVAL;
     }
-    CHECK_EQ_U(refused, 64 * 3 + 200000);
+    CHECK_EQ_U(refused, 64 * 3 + 2 * (unsigned)forged);
     CHECK(tslab_malloc_epoch(a, e, 64) != NULL); /* e itself untouched */
     CHECK(tslab_epoch_open(NULL, "x") == 0 && errno == EINVAL);
     CHECK_EQ_I(tslab_epoch_close(NULL, e), -EINVAL);
@@ -231,9 +232,10 @@ static void stale_and_forged_ids(void)
 }
 
 /* ---- Destroy racing frees on four threads ---- */
-enum { RACE_N = 200000, RACE_THREADS = 4 };
+enum { RACE_MAX = 200000, RACE_THREADS = 4 };
+static unsigned RACE_N;
 static tslab *race_a;
-static tslab_handle race_h[RACE_N];
+static tslab_handle race_h[RACE_MAX];
 static pthread_barrier_t race_bar;
 static _Atomic unsigned race_won, race_progress;
 
@@ -254,9 +256,10 @@ static void *race_free(void *arg)
 
 static void destroy_racing_frees(void)
 {
+    RACE_N = (unsigned)scaled(RACE_MAX);
     race_a = make("race", 0);
     tslab_epoch e = tslab_epoch_open(race_a, "race");
-    for (int i = 0; i < RACE_N; i++)
+    for (unsigned i = 0; i < RACE_N; i++)
         REQUIRE(tslab_alloc_epoch(race_a, e, 96, &race_h[i]) != NULL);
     tslab_flush(race_a);
     pthread_barrier_init(&race_bar, NULL, RACE_THREADS + 1);
@@ -328,7 +331,7 @@ static void alloc_racing_close(void)
     pthread_t t[3];
     for (int i = 0; i < 3; i++)
         REQUIRE(pthread_create(&t[i], NULL, close_alloc, NULL) == 0);
-    while (atomic_load(&close_ok) < 30000)
+    while (atomic_load(&close_ok) < scaled(30000))
         sched_yield();
     CHECK_EQ_I(tslab_epoch_close(close_a, close_e), 0);
     atomic_store_explicit(&close_done, 1, memory_order_release);
@@ -429,6 +432,52 @@ static void figures_and_leaks(void)
     tslab_destroy(a);
 }
 
+/* Another thread's cache holds slots of an epoch destroyed by this thread: the epoch's slabs
+ * stay until that thread's next try at the epoch (refused), which gives them back. */
+static tslab *other_a;
+static tslab_epoch other_e;
+static pthread_barrier_t other_bar;
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    CHECK(tslab_malloc_epoch(other_a, other_e, 64) != NULL);
+    pthread_barrier_wait(&other_bar); /* main destroys */
+    pthread_barrier_wait(&other_bar);
+    CHECK(tslab_malloc_epoch(other_a, other_e, 64) == NULL && errno == EINVAL);
+    pthread_barrier_wait(&other_bar); /* main checks */
+    pthread_barrier_wait(&other_bar);
+    return NULL;
+}
+
+static uint64_t busy_slabs(tslab *a)
+{
+    tslab_stats st;
+    REQUIRE(tslab_stats_read(a, &st) == 0);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < st.class_count; i++)
+        n += st.classes[i].slabs_partial + st.classes[i].slabs_full;
+    return n;
+}
+
+static void other_threads_cache(void)
+{
+    other_a = make("other", 0);
+    other_e = tslab_epoch_open(other_a, "o");
+    pthread_barrier_init(&other_bar, NULL, 2);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, other_thread, NULL) == 0);
+    pthread_barrier_wait(&other_bar);
+    CHECK_EQ_I(tslab_epoch_destroy(other_a, other_e), 0);
+    CHECK_EQ_U(busy_slabs(other_a), 1); /* the other thread still caches slots of it */
+    pthread_barrier_wait(&other_bar);
+    pthread_barrier_wait(&other_bar);
+    CHECK_EQ_U(busy_slabs(other_a), 0);
+    pthread_barrier_wait(&other_bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&other_bar);
+    tslab_destroy(other_a);
+}
+
 /* fork() with open epochs: the child allocates, closes and destroys; the parent is unaffected. */
 static tslab *fork_a;
 static tslab_epoch fork_e;
@@ -458,4 +507,4 @@ static void fork_with_open_epochs(void)
 
 TEST_MAIN(T(placement), T(close_then_free_returns_pages), T(destroy_million), T(destroy_pointers),
           T(stale_and_forged_ids), T(destroy_racing_frees), T(alloc_racing_close),
-          T(figures_and_leaks), T(fork_with_open_epochs))
+          T(figures_and_leaks), T(other_threads_cache), T(fork_with_open_epochs))

@@ -151,8 +151,9 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep,
     /* Acquire: pairs with tslab__epoch_new's release of the key. */
     if (atomic_load_explicit(&r->key, memory_order_acquire) != ep) {
         bool named = atomic_load_explicit(&r->id, memory_order_relaxed) == ep;
-        /* A closed epoch's slots go back from this thread's cache now rather than later. */
-        if (named && tc->ec != NULL && tc->ec[ci].epoch == ep)
+        /* A closed or destroyed epoch's slots go back from this thread's cache now rather than
+         * at its next allocation into another epoch of the class. */
+        if (tc->ec != NULL && tc->ec[ci].epoch == ep)
             tslab__ecache_unbind(a, tc, (uint32_t)ci);
         errno = named ? ESHUTDOWN : EINVAL;
         return NULL;
