@@ -5,9 +5,11 @@
  * N worker threads create sessions continuously: a 128-byte session and one or two 64-byte
  * connection records through the handle API, a 512-byte request buffer through tslab_malloc (all
  * from the allocator "sessions"), and now and then a 1-16 KiB payload from the allocator
- * "buffers". Each object expires after a random lifetime; about one in eight is handed to another
- * thread to free (cross-thread frees). Every object carries a stamp checked when it is freed, so
- * a slot handed out twice is reported.
+ * "buffers", allocated into the worker's current "payloads" epoch (a new one every 100 ms, the
+ * previous one closed, so the epoch metrics and dashboard row have data). Each object expires
+ * after a random lifetime; about one in eight is handed to another thread to free (cross-thread
+ * frees). Every object carries a stamp checked when it is freed, so a slot handed out twice is
+ * reported.
  *
  * --inject-bad-frees R frees stale, double, foreign and invalid handles R times a second, so the
  * rejection counters and the alerts built on them can be seen working.
@@ -217,7 +219,9 @@ typedef struct worker {
     uint64_t rng;
     item *heap; /* min-heap on expires_ns */
     size_t len, cap;
-    inbox in; /* objects other threads hand over for this one to free */
+    inbox in;                /* objects other threads hand over for this one to free */
+    tslab_epoch payloads;    /* the epoch payloads go to now (0: none, plain tslab_malloc) */
+    uint64_t payloads_since; /* when it was opened */
 } worker;
 
 static tslab *sessions, *buffers;
@@ -388,7 +392,8 @@ static void create_session(worker *w, uint64_t now)
 
     if ((rnd(&w->rng) & 3) == 0) {
         size_t size = 1024 + rnd(&w->rng) % (15 * 1024);
-        char *payload = tslab_malloc(buffers, size);
+        char *payload = w->payloads != 0 ? tslab_malloc_epoch(buffers, w->payloads, size)
+                                         : tslab_malloc(buffers, size);
         if (payload != NULL) {
             uint64_t ps = stamp ^ 0xaaaa;
             memcpy(payload, &ps, sizeof ps);
@@ -405,6 +410,23 @@ static void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
+#define PAYLOAD_EPOCH_NS (100 * 1000000ull)
+
+/* Every 100 ms a worker opens a new "payloads" epoch and closes the previous one: its payloads
+ * (20-50 ms lifetimes) drain within a few hundred ms and its slabs leave as they empty. */
+static void rotate_payloads(worker *w, uint64_t now)
+{
+    if (w->payloads != 0 && now - w->payloads_since < PAYLOAD_EPOCH_NS)
+        return;
+    tslab_epoch next = tslab_epoch_open(buffers, "payloads");
+    if (next == 0 && w->payloads != 0)
+        return; /* keep the current one a while longer */
+    if (w->payloads != 0)
+        (void)tslab_epoch_close(buffers, w->payloads);
+    w->payloads = next;
+    w->payloads_since = now;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -412,6 +434,7 @@ static void *worker_main(void *arg)
     double per_ns = sessions_per_second ? (double)sessions_per_second / worker_count / 1e9 : 0;
     while (!atomic_load_explicit(&stopping, memory_order_relaxed)) {
         uint64_t now = now_ns();
+        rotate_payloads(w, now);
         /* Sessions due by now at the target rate (bounded, so a stall does not cause a burst). */
         uint64_t due = per_ns > 0 ? (uint64_t)((double)(now - start) * per_ns) : created + 256;
         if (due > created + 4096)
@@ -427,6 +450,8 @@ static void *worker_main(void *arg)
     while (w->len > 0)
         release(heap_pop(w));
     drain_inbox(&w->in);
+    if (w->payloads != 0)
+        (void)tslab_epoch_close(buffers, w->payloads);
     return NULL;
 }
 

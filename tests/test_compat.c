@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Programs written for the original temporal-slab API must compile against slab_alloc.h and pass:
  * its smoke program (slab counts derived from slab_object_count rather than written for 512
- * objects per slab), its malloc-wrapper test, and its benchmark's slab arithmetic. */
+ * objects per slab), its malloc-wrapper test, and its benchmark's slab arithmetic; and programs
+ * written for its later epoch API (the ring of 16 epochs). */
 #include "testhelper.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <slab_alloc.h>
 
 static void original_program(void)
@@ -133,5 +135,268 @@ static void native_limits_unchanged(void)
     tslab_destroy(a);
 }
 
+/* ---- The epoch names ---------------------------------------------------------------------- */
+
+/* The counters of the ring's epochs (label SLAB_EPOCH_LABEL); all zero when it has none. The
+ * calling thread flushes first: epoch figures are exact once the threads involved have. */
+static tslab_epoch_label_stats ring_stats(SlabAllocator *a)
+{
+    tslab_flush(a);
+    tslab_epoch_stats st;
+    tslab_epoch_label_stats out;
+    memset(&out, 0, sizeof out);
+    REQUIRE(tslab_epoch_stats_get(a, &st, sizeof st) == 0);
+    for (uint32_t i = 0; i < st.label_count; i++) {
+        if (strcmp(st.labels[i].label, SLAB_EPOCH_LABEL) == 0)
+            out = st.labels[i];
+    }
+    return out;
+}
+
+static uint64_t live_objects(SlabAllocator *a)
+{
+    tslab_stats st;
+    REQUIRE(tslab_stats_read(a, &st) == 0);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < st.class_count; i++)
+        n += st.classes[i].live_objects;
+    return n;
+}
+
+/* The slab an object of a slab_allocator_create() instance lives in (4 KiB slabs). */
+static uintptr_t slab_of(const void *p) { return (uintptr_t)p / SLAB_PAGE_SIZE; }
+
+/* The original's documented request loop: long-lived state in epoch 0, each request's object in
+ * the current epoch, epoch_advance every 1000 requests; then a batch through the handle API. */
+static void original_epoch_program(void)
+{
+    SlabAllocator *a = slab_allocator_create();
+    REQUIRE(a != NULL);
+    CHECK_EQ_U(epoch_current(a), 0);
+    unsigned char *server_ctx = slab_malloc_epoch(a, 256, 0);
+    REQUIRE(server_ctx != NULL);
+    memset(server_ctx, 0x5a, 256);
+    for (int i = 0; i < 10000; i++) {
+        if (i % 1000 == 0)
+            epoch_advance(a);
+        EpochId e = epoch_current(a);
+        CHECK_EQ_U(e, (uint32_t)(i / 1000 + 1));
+        void *req = slab_malloc_epoch(a, 128, e);
+        REQUIRE(req != NULL);
+        memset(req, i & 0xff, 128);
+        slab_free(a, req);
+    }
+    EpochId e = epoch_current(a);
+    SlabHandle h[64], spare = 0;
+    for (int i = 0; i < 64; i++)
+        REQUIRE(alloc_obj_epoch(a, 128, e, &h[i]) != NULL);
+    epoch_advance(a); /* closes e: no new allocation in it, its objects stay valid */
+    errno = 0;
+    CHECK(alloc_obj_epoch(a, 128, e, &spare) == NULL);
+    CHECK_EQ_I(errno, ESHUTDOWN);
+    for (int i = 0; i < 64; i++)
+        CHECK(free_obj(a, h[i]));
+    CHECK(!free_obj(a, h[0]));
+    for (int i = 0; i < 256; i++) /* epoch 0 closed at the first advance: the object is intact */
+        CHECK(server_ctx[i] == 0x5a);
+    slab_free(a, server_ctx);
+    /* Entries 0..10 were used, each its own tslab epoch, and all closed by the advances. */
+    tslab_epoch_label_stats rs = ring_stats(a);
+    CHECK_EQ_U(rs.opened, 11);
+    CHECK_EQ_U(rs.closed, 11);
+    CHECK_EQ_U(rs.destroyed, 0);
+    CHECK_EQ_U(rs.allocations, 1 + 10000 + 64);
+    CHECK_EQ_U(rs.frees, 1 + 10000 + 64);
+    CHECK_EQ_U(rs.open_epochs, 0);
+    CHECK_EQ_U(rs.closed_live_objects, 0);
+    CHECK_EQ_U(live_objects(a), 0);
+    slab_allocator_free(a);
+}
+
+/* Two laps of the ring: every entry is ACTIVE again when the ring comes back to it, and the new
+ * lap's objects get a fresh epoch (never the old lap's slabs); entries never share a slab. */
+static void ring_wraps(void)
+{
+    SlabAllocator *a = slab_allocator_create();
+    REQUIRE(a != NULL);
+    void *first[SLAB_EPOCH_COUNT];
+    for (uint32_t lap = 0; lap < 2; lap++) {
+        for (uint32_t k = 0; k < SLAB_EPOCH_COUNT; k++) {
+            CHECK_EQ_U(epoch_current(a), k);
+            void *p = slab_malloc_epoch(a, 64, k);
+            REQUIRE(p != NULL);
+            if (lap == 0) {
+                first[k] = p;
+                for (uint32_t j = 0; j < k; j++)
+                    CHECK(slab_of(p) != slab_of(first[j]));
+            } else {
+                CHECK(slab_of(p) != slab_of(first[k]));
+                slab_free(a, p);
+            }
+            epoch_advance(a);
+        }
+    }
+    CHECK_EQ_U(epoch_current(a), 0); /* 32 advances: back at entry 0 */
+    tslab_epoch_label_stats rs = ring_stats(a);
+    CHECK_EQ_U(rs.opened, 2 * SLAB_EPOCH_COUNT);
+    CHECK_EQ_U(rs.closed, 2 * SLAB_EPOCH_COUNT);
+    CHECK_EQ_U(rs.open_epochs, 0);
+    CHECK_EQ_U(rs.closed_live_objects, SLAB_EPOCH_COUNT); /* the first lap's objects */
+    for (uint32_t k = 0; k < SLAB_EPOCH_COUNT; k++)
+        slab_free(a, first[k]);
+    rs = ring_stats(a);
+    CHECK_EQ_U(rs.closed_live_objects, 0);
+    CHECK_EQ_U(rs.frees, 2 * SLAB_EPOCH_COUNT);
+    slab_allocator_free(a);
+}
+
+/* A CLOSING entry gives NULL (ESHUTDOWN) through both APIs, until the ring comes back to it; ids
+ * out of the ring, sizes beyond slab_malloc's and a NULL allocator give NULL (EINVAL). */
+static void closed_entries_give_null(void)
+{
+    SlabAllocator *a = slab_allocator_create();
+    REQUIRE(a != NULL);
+    SlabHandle h, h2 = 0;
+    REQUIRE(alloc_obj_epoch(a, 100, 7, &h) != NULL); /* ahead of the ring: ACTIVE, as in the
+                                                         original */
+    epoch_close(a, 7);
+    epoch_close(a, 7); /* idempotent */
+    errno = 0;
+    CHECK(alloc_obj_epoch(a, 100, 7, &h2) == NULL);
+    CHECK_EQ_I(errno, ESHUTDOWN);
+    errno = 0;
+    CHECK(slab_malloc_epoch(a, 100, 7) == NULL);
+    CHECK_EQ_I(errno, ESHUTDOWN);
+    CHECK(free_obj(a, h)); /* objects of a closed entry free as usual */
+    CHECK(!free_obj(a, h));
+    void *p = slab_malloc_epoch(a, 100, 6); /* the other entries are untouched */
+    CHECK(p != NULL);
+    slab_free(a, p);
+
+    errno = 0;
+    CHECK(alloc_obj_epoch(a, 100, SLAB_EPOCH_COUNT, &h2) == NULL);
+    CHECK_EQ_I(errno, EINVAL);
+    errno = 0;
+    CHECK(slab_malloc_epoch(a, 100, 99) == NULL);
+    CHECK_EQ_I(errno, EINVAL);
+    epoch_close(a, 99); /* ignored */
+    errno = 0;
+    CHECK(slab_malloc_epoch(a, SLAB_MALLOC_MAX + 1, 0) == NULL);
+    CHECK_EQ_I(errno, EINVAL);
+    p = slab_malloc_epoch(a, SLAB_MALLOC_MAX, 0);
+    CHECK(p != NULL);
+    slab_free(a, p);
+
+    epoch_close(a, epoch_current(a)); /* the current entry closed: NULL until an advance */
+    CHECK(slab_malloc_epoch(a, 64, 0) == NULL);
+    epoch_advance(a);
+    CHECK_EQ_U(epoch_current(a), 1);
+    p = slab_malloc_epoch(a, 64, 1);
+    CHECK(p != NULL);
+    slab_free(a, p);
+    for (int i = 1; i < 7; i++)
+        epoch_advance(a);
+    CHECK_EQ_U(epoch_current(a), 7); /* the ring came back to the closed entry 7: ACTIVE */
+    p = slab_malloc_epoch(a, 64, 7);
+    CHECK(p != NULL);
+    slab_free(a, p);
+    p = slab_malloc(a, 64); /* the plain API uses the default epoch, which never closes */
+    CHECK(p != NULL);
+    slab_free(a, p);
+    CHECK_EQ_U(live_objects(a), 0);
+
+    errno = 0;
+    CHECK(slab_malloc_epoch(NULL, 64, 0) == NULL);
+    CHECK_EQ_I(errno, EINVAL);
+    CHECK_EQ_U(epoch_current(NULL), 0);
+    epoch_advance(NULL);
+    epoch_close(NULL, 0);
+    slab_allocator_free(a);
+
+    /* A new allocator starts a new ring, wherever it is mapped. */
+    for (int i = 0; i < 4; i++) {
+        SlabAllocator *b = slab_allocator_create();
+        REQUIRE(b != NULL);
+        CHECK_EQ_U(epoch_current(b), 0);
+        epoch_advance(b);
+        epoch_advance(b);
+        CHECK_EQ_U(epoch_current(b), 2);
+        p = slab_malloc_epoch(b, 64, 0);
+        CHECK(p == NULL); /* closed by the first advance */
+        slab_allocator_free(b);
+    }
+}
+
+/* Threads allocate into the current entry while one of them advances the ring: each object is
+ * either allocated (and then freed exactly once) or refused with ESHUTDOWN, never lost. */
+#define RING_THREADS 4
+#define RING_ROUNDS 20000
+
+typedef struct ring_worker {
+    SlabAllocator *a;
+    int index;
+    uint64_t allocated, refused, bad_errno, bad_frees;
+} ring_worker;
+
+static void *ring_worker_main(void *arg)
+{
+    ring_worker *w = arg;
+    SlabHandle held[32];
+    int n = 0;
+    for (int i = 0; i < RING_ROUNDS; i++) {
+        if (w->index == 0 && i % 500 == 0)
+            epoch_advance(w->a);
+        errno = 0;
+        uint64_t *p = alloc_obj_epoch(w->a, 64, epoch_current(w->a), &held[n]);
+        if (p == NULL) {
+            w->refused++;
+            w->bad_errno += errno != ESHUTDOWN;
+            continue;
+        }
+        *p = (uint64_t)w->index << 32 | (uint64_t)i;
+        w->allocated++;
+        if (++n == 32) {
+            for (int k = 0; k < n; k++)
+                w->bad_frees += !free_obj(w->a, held[k]);
+            n = 0;
+        }
+    }
+    for (int k = 0; k < n; k++)
+        w->bad_frees += !free_obj(w->a, held[k]);
+    return NULL;
+}
+
+static void ring_threads(void)
+{
+    SlabAllocator *a = slab_allocator_create();
+    REQUIRE(a != NULL);
+    ring_worker w[RING_THREADS];
+    pthread_t t[RING_THREADS];
+    for (int i = 0; i < RING_THREADS; i++) {
+        w[i] = (ring_worker){.a = a, .index = i};
+        REQUIRE(pthread_create(&t[i], NULL, ring_worker_main, &w[i]) == 0);
+    }
+    uint64_t allocated = 0, refused = 0;
+    for (int i = 0; i < RING_THREADS; i++) {
+        REQUIRE(pthread_join(t[i], NULL) == 0);
+        allocated += w[i].allocated;
+        refused += w[i].refused;
+        CHECK_EQ_U(w[i].bad_errno, 0);
+        CHECK_EQ_U(w[i].bad_frees, 0);
+    }
+    printf("%d threads, advance every 500 of thread 0's rounds: %llu allocated, %llu refused\n",
+           RING_THREADS, (unsigned long long)allocated, (unsigned long long)refused);
+    CHECK_EQ_U(allocated + refused, (uint64_t)RING_THREADS * RING_ROUNDS);
+    CHECK(allocated > 0);
+    CHECK_EQ_U(epoch_current(a), (RING_ROUNDS / 500) % SLAB_EPOCH_COUNT);
+    tslab_epoch_label_stats rs = ring_stats(a);
+    CHECK_EQ_U(rs.allocations, allocated);
+    CHECK_EQ_U(rs.frees, allocated);
+    CHECK_EQ_U(rs.closed_live_objects, 0);
+    CHECK_EQ_U(live_objects(a), 0);
+    slab_allocator_free(a);
+}
+
 TEST_MAIN(T(original_program), T(original_malloc_wrapper), T(original_geometry),
-          T(native_limits_unchanged))
+          T(native_limits_unchanged), T(original_epoch_program), T(ring_wraps),
+          T(closed_entries_give_null), T(ring_threads))

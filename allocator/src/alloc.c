@@ -153,12 +153,13 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep,
         bool named = atomic_load_explicit(&r->id, memory_order_relaxed) == ep;
         /* A closed or destroyed epoch's slots go back from this thread's cache now rather than
          * at its next allocation into another epoch of the class. */
-        if (tc->ec != NULL && tc->ec[ci].epoch == ep)
+        if (tc->ec[ci].epoch == ep)
             tslab__ecache_unbind(a, tc, (uint32_t)ci);
         errno = named ? ESHUTDOWN : EINVAL;
         return NULL;
     }
-    if (tc->ec == NULL && (tc->ec = calloc(a->nclasses, sizeof *tc->ec)) == NULL) {
+    if (!tslab__ec_used(tc) && (tc->ec = calloc(a->nclasses, sizeof *tc->ec)) == NULL) {
+        tc->ec = tslab__ec_none;
         errno = ENOMEM;
         return NULL;
     }
@@ -173,10 +174,8 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep,
         t->key = &r->key;
     }
     if (t->count <= 1) {
-        if (t->allocs != 0 && t->count == 1) {
-            tslab__epoch_count(a, eidx, (uint32_t)ci, (int64_t)t->allocs);
-            t->allocs = 0;
-        }
+        if (t->count == 1)
+            tslab__ecache_fold(a, t, (uint32_t)ci);
         uint32_t want = c->batch < TSLAB__EC_MAX - t->count ? c->batch : TSLAB__EC_MAX - t->count;
         uint32_t n = tslab__slab_refill_epoch(a, c, eidx, ep, t->slots + t->count, want);
         if (n == 0 && t->count == 0)
@@ -184,11 +183,8 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep,
         t->count += n;
     }
     void *p = etake(tcl, t, out);
-    if (t->count == 0) {
-        /* The object just taken holds its slab (nobody else has its handle yet). */
-        tslab__epoch_count(a, eidx, (uint32_t)ci, (int64_t)t->allocs);
-        t->allocs = 0;
-    }
+    if (t->count == 0) /* the object just taken holds its slab (nobody else has its handle) */
+        tslab__ecache_fold(a, t, (uint32_t)ci);
     return p;
 }
 
@@ -199,12 +195,14 @@ static inline void *alloc_epoch_fast(tslab *a, uint64_t ep, size_t size, tslab_h
 {
     size_t k = size - 1;
     tslab__tls_entry *e = tslab__tls_slot(a);
-    if (tslab_likely(k < a->lut_limit && e->uid == a->uid && e->tc->ec != NULL)) {
+    if (tslab_likely(k < a->lut_limit && e->uid == a->uid)) {
         uint32_t ci = a->lut[k >> 3];
         tslab__eclass *t = &e->tc->ec[ci];
+        tslab__tclass *tcl = &e->tc->cls[ci];
+        tslab__opaque(tcl);
         if (tslab_likely(t->epoch == ep && t->count > 1 &&
                          atomic_load_explicit(t->key, memory_order_relaxed) == ep))
-            return etake(&e->tc->cls[ci], t, out);
+            return etake(tcl, t, out);
     }
     return epoch_alloc_slow(a, ep, size, out);
 }

@@ -21,7 +21,7 @@ tslab_epoch tslab_epoch_open(tslab *a, const char *label)
 static void unbind_own(tslab *a, uint64_t e)
 {
     tslab__tls_entry *m = tslab__tls;
-    if (m == NULL || m[a->tag].uid != a->uid || m[a->tag].tc->ec == NULL)
+    if (m == NULL || m[a->tag].uid != a->uid || !tslab__ec_used(m[a->tag].tc))
         return;
     for (uint32_t ci = 0; ci < a->nclasses; ci++)
         if (m[a->tag].tc->ec[ci].epoch == e)

@@ -95,6 +95,26 @@ static bool give_back(tslab *a, tslab__class *c, tslab__tclass *t, uint64_t ent)
     return true;
 }
 
+/* The caller's CAS freed (FREE|RFREE) a slot of the open epoch its epoch cache et holds:
+ * the slot goes into that cache as plain FREE (nobody else can see the word change: the slot is
+ * the caller's), the older half of a full cache back to its slabs. */
+static bool epoch_keep(tslab *a, tslab__class *c, tslab__tclass *t, tslab__eclass *et,
+                       _Atomic uint32_t *st, uint64_t ent)
+{
+    atomic_store_explicit(st, atomic_load_explicit(st, memory_order_relaxed) & ~TSLAB__RFREE,
+                          memory_order_relaxed);
+    if (et->count == TSLAB__EC_MAX) {
+        uint32_t half = TSLAB__EC_MAX / 2;
+        tslab__slab_drain(a, c, et->slots, half);
+        et->count -= half;
+        memmove(et->slots, et->slots + half, et->count * sizeof et->slots[0]);
+    }
+    et->slots[et->count++] = ent;
+    et->frees++;
+    tslab__bump(&t->tc.frees);
+    return true;
+}
+
 /* Every free the fast paths did not finish: no cache bound yet, full cache, a slab this thread
  * does not own, sanitizer builds, and rejections. h names a slot below c's nslots. */
 static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uint64_t h)
@@ -145,6 +165,19 @@ static TSLAB_NOINLINE TSLAB__ENTRY bool free_slow(tslab *a, tslab__class *c, uin
         tslab__san_free(c->size, tslab__slot_addr(c, idx));
     if (expect & TSLAB__SAMPLED)
         tslab__sample_free(a, c->index, idx, gen);
+    /* An object of the open epoch this thread's epoch cache of the class is bound to goes back
+     * into that cache. The slot is ours since the CAS, so its slab (and the slab's epoch) cannot
+     * change under us; the key still equal to the cache's epoch means the cache is bound to the
+     * record's current life, to which the slab then belongs. */
+    uint32_t s = idx >> c->slot_shift;
+    if (tc != NULL && tslab__ec_used(tc) &&
+        atomic_load_explicit(&c->owner[s], memory_order_relaxed) == TSLAB__EPOCH_OWNER) {
+        tslab__eclass *et = &tc->ec[c->index];
+        if (et->epoch != 0 &&
+            et->idx == atomic_load_explicit(&c->sepoch[s], memory_order_relaxed) &&
+            atomic_load_explicit(et->key, memory_order_relaxed) == et->epoch)
+            return epoch_keep(a, c, t, et, st, tslab__handle_next(h));
+    }
     return give_back(a, c, t, tslab__handle_next(h));
 }
 

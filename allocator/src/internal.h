@@ -398,18 +398,26 @@ static inline uint64_t tslab__handle_next(uint64_t h)
 
 /* A thread's cache of one class for allocations into explicit epochs: the slots of one epoch
  * at a time (`epoch`, whose record's key the fast path compares, so a close is seen at once).
- * Used by its thread only. Allocations are counted into the epoch's record (`allocs`, folded)
- * only while the cache still holds a slot: a slot keeps its slab, and so the record, from being
- * reused by another epoch before the count lands. */
-#define TSLAB__EC_MAX 32
+ * Used by its thread only. The thread's frees of objects of that epoch, while it is open, come
+ * back into the cache after their CAS (free.c), so a request that allocates and frees in one
+ * epoch rarely takes a lock. Allocations and those frees are counted into the epoch's record
+ * (folded) only while the cache still holds a slot: a slot keeps its slab, and so the record,
+ * from being reused by another epoch before the count lands. */
+#define TSLAB__EC_MAX 27 /* so that the struct is 256 bytes: indexing by class is a shift */
 typedef struct tslab__eclass {
     uint64_t epoch;        /* the epoch id its slots belong to; 0: none */
     _Atomic uint64_t *key; /* &record.key of that epoch */
     uint32_t count;
     uint32_t idx;    /* the epoch's record index */
     uint64_t allocs; /* allocations not yet counted in the record */
+    uint64_t frees;  /* frees of the epoch's objects taken back into this cache, not yet counted */
     uint64_t slots[TSLAB__EC_MAX];
 } tslab__eclass;
+_Static_assert(sizeof(tslab__eclass) == 256, "adjust TSLAB__EC_MAX");
+/* What a thread cache's `ec` points to until its thread first allocates into an epoch: zeroed
+ * entries bound to no epoch (0 is never an id, and a count of 0 fails the fast path anyway), so
+ * the epoch fast path needs no NULL test. Never written. */
+extern tslab__eclass tslab__ec_none[TSLAB_CLASSES_MAX];
 
 /* A thread's cache for one instance. Owned by the instance (freed by tslab_destroy or by the
  * thread's exit, whichever is first); used only by its thread, except for counter reads. */
@@ -419,9 +427,11 @@ typedef struct tslab__tcache {
     uint16_t id;           /* owner id, or TSLAB__NO_ID */
     uint64_t rng;          /* the sampler's random state, 0 until first used (sample.c) */
     uint64_t sample_armed; /* bit i: class i's countdown was drawn with sampling on */
-    tslab__eclass *ec;     /* epoch caches, class_count entries; NULL until first used */
+    tslab__eclass *ec;     /* epoch caches, class_count entries; tslab__ec_none until used */
     tslab__tclass cls[];   /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
+
+static inline bool tslab__ec_used(const tslab__tcache *tc) { return tc->ec != tslab__ec_none; }
 
 /* Per-thread map from instance tag to that thread's cache; uid detects a reused tag. */
 typedef struct tslab__tls_entry {
@@ -643,6 +653,9 @@ void tslab__epochs_unlock(tslab *a);
  * in the fast map; NULL (errno ENOMEM) if it cannot be made. */
 tslab__tcache *tslab__tcache_bind(tslab *a);
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc);
+/* Counts t's pending allocations and frees (class ci) into its epoch's record. Caller: t's
+ * thread, while t holds a slot. */
+void tslab__ecache_fold(tslab *a, tslab__eclass *t, uint32_t ci);
 /* Empties tc's epoch cache of class ci: folds its count, returns its slots, binds it to none. */
 void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci);
 /* Frees every cache of `a` (tslab_destroy). */

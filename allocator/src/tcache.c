@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+tslab__eclass tslab__ec_none[TSLAB_CLASSES_MAX];
+
 __thread tslab__tls_entry *tslab__tls __attribute__((tls_model("initial-exec")));
 __thread tslab__tls_entry tslab__tls_fast[TSLAB__TLS_FAST]
     __attribute__((tls_model("initial-exec")));
@@ -28,16 +30,23 @@ static void merge_counters(tslab__tcounters *dst, const tslab__tcounters *src)
 #undef MERGE
 }
 
+void tslab__ecache_fold(tslab *a, tslab__eclass *t, uint32_t ci)
+{
+    if (t->allocs != 0)
+        tslab__epoch_count(a, t->idx, ci, (int64_t)t->allocs);
+    if (t->frees != 0)
+        tslab__epoch_count(a, t->idx, ci, -(int64_t)t->frees);
+    t->allocs = t->frees = 0;
+}
+
 void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci)
 {
     tslab__eclass *t = &tc->ec[ci];
     if (t->epoch == 0)
         return;
-    /* Counted while the slots still hold the record (tslab__eclass); allocs is non-zero only
-     * while count is (the allocation slow path counts as it takes a cache's last slot). */
-    if (t->allocs != 0)
-        tslab__epoch_count(a, t->idx, ci, (int64_t)t->allocs);
-    t->allocs = 0;
+    /* Counted while the slots still hold the record (tslab__eclass): the counts are non-zero
+     * only while the cache holds a slot (the allocation slow path folds as it takes the last). */
+    tslab__ecache_fold(a, t, ci);
     if (t->count > 0)
         tslab__slab_drain(a, &a->cls[ci], t->slots, t->count);
     t->count = 0;
@@ -48,7 +57,7 @@ void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci)
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc)
 {
     for (uint32_t i = 0; i < a->nclasses; i++) {
-        if (tc->ec != NULL)
+        if (tslab__ec_used(tc))
             tslab__ecache_unbind(a, tc, i);
         tslab__tclass *t = &tc->cls[i];
         if (t->count > 0)
@@ -97,7 +106,8 @@ static void thread_exit(void *arg)
         if (a != NULL && a->uid == m[t].uid) {
             tslab__tcache_flush(a, m[t].tc);
             retire(a, m[t].tc);
-            free(m[t].tc->ec);
+            if (tslab__ec_used(m[t].tc))
+                free(m[t].tc->ec);
             free(m[t].tc);
         }
     }
@@ -127,6 +137,7 @@ static tslab__tcache *tcache_new(tslab *a)
     }
     tc->uid = a->uid;
     tc->id = TSLAB__NO_ID;
+    tc->ec = tslab__ec_none;
     pthread_mutex_lock(&a->tc_lock);
     for (uint32_t w = 0; w < TSLAB__IDS / 64 && tc->id == TSLAB__NO_ID; w++)
         if (~a->id_used[w] != 0) {
@@ -178,7 +189,8 @@ void tslab__tcache_destroy_all(tslab *a)
     pthread_mutex_unlock(&a->tc_lock);
     while (tc) {
         tslab__tcache *next = tc->next;
-        free(tc->ec);
+        if (tslab__ec_used(tc))
+            free(tc->ec);
         free(tc);
         tc = next;
     }

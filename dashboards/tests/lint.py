@@ -3,7 +3,7 @@
 """Static checks of dashboards/: the Grafana dashboard, the alert rules and their unit tests, the
 runbook and the built-in live page. Needs nothing but Python 3; runs without Prometheus.
 
-Metric names and types come from TSLAB_CLASS_STATS in allocator/include/tslab.h (plus the
+Metric names and types come from the X-macro lists in allocator/include/tslab.h (plus the
 exporter's fixed families), so renaming a counter there fails this test until the dashboard and
 rules follow.
 """
@@ -116,7 +116,9 @@ def lint_dashboard(cat):
                 "tslab_slab_cache_hits_total", "tslab_slab_cache_lookups_total",
                 "tslab_slab_cache_overflows_total", "tslab_free_rejections_total",
                 "tslab_resident_bytes", "tslab_mapped_bytes", "process_resident_memory_bytes",
-                "tslab_slabs", "tslab_exporter_render_seconds", "tslab_exporter_scrapes_total"]
+                "tslab_slabs", "tslab_exporter_render_seconds", "tslab_exporter_scrapes_total",
+                "tslab_epochs_open", "tslab_epoch_closed_live_objects",
+                "tslab_epoch_oldest_closed_live_age_seconds", "tslab_epochs_leaking"]
     for m in required:
         if m not in used:
             err("dashboard: no panel shows %s" % m)
@@ -128,8 +130,8 @@ def lint_rules(cat):
     readme = open(td.README, encoding="utf-8").read()
     headings = {h.strip() for h in re.findall(r"^###\s+(.+)$", readme, re.M)}
     names = [r["alert"] for r in rules]
-    if len(rules) != 6 or len(set(names)) != len(names):
-        err("rules: expected 6 distinct alerts, parsed %r" % names)
+    if len(rules) != 7 or len(set(names)) != len(names):
+        err("rules: expected 7 distinct alerts, parsed %r" % names)
     for r in rules:
         w = "alert %s" % r["alert"]
         if not r["expr"]:

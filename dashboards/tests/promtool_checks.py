@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """promtool on the rule and config files.
 
-  check: `promtool check rules` (all 5 alerts found) and `promtool check config prometheus.yml`.
+  check: `promtool check rules` (every alert of tslab-alerts.yml found) and `promtool check config prometheus.yml`.
   test:  `promtool test rules tslab-alerts.test.yml` passes; and, so that a firing case cannot
          pass by accident, for each alert a copy of the rules where only that alert can never
          fire must make the unit tests fail on that alert.

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Shared helpers for the dashboards/ tests (Python 3 standard library only).
 
-- the metric catalogue, derived from TSLAB_CLASS_STATS in allocator/include/tslab.h plus the
-  exporter's fixed families, so a renamed counter breaks these tests instead of a dashboard;
+- the metric catalogue, derived from TSLAB_CLASS_STATS, TSLAB_INSTANCE_STATS and
+  TSLAB_EPOCH_STATS in allocator/include/tslab.h plus the exporter's fixed families, so a renamed counter breaks these tests instead of a dashboard;
 - a small PromQL scanner that finds the metric names an expression selects and the function
   each selector sits in (enough for our own expressions; not a full parser);
 - readers for our own dashboard JSON and rule/test YAML files (line based: the standard library
@@ -53,8 +53,18 @@ def catalogue():
         raise SystemExit("TSLAB_INSTANCE_STATS not found in " + HEADER)
     for metric in re.findall(r'X\(\s*\w+\s*,\s*"([^"]*)"', m.group(1).replace("\\\n", " ")):
         cat["tslab_" + metric] = "gauge"
+    # TSLAB_EPOCH_STATS: X(field, TYPE, "metric", "help"), one series per allocator and label.
+    m = re.search(r"#define TSLAB_EPOCH_STATS\(X\)(.*?)\n\s*\n", text, re.S)
+    if not m:
+        raise SystemExit("TSLAB_EPOCH_STATS not found in " + HEADER)
+    rows = re.findall(r'X\(\s*\w+\s*,\s*(COUNTER|GAUGE)\s*,\s*"([^"]*)"', m.group(1).replace("\\\n", " "))
+    if len(rows) < 5:
+        raise SystemExit("parsed only %d TSLAB_EPOCH_STATS rows" % len(rows))
+    for typ, metric in rows:
+        cat["tslab_" + metric] = typ.lower()
     cat.update({
         "tslab_reserved_bytes": "gauge", "tslab_build_info": "gauge",
+        "tslab_epoch_leak_threshold_seconds": "gauge",
         "tslab_exporter_scrapes_total": "counter", "tslab_exporter_render_seconds": "gauge",
         "process_resident_memory_bytes": "gauge", "process_virtual_memory_bytes": "gauge",
         "process_start_time_seconds": "gauge", "process_open_fds": "gauge",

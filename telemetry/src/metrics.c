@@ -18,10 +18,12 @@ static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (lo
 /* Rough size of the output, so most renders never reallocate. */
 static size_t size_hint(const tslab__snapshot *snap)
 {
-    size_t classes = 0;
-    for (size_t i = 0; i < snap->alloc_count; i++)
+    size_t classes = 0, labels = 0;
+    for (size_t i = 0; i < snap->alloc_count; i++) {
         classes += snap->allocs[i].class_count;
-    return 4096 + classes * tslab__field_count * 96;
+        labels += snap->epochs != NULL ? snap->epochs[i].label_count : 0;
+    }
+    return 4096 + (classes * tslab__field_count + labels * tslab__epoch_field_count) * 96;
 }
 
 int tslab__render(const tslab__snapshot *snap, tslab_format fmt, char **out, size_t *out_len)

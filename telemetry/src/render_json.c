@@ -113,16 +113,73 @@ static void add_lifetimes(json *j, cJSON *co, const tslab_profile_class *pc)
     add_double(j, co, "lock_wait_seconds", (double)pc->lock_wait_ns / 1e9);
 }
 
-static void add_allocator(json *j, cJSON *list, const tslab_stats *s, const tslab_profile *p)
+/* A new object appended to the array `arr`, or NULL (j->ok is then false). */
+static cJSON *add_element(json *j, cJSON *arr)
 {
     cJSON *obj = check(j, cJSON_CreateObject());
-    if (obj == NULL)
-        return;
-    if (!cJSON_AddItemToArray(list, obj)) {
+    if (obj != NULL && !cJSON_AddItemToArray(arr, obj)) {
         cJSON_Delete(obj);
         j->ok = false;
-        return;
+        obj = NULL;
     }
+    return obj;
+}
+
+/* "epochs": the instance's leak threshold; "labels", one object per epoch label with a key per
+ * row of TSLAB_EPOCH_STATS (its field name; a nanosecond field "x_ns" as "x_seconds"); and
+ * "leaking", the oldest leaking epochs first: label, seconds since close, live objects, and the
+ * live objects by class size (classes holding none left out). */
+static void add_epochs(json *j, cJSON *obj, const tslab_stats *s, const tslab_epoch_stats *e)
+{
+    cJSON *eo = check(j, cJSON_AddObjectToObject(obj, "epochs"));
+    if (eo == NULL)
+        return;
+    add_double(j, eo, "leak_threshold_seconds", (double)e->leak_threshold_ns / 1e9);
+    cJSON *labels = check(j, cJSON_AddArrayToObject(eo, "labels"));
+    for (uint32_t k = 0; labels != NULL && k < e->label_count && k <= TSLAB_EPOCH_LABELS_MAX; k++) {
+        const tslab_epoch_label_stats *ls = &e->labels[k];
+        cJSON *lo = add_element(j, labels);
+        if (lo == NULL)
+            return;
+        add_string(j, lo, "label", ls->label, strnlen(ls->label, sizeof ls->label));
+        for (size_t i = 0; i < tslab__epoch_field_count; i++) {
+            const tslab__epoch_field *f = &tslab__epoch_fields[i];
+            uint64_t v = tslab__epoch_field_get(ls, f);
+            if (tslab__epoch_field_ns(f)) {
+                char key[64];
+                snprintf(key, sizeof key, "%.*s_seconds", (int)(strlen(f->key) - 3), f->key);
+                add_double(j, lo, key, (double)v / 1e9);
+            } else {
+                add_u64(j, lo, f->key, v);
+            }
+        }
+    }
+    cJSON *leaking = check(j, cJSON_AddArrayToObject(eo, "leaking"));
+    for (uint32_t k = 0; leaking != NULL && k < e->leak_count && k < TSLAB_EPOCH_LEAKS_MAX; k++) {
+        const tslab_epoch_leak *lk = &e->leaks[k];
+        cJSON *lo = add_element(j, leaking);
+        if (lo == NULL)
+            return;
+        add_string(j, lo, "label", lk->label, strnlen(lk->label, sizeof lk->label));
+        add_double(j, lo, "closed_age_seconds", (double)lk->closed_age_ns / 1e9);
+        add_u64(j, lo, "live_objects", lk->live_objects);
+        cJSON *by = check(j, cJSON_AddObjectToObject(lo, "live_by_class"));
+        for (uint32_t ci = 0; by != NULL && ci < s->class_count && ci < TSLAB_CLASSES_MAX; ci++) {
+            if (lk->live_by_class[ci] == 0)
+                continue;
+            char size[24];
+            snprintf(size, sizeof size, "%" PRIu64, s->classes[ci].object_size);
+            add_u64(j, by, size, lk->live_by_class[ci]);
+        }
+    }
+}
+
+static void add_allocator(json *j, cJSON *list, const tslab_stats *s, const tslab_profile *p,
+                          const tslab_epoch_stats *e)
+{
+    cJSON *obj = add_element(j, list);
+    if (obj == NULL)
+        return;
     add_string(j, obj, "name", s->name, strnlen(s->name, sizeof s->name));
     add_u64(j, obj, "reserved_bytes", s->reserved_bytes);
 #define TSLAB__ISTAT(field, ...) add_u64(j, obj, #field, s->instance.field);
@@ -131,14 +188,9 @@ static void add_allocator(json *j, cJSON *list, const tslab_stats *s, const tsla
     cJSON *classes = check(j, cJSON_AddArrayToObject(obj, "classes"));
     for (uint32_t ci = 0; classes != NULL && ci < s->class_count && ci < TSLAB_CLASSES_MAX; ci++) {
         const tslab_class_stats *c = &s->classes[ci];
-        cJSON *co = check(j, cJSON_CreateObject());
+        cJSON *co = add_element(j, classes);
         if (co == NULL)
             break;
-        if (!cJSON_AddItemToArray(classes, co)) {
-            cJSON_Delete(co);
-            j->ok = false;
-            break;
-        }
         add_u64(j, co, "object_size", c->object_size);
         add_u64(j, co, "slab_bytes", c->slab_bytes);
         add_u64(j, co, "objects_per_slab", c->objects_per_slab);
@@ -153,6 +205,8 @@ static void add_allocator(json *j, cJSON *list, const tslab_stats *s, const tsla
         if (tslab__field_unattributed(f))
             add_u64(j, un, f->key, tslab__field_get(&s->unattributed, f));
     }
+    if (e != NULL)
+        add_epochs(j, obj, s, e);
 }
 
 int tslab__render_json(const tslab__snapshot *snap, tslab__buf *b)
@@ -178,7 +232,8 @@ int tslab__render_json(const tslab__snapshot *snap, tslab__buf *b)
     }
     cJSON *list = check(&j, cJSON_AddArrayToObject(root, "allocators"));
     for (size_t a = 0; list != NULL && a < snap->alloc_count; a++)
-        add_allocator(&j, list, &snap->allocs[a], snap->profiles ? snap->profiles[a] : NULL);
+        add_allocator(&j, list, &snap->allocs[a], snap->profiles ? snap->profiles[a] : NULL,
+                      snap->epochs ? &snap->epochs[a] : NULL);
 
     char *text = j.ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);

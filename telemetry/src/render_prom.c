@@ -247,6 +247,51 @@ static void contention_families(tslab__buf *b, bool om, const tslab__snapshot *s
     }
 }
 
+/* A value kept in nanoseconds, in seconds; any other as the integer it is. */
+static void epoch_value(tslab__buf *b, uint64_t v, bool ns)
+{
+    if (ns)
+        tslab__buf_double(b, (double)v / 1e9);
+    else
+        tslab__buf_u64(b, v);
+    tslab__buf_putc(b, '\n');
+}
+
+/* Epochs: one family per row of TSLAB_EPOCH_STATS with a series per allocator and epoch label
+ * (at most TSLAB_EPOCH_LABELS_MAX + 1 of them: the core folds the rest into "other"), then each
+ * allocator's leak threshold. */
+static void epoch_families(tslab__buf *b, bool om, const tslab__snapshot *snap)
+{
+    if (snap->epochs == NULL)
+        return;
+    for (size_t i = 0; i < tslab__epoch_field_count; i++) {
+        const tslab__epoch_field *f = &tslab__epoch_fields[i];
+        family_header(b, om, "tslab_", f->metric, f->kind, f->help);
+        for (size_t a = 0; a < snap->alloc_count; a++) {
+            const tslab_stats *s = &snap->allocs[a];
+            const tslab_epoch_stats *e = &snap->epochs[a];
+            for (uint32_t k = 0; k < e->label_count && k <= TSLAB_EPOCH_LABELS_MAX; k++) {
+                const tslab_epoch_label_stats *ls = &e->labels[k];
+                labels l = labels_open(b, "tslab_", f->metric);
+                label(&l, "allocator", s->name, name_len(s));
+                label(&l, "label", ls->label, strnlen(ls->label, sizeof ls->label));
+                labels_close(&l);
+                epoch_value(b, tslab__epoch_field_get(ls, f), tslab__epoch_field_ns(f));
+            }
+        }
+    }
+    family_header(b, om, "", "tslab_epoch_leak_threshold_seconds", TSLAB__GAUGE,
+                  "Age since close beyond which a closed epoch that still holds live objects "
+                  "counts as leaking (tslab_config.epoch_leak_ms).");
+    for (size_t a = 0; a < snap->alloc_count; a++) {
+        const tslab_stats *s = &snap->allocs[a];
+        labels l = labels_open(b, "", "tslab_epoch_leak_threshold_seconds");
+        label(&l, "allocator", s->name, name_len(s));
+        labels_close(&l);
+        epoch_value(b, snap->epochs[a].leak_threshold_ns, true);
+    }
+}
+
 static void scalar_family(tslab__buf *b, bool om, const tslab__snapshot *snap,
                           const tslab__scalar *sc)
 {
@@ -308,6 +353,7 @@ void tslab__render_prom(const tslab__snapshot *snap, bool om, tslab__buf *b)
             field_family(b, om, snap, i);
     }
 
+    epoch_families(b, om, snap);
     lifetime_families(b, om, snap);
     contention_families(b, om, snap);
 

@@ -17,6 +17,14 @@
 const tslab__field tslab__fields[] = {TSLAB_CLASS_STATS(FIELD_ROW)};
 const size_t tslab__field_count = sizeof tslab__fields / sizeof tslab__fields[0];
 
+/* One row per TSLAB_EPOCH_STATS entry, likewise. */
+#define EPOCH_ROW(field, type, metric, help)                                                       \
+    {#field, offsetof(tslab_epoch_label_stats, field), TSLAB__##type, metric, help},
+
+const tslab__epoch_field tslab__epoch_fields[] = {TSLAB_EPOCH_STATS(EPOCH_ROW)};
+const size_t tslab__epoch_field_count = sizeof tslab__epoch_fields / sizeof tslab__epoch_fields[0];
+#undef EPOCH_ROW
+
 /* TSLAB_LIFETIME_BOUNDS_NS in seconds: 1 ms .. 1 day, a decade apart up to 10 s, then the
  * minute, ten minutes, hour, six hours and day that object lifetimes are talked about in. */
 const double tslab__lifetime_bounds[TSLAB_LIFETIME_BUCKETS] = {0.001, 0.01, 0.1,  1,     10,
@@ -76,32 +84,32 @@ int tslab__snapshot_take(tslab *const *allocs, size_t n, tslab__scrape_counters 
     if (err != 0)
         return err;
     tslab_stats *stats = NULL;
+    tslab_profile **prof = NULL;
+    tslab_epoch_stats *epochs = NULL;
     if (n > 0) {
         stats = calloc(n, sizeof *stats);
-        if (stats == NULL)
-            return -ENOMEM;
-    }
-    tslab_profile **prof = NULL;
-    if (n > 0) {
         prof = calloc(n, sizeof *prof);
-        if (prof == NULL) {
-            free(stats);
-            return -ENOMEM;
-        }
+        epochs = calloc(n, sizeof *epochs);
+        if (stats == NULL || prof == NULL || epochs == NULL)
+            err = -ENOMEM;
     }
     for (size_t i = 0; i < n && err == 0; i++) {
         err = tslab_stats_read(allocs[i], &stats[i]);
         if (err == 0)
             err = tslab_profile_read(allocs[i], &prof[i]);
+        if (err == 0)
+            err = tslab_epoch_stats_get(allocs[i], &epochs[i], sizeof epochs[i]);
     }
     if (err != 0) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; prof != NULL && i < n; i++)
             tslab_profile_free(prof[i]);
         free(prof);
         free(stats);
+        free(epochs);
         return err;
     }
     snap->profiles = prof;
+    snap->epochs = epochs;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     snap->version = TSLAB__SNAPSHOT_VERSION;
@@ -124,5 +132,7 @@ void tslab__snapshot_free(tslab__snapshot *snap)
     snap->profiles = NULL;
     free((void *)snap->allocs);
     snap->allocs = NULL;
+    free((void *)snap->epochs);
+    snap->epochs = NULL;
     snap->alloc_count = 0;
 }

@@ -66,7 +66,7 @@ int tslab__procfs_read(tslab__process *out);
  * allocations made while the snapshot was read, and each gauge is exact at some instant during
  * the read. Allocators are read one after another, not at one instant.
  * ------------------------------------------------------------------------------------------- */
-#define TSLAB__SNAPSHOT_VERSION 1
+#define TSLAB__SNAPSHOT_VERSION 2
 
 typedef enum tslab__kind { TSLAB__COUNTER, TSLAB__GAUGE, TSLAB__HISTOGRAM } tslab__kind;
 
@@ -95,6 +95,32 @@ static inline uint64_t tslab__field_get(const tslab_class_stats *c, const tslab_
     return *(const uint64_t *)(const void *)((const char *)c + f->offset);
 }
 
+/* One row of TSLAB_EPOCH_STATS (per instance and epoch label). */
+typedef struct tslab__epoch_field {
+    const char *key; /* struct member; the JSON key, "_ns" turned into "_seconds" */
+    size_t offset;   /* in tslab_epoch_label_stats */
+    tslab__kind kind;
+    const char *metric; /* family name after "tslab_" */
+    const char *help;
+} tslab__epoch_field;
+
+extern const tslab__epoch_field tslab__epoch_fields[];
+extern const size_t tslab__epoch_field_count;
+
+/* A member kept in nanoseconds ("..._ns") and exposed in seconds (its metric and JSON key end in
+ * "_seconds"): the one unit rule of the renderers, so no row is special-cased by name. */
+static inline bool tslab__epoch_field_ns(const tslab__epoch_field *f)
+{
+    size_t n = strlen(f->key);
+    return n > 3 && strcmp(f->key + n - 3, "_ns") == 0;
+}
+
+static inline uint64_t tslab__epoch_field_get(const tslab_epoch_label_stats *l,
+                                              const tslab__epoch_field *f)
+{
+    return *(const uint64_t *)(const void *)((const char *)l + f->offset);
+}
+
 /* Scrape bookkeeping of one exporter (or of the process, for tslab_metrics_render). */
 typedef struct tslab__scrape_counters {
     _Atomic uint64_t scrapes;
@@ -109,6 +135,8 @@ typedef struct tslab__snapshot {
     /* The sampler's view of each allocator (tslab_profile_read): lifetime histograms and ages
      * of live sampled objects. NULL, or an entry NULL: no such series for it. */
     tslab_profile *const *profiles;
+    /* Each allocator's epochs (tslab_epoch_stats_get), in the same order; NULL: none. */
+    const tslab_epoch_stats *epochs;
     tslab__process process;
     uint64_t scrapes_total; /* including the scrape this snapshot is rendered for */
     double render_seconds;  /* duration of the previous render */
