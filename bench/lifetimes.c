@@ -263,8 +263,7 @@ static uint64_t run_survivor(const bench_params *p, tslab *a, const lt_ops *o)
     return bad;
 }
 
-/* ---- Entry ------------------------------------------------------------------------------------
- */
+/* ---- Entry ----------------------------------------------------------------------------------- */
 
 uint64_t bench_lifetimes_run(const bench_params *p, tslab *a)
 {

@@ -24,8 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- mimalloc: a heap per group ---------------------------------------------------------------
- */
+/* ---- mimalloc: a heap per group -------------------------------------------------------------- */
 
 static __typeof__(mi_heap_new) *mi_new_;
 static __typeof__(mi_heap_malloc) *mi_malloc_;
@@ -49,8 +48,7 @@ static inline mi_heap_t *heap_of(uint64_t g) { return (mi_heap_t *)(uintptr_t)g;
 #define LT_CLOSE(A, g) (mi_delete_(heap_of(g)), 0)
 #include "lifetimes.inc.h"
 
-/* ---- jemalloc: an arena per group ---------------------------------------------------------------
- */
+/* ---- jemalloc: an arena per group ------------------------------------------------------------ */
 
 static __typeof__(mallctl) *je_ctl_;
 static __typeof__(mallctlnametomib) *je_nametomib_;
@@ -98,8 +96,7 @@ static inline bool arena_free(uint64_t tok)
 
 static const lt_ops ops_mi = LT_OPS(mi), ops_je = LT_OPS(je);
 
-/* ---- Selection ----------------------------------------------------------------------------------
- */
+/* ---- Selection ------------------------------------------------------------------------------- */
 
 /* dlsym into *fn; false (with a message) when the process does not have the symbol. */
 static bool lookup(void *fn, const char *name, const char *backend)
