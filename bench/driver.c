@@ -40,9 +40,9 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: tslab-bench [--quick] [--instructions] [--reps N] [--scale F] [--budget S]\n"
-            "                   [--sizes 64,128,512] [--workloads abcdefg] [--backends a,b,...]\n"
+            "                   [--sizes 64,128,512] [--workloads LETTERS] [--backends a,b,...]\n"
             "                   [--out DIR]\n"
-            "  Runs workloads a-g (issue 5) over every backend, each cell in its own process,\n"
+            "  Runs workloads a-j over every backend, each cell in its own process,\n"
             "  backends interleaved, and writes DIR/{table.txt,summary.csv,summary.json,raw.csv,\n"
             "  plots/}. --instructions instead counts instructions per pair under callgrind.\n"
             "  --budget S: after 3 repeats, stop repeating when the next would pass S seconds.\n"
@@ -64,7 +64,7 @@ static void machine_info(machine *m)
 int bench_driver_main(int argc, char **argv, const char *self_path)
 {
     opts o = {.reps = 5, .scale = 1.0, .nsizes = 3, .sizes = {64, 128, 512}};
-    snprintf(o.letters, sizeof o.letters, "abcdefghi");
+    snprintf(o.letters, sizeof o.letters, "abcdefghij");
     snprintf(o.out, sizeof o.out, "bench-results");
     bool reps_set = false, sizes_set = false;
     for (int i = 1; i < argc; i++) {

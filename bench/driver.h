@@ -50,11 +50,12 @@ typedef struct backend {
     bool exact;      /* temporal-slab instance with exact_frees (every free a CAS) */
     bool bg;         /* cycles/idle: the allocator's background thread on (--background) */
     bool nosample;   /* temporal-slab instance with sampling off (TSLAB_SAMPLE_OFF) */
+    bool groups;     /* workload j: one group per batch (epoch, heap, arena; --groups) */
     bool missing;    /* set at start-up: its library, binary or telemetry is not there */
 } backend;
 
 /* The number of entries of backends[] and workloads[] (checked there by static assertions). */
-enum { NBACKENDS = 16, NWORKLOADS = 14 };
+enum { NBACKENDS = 19, NWORKLOADS = 16 };
 
 extern const char *kind_name[];
 extern backend backends[NBACKENDS];

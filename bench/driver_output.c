@@ -292,6 +292,20 @@ void write_targets(const opts *o, FILE *f)
         target_line(f, "f. alloc p99 with 10 Hz scrape / without", z,
                     med_of("f.latency", "alloc_p99_ns", z, "tslab-h-scrape") / on, 1.05, true, "");
     }
+    /* Issue 13: workload j runs at one nominal size (128 B, or the first size asked for). */
+    size_t z = sizes_include(o, 128) ? 128 : o->sizes[0];
+    const char *e = "tslab-h-epoch";
+    double burst = med_of("j.lifetimes", "uncached_over_live", z, e);
+    double surv = med_of("j.survivor", "freed_over_live", z, e);
+    if (isnan(burst) && isnan(surv))
+        return;
+    fprintf(f, "\nTargets of issue 13 (workload j, tslab-h-epoch; README.md \"Lifetimes\"):\n");
+    target_line(f, "j. RSS after the burst, less cached slabs / live", z, burst, 1.25, true, "");
+    target_line(f, "j. RSS after the quiet period / live", z,
+                med_of("j.lifetimes", "quiet_over_live", z, e), 1.25, true, "");
+    target_line(f, "j. requests/s / mimalloc-heap", z,
+                ratio_of("j.lifetimes", "requests_per_s", z, e), 1.0, false, "");
+    target_line(f, "j. 1%-survivor: RSS after the frees / live", z, surv, 2.0, true, "");
 }
 
 /* ---- Plot data ------------------------------------------------------------------------------- */

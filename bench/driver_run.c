@@ -174,6 +174,8 @@ int run_worker(const opts *o, const backend *b, const wl *w, size_t size, int re
     }
     if (b->nosample)
         argv[k++] = "--sample-off";
+    if (b->groups)
+        argv[k++] = "--groups";
     /* The measured thread of a one-thread cell runs on its repeat's CPU; the two-thread
      * workloads need both CPUs, and callgrind runs one thread at a time anyway. */
     char a_cpu[16];
@@ -224,7 +226,8 @@ int run_worker(const opts *o, const backend *b, const wl *w, size_t size, int re
                 add_result(wi, bi, size, rep, key, v);
             if (strlen(shown) < 200 &&
                 (strstr(key, "pair_ns") || strstr(key, "mops") || strstr(key, "p99_ns") ||
-                 strstr(key, "c1000") || strstr(key, "us")))
+                 strstr(key, "c1000") || strstr(key, "us") || strstr(key, "requests_per_s") ||
+                 strstr(key, "freed_over_live")))
                 snprintf(shown + strlen(shown), sizeof shown - strlen(shown), " %s=%.4g", key, v);
         }
     }

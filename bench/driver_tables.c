@@ -39,6 +39,17 @@ backend backends[NBACKENDS] = {
     {.name = "tslab-h-bg", .kind = BENCH_KIND_TSH, .bg = true},
     {.name = "jemalloc-bg", .kind = BENCH_KIND_SYS, .lib = BENCH_LIB_JEMALLOC, .bg = true},
     {.name = "tslab-h-nosample", .kind = BENCH_KIND_TSH, .nosample = true},
+    {.name = "tslab-h-epoch", .kind = BENCH_KIND_TSH, .groups = true},
+    {.name = "mimalloc-heap",
+     .kind = BENCH_KIND_SYS,
+     .lib = BENCH_LIB_MIMALLOC,
+     .peer = true,
+     .groups = true},
+    {.name = "jemalloc-arena",
+     .kind = BENCH_KIND_SYS,
+     .lib = BENCH_LIB_JEMALLOC,
+     .peer = true,
+     .groups = true},
 };
 _Static_assert(sizeof backends / sizeof backends[0] == NBACKENDS, "NBACKENDS");
 
@@ -57,6 +68,8 @@ int backend_index(const char *name)
     "-alloc_p50_ns,-alloc_p99_ns,-alloc_p999_ns,-alloc_p9999_ns,-alloc_max_ns,-alloc_mean_ns,"     \
     "-free_p50_ns,-free_p99_ns,-free_p999_ns,-free_p9999_ns,-free_max_ns,-free_mean_ns"
 #define TEL_BACKENDS "tslab-h-nocnt,tslab-h,tslab-h-scrape"
+#define LIFETIME_BACKENDS                                                                          \
+    "tslab-h,tslab-h-epoch,glibc,jemalloc,jemalloc-arena,mimalloc,mimalloc-heap,tcmalloc"
 #define CYCLE_METRICS                                                                              \
     "-pair_ns,-faults_per_cycle,=first_cycle_faults,=rss_alloc_bytes,=rss_free_bytes"
 
@@ -195,6 +208,37 @@ const wl workloads[NWORKLOADS] = {
      .cycles_quick = 3,
      .backends = MAIN_BACKENDS ",tslab-h-bg,jemalloc-bg",
      .metrics = "-rss_idle_bytes,=rss_free_bytes,=tslab_idle_resident_bytes",
+     .max_reps = 1,
+     .only_size = 128,
+     .decay_ms_quick = 100},
+    /* Issue 13 (lifetimes.h): batches of 1,000 requests, 4-16 objects of 64-512 B each (the
+     * size column is nominal), 1% of requests keep one object in a set of 4096; one group per
+     * batch for the -epoch, -heap and -arena backends. Then 3 x the decay time without a call. */
+    {.label = "j.lifetimes",
+     .workload = "lifetimes",
+     .n = 1000000,
+     .n_quick = 50000,
+     .live = 4096,
+     .live_quick = 4096,
+     .backends = LIFETIME_BACKENDS,
+     .metrics = "+requests_per_s,-obj_ns,-rss_peak_bytes,-rss_burst_bytes,-rss_quiet_bytes,"
+                "-burst_over_live,-quiet_over_live,-faults_per_kreq,=live_bytes,=peak_live_bytes,"
+                "=live_class_bytes,=tslab_cached_bytes,=uncached_over_live,=quiet_cached_bytes,"
+                "=quiet_resident_bytes,=slow_path_per_kop",
+     .ratio_to = "mimalloc-heap",
+     .max_reps = 3,
+     .max_ms = 10000,
+     .only_size = 128,
+     .decay_ms_quick = 100},
+    /* The issue's 1% test: 1M x 128 B in groups of 10,000 closed once allocated, a random 1%
+     * kept, the rest freed; RSS then and after 3 x the decay time. */
+    {.label = "j.survivor",
+     .workload = "survivor",
+     .n = 1000000,
+     .n_quick = 100000,
+     .backends = LIFETIME_BACKENDS,
+     .metrics = "-rss_freed_bytes,-rss_quiet_bytes,-freed_over_live,-quiet_over_live,"
+                "=rss_alloc_bytes,=live_bytes,-alloc_ns,-free_ns,=tslab_cached_bytes",
      .max_reps = 1,
      .only_size = 128,
      .decay_ms_quick = 100},

@@ -41,6 +41,10 @@ static int child_main(int argc, char **argv)
             p.background = true;
             continue;
         }
+        if (strcmp(a, "--groups") == 0) {
+            p.groups = true;
+            continue;
+        }
         if (strcmp(a, "--sample-off") == 0) {
             p.sample_off = true;
             continue;

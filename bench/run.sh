@@ -43,7 +43,8 @@ fi
 
 # ---- Build ------------------------------------------------------------------------------------
 cmake -S "$ROOT" -B "$BUILD_DIR" -DTSLAB_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target tslab-bench tslab-bench-nocounters >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target tslab-bench tslab-bench-nocounters \
+    tslab-epoch-pair >/dev/null
 BENCH="$BUILD_DIR/bench/tslab-bench"
 
 # ---- Run --------------------------------------------------------------------------------------
@@ -51,6 +52,8 @@ mkdir -p "$OUT"
 start=$(date +%s)
 if [ $quick = 1 ]; then
     "$BENCH" --out "$OUT" "$@"
+    # The epoch instruction probe (bench/README.md) runs: every mode, a few pairs.
+    for m in plain epoch mplain mepoch; do "$BUILD_DIR/bench/tslab-epoch-pair" $m 10000; done
 else
     "$BENCH" --out "$OUT" --budget "$BUDGET" "$@"
 fi

@@ -44,6 +44,7 @@ typedef struct options {
     unsigned bad_frees; /* per second */
     unsigned rate;      /* sessions per second in all; 0 = as fast as possible */
     bool quiet;
+    bool debug_endpoints; /* --debug-endpoints: /debug/pprof/heap and /debug/rejections */
     const char *token;
     const char *token_file; /* --bearer-token-file */
     const char *web_config; /* --web.config.file */
@@ -58,6 +59,7 @@ static void usage(FILE *f)
             "                  [--quiet] [--token BEARER_TOKEN] [--max-connections N]\n"
             "                  [--per-ip-connections N] [--timeout SECONDS]\n"
             "                  [--web.config.file PATH] [--bearer-token-file PATH]\n"
+            "                  [--debug-endpoints]\n"
             "  --listen ADDR:PORT  serve /metrics, /metrics.json, /healthz and / (port 0: any;\n"
             "                      IPv6 as [::1]:PORT); prints \"listening on http://ADDR:PORT/\"\n"
             "  --duration S        stop after S seconds (default 0: run until SIGINT/SIGTERM)\n"
@@ -66,6 +68,8 @@ static void usage(FILE *f)
             "  --rate R            sessions created per second over all threads (default 20000,\n"
             "                      0 = unthrottled)\n"
             "  --quiet             no statistics once a second\n"
+            "  --debug-endpoints   also serve /debug/pprof/heap (go tool pprof) and\n"
+            "                      /debug/rejections (behind the same auth as /metrics)\n"
             "  --version           print the demo's and the loaded library's versions\n"
             "  --token T, --max-connections N, --per-ip-connections N, --timeout S\n"
             "                      exporter settings (see tslab_telemetry.h)\n"
@@ -95,6 +99,10 @@ static int parse_options(int argc, char **argv, options *o)
         bool ok = true;
         if (strcmp(arg, "--quiet") == 0) {
             o->quiet = true;
+            continue;
+        }
+        if (strcmp(arg, "--debug-endpoints") == 0) {
+            o->debug_endpoints = true;
             continue;
         }
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -624,6 +632,7 @@ int main(int argc, char **argv)
                                     .per_ip_connections = o.per_ip_connections,
                                     .timeout_seconds = o.timeout_seconds,
                                     .web_config_file = o.web_config,
+                                    .debug_endpoints = o.debug_endpoints,
                                     .bearer_token_file = o.token_file,
                                     .error_message = why,
                                     .error_message_size = sizeof why};

@@ -25,23 +25,17 @@ struct tslab__epochs *tslab__epochs_get(tslab *a)
     pthread_mutex_lock(&a->tc_lock);
     t = atomic_load_explicit(&a->epochs, memory_order_relaxed);
     if (t == NULL) {
-        /* calloc: about 2.4 MiB of address space, of which only the records in use are
-         * touched. */
+        /* calloc: about 2.3 MiB of fresh zero pages (malloc maps a block this large), of which
+         * only the pages of the records in use are ever touched. */
         t = calloc(1, sizeof *t);
         if (t != NULL && pthread_mutex_init(&t->lock, NULL) != 0) {
             free(t);
             t = NULL;
         }
-        if (t != NULL) {
-            /* A scattered first generation per record and instance, so that a forged id rarely
-             * names a live epoch; never 0. */
-            for (uint32_t i = 1; i <= TSLAB_EPOCHS_MAX; i++)
-                atomic_store_explicit(&t->rec[i].id,
-                                      (uint64_t)(tslab__initial_gen(a->uid, 63, i) | 1u),
-                                      memory_order_relaxed);
-            /* Release: set up before anyone can find it. */
+        /* Release: set up before anyone can find it. Records are set up as they are first
+         * used (tslab__epoch_new), so only their pages become resident. */
+        if (t != NULL)
             atomic_store_explicit(&a->epochs, t, memory_order_release);
-        }
     }
     pthread_mutex_unlock(&a->tc_lock);
     if (t == NULL)
@@ -164,6 +158,11 @@ uint64_t tslab__epoch_new(tslab *a, const char *label)
             t->free_tail = 0;
     } else if (t->used < TSLAB_EPOCHS_MAX) {
         i = ++t->used;
+        /* A scattered first generation per record and instance, so that a forged id rarely
+         * names a live epoch. An unused record's id is 0, which no id equals (its tag is not
+         * 0). */
+        atomic_store_explicit(&t->rec[i].id, tslab__initial_gen(a->uid, 63, i),
+                              memory_order_relaxed);
     } else {
         pthread_mutex_unlock(&t->lock);
         errno = EAGAIN;

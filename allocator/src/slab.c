@@ -212,7 +212,17 @@ typedef struct relq {
     uint8_t why[RELQ];
     uint32_t n;
     uint64_t bytes; /* queued so far (over_soft counts them as gone) */
+    uint64_t now;   /* the clock, read once per call that needs it (0: not yet) */
 } relq;
+
+/* The instance clock for this call: one read however many slabs empty in it (a destroy or a
+ * drain can empty dozens, and each would otherwise read the clock). */
+static uint64_t relq_now(tslab *a, relq *q)
+{
+    if (q->now == 0)
+        q->now = tslab__now(a);
+    return q->now;
+}
 
 /* Takes s (empty, on no list) out of circulation for release as `why`; the queue has room. */
 static void queue_release(tslab__class *c, uint32_t s, int why, relq *q)
@@ -266,7 +276,7 @@ static void decay_due(tslab *a, tslab__class *c, relq *q, bool force)
     }
     if (!force && (++c->decay_calls & 15) != 0)
         return;
-    uint64_t now = tslab__now(a);
+    uint64_t now = relq_now(a, q);
     /* Forced (flush, maintenance thread, a new setting): recompute the deadline whatever it was,
      * since the decay time may have changed since it was set. */
     if (force || now >= c->decay_next)
@@ -377,7 +387,7 @@ static void make_empty(tslab *a, tslab__class *c, uint32_t s, relq *q)
                       q);
         return;
     }
-    uint64_t now = tslab__now(a);
+    uint64_t now = relq_now(a, q);
     c->slabs[s].idle_since = now;
     set_state(c, s, TSLAB__SLAB_CACHED);
     list_push(c, &c->cached, s);

@@ -8,6 +8,7 @@ and /healthz must answer within 1 s of the attackers leaving). After each, the e
 
 usage: http_robustness.py TSLAB_DEMO
 """
+import json
 import select
 import selectors
 import socket
@@ -350,10 +351,37 @@ def slow_attack():
     still_serving("200 slow attackers", source="127.0.0.1")
 
 
+def debug_endpoints():
+    """tslab-demo --debug-endpoints serves the heap profile and the rejection ring; without the
+    flag (the demo under test above) both are 404."""
+    for path in ("/debug/pprof/heap", "/debug/rejections"):
+        st, _, _ = demolib.get(port, path)
+        checks.check(st == 404, f"{path} without --debug-endpoints: {st}, want 404")
+    d, dport = demolib.start_demo(sys.argv[1], "--threads", "1", "--debug-endpoints",
+                                  "--inject-bad-frees", "200")
+    try:
+        deadline = time.monotonic() + 20
+        rejections = []
+        while time.monotonic() < deadline:
+            st, _, body = demolib.get(dport, "/debug/rejections")
+            checks.check(st == 200, f"/debug/rejections with --debug-endpoints: {st}")
+            doc = json.loads(body)
+            rejections = [r for inst in doc.get("allocators", []) for r in inst.get("rejections", [])]
+            if rejections or st != 200:
+                break
+            time.sleep(0.05)  # polling for the injected frees, not synchronising
+        checks.check(len(rejections) > 0, "/debug/rejections lists the demo's injected frees")
+        st, hdr, body = demolib.get(dport, "/debug/pprof/heap")
+        checks.check(st == 200 and len(body) > 0, f"/debug/pprof/heap: {st}, {len(body)} bytes")
+    finally:
+        checks.check(demolib.stop(d) == 0, "tslab-demo --debug-endpoints exited 0 after SIGTERM")
+
+
 def main():
     global demo, port
     demo, port = demolib.start_demo(sys.argv[1], "--threads", "2")
     still_serving("start")
+    debug_endpoints()
     malformed()
     oversized_headers()
     unknown_methods()
