@@ -72,7 +72,7 @@ static tslab__tcache *other_cache(tslab *a)
 }
 
 /* ---- One idle worker: it runs a step when told, then waits (blocked, alive) ---- */
-enum { STEP_NONE, STEP_FILL, STEP_REMOTE, STEP_AFTER, STEP_EXIT };
+enum { STEP_NONE, STEP_FILL, STEP_REMOTE, STEP_AFTER, STEP_EFILL, STEP_EAFTER, STEP_EXIT };
 enum { NFILL = 60, NAFTER = 500 };
 #define FILLED (tslab_config_quarantine ? 12u : 48u) /* the cache after STEP_FILL */
 typedef struct worker {
@@ -83,6 +83,8 @@ typedef struct worker {
     tslab_handle mine[NFILL];
     tslab_handle theirs[40]; /* objects of the main thread, freed here (remote) */
     unsigned bad;            /* STEP_AFTER: objects handed out twice or not writable */
+    tslab_epoch ep;          /* STEP_EFILL / STEP_EAFTER: the epoch it allocates into */
+    int eafter_errno;        /* STEP_EAFTER: errno of its allocation into the closed epoch */
 } worker;
 
 static void after_wake(worker *w)
@@ -131,6 +133,18 @@ static void *worker_main(void *arg)
                 CHECK(tslab_free(w->a, w->theirs[i]));
         } else if (s == STEP_AFTER) {
             after_wake(w);
+        } else if (s == STEP_EFILL) {
+            /* 10 allocations into the epoch (its cache refills 24, keeps 14) and their frees,
+             * which go back into that cache: it holds 24. */
+            tslab_handle h[10];
+            for (unsigned i = 0; i < 10; i++)
+                CHECK(tslab_alloc_epoch(w->a, w->ep, 256, &h[i]) != NULL);
+            for (unsigned i = 0; i < 10; i++)
+                CHECK(tslab_free(w->a, h[i]));
+        } else if (s == STEP_EAFTER) {
+            tslab_handle h;
+            CHECK(tslab_alloc_epoch(w->a, w->ep, 256, &h) == NULL);
+            w->eafter_errno = errno;
         }
         pthread_mutex_lock(&w->mu);
         w->done = s;
@@ -241,6 +255,50 @@ static void idle_cache_comes_back(void)
     c = stats0(a);
     CHECK_EQ_U(c.live_objects, 0);
     CHECK_EQ_U(c.allocations + c.duplicates_dropped, c.frees);
+    tslab_destroy(a);
+}
+
+/* An idle thread's epoch cache comes back too, all but its top slot; that one keeps the epoch's
+ * slab (and record) until the thread's next try at the epoch, which finds it closed. */
+static void idle_epoch_cache_comes_back(void)
+{
+    if (!tslab__reclaim_available()) {
+        printf("  membarrier unavailable here: reclaim is off, nothing to test\n");
+        return;
+    }
+    tslab *a = mk();
+    static worker w;
+    w = (worker){.a = a, .ep = tslab_epoch_open(a, "idle")};
+    REQUIRE(w.ep != 0);
+    pthread_t t;
+    worker_start(&w, &t);
+    run_step(&w, STEP_EFILL);
+    tslab__tcache *tc = other_cache(a);
+    REQUIRE(tc != NULL);
+    CHECK_EQ_U(atomic_load(&tc->ec[0].count), 24);
+    CHECK_EQ_U(atomic_load(&tc->cls[0].count), 0); /* nothing in the default epoch's cache */
+    tslab__maintain_pass();
+    advance(IDLE_NS);
+    tslab__maintain_pass();
+    CHECK_EQ_U(stats0(a).idle_reclaimed_slots, 23);
+    CHECK_EQ_U(tc->estolen[0], 23);
+    tslab_class_stats c = stats0(a);
+    CHECK_EQ_U(c.slabs_partial + c.slabs_full, 1); /* the top slot's slab */
+    CHECK_EQ_I(tslab_epoch_close(a, w.ep), 0);
+    tslab_epoch_stats es;
+    REQUIRE(tslab_epoch_stats_get(a, &es, sizeof es) == 0);
+    CHECK_EQ_U(es.labels[0].closed_live_objects, 0);
+    /* Woken: its allocation into the closed epoch fails, which reconciles and then gives the
+     * last slot back: the slab empties and the record with it; the figures are exact. */
+    run_step(&w, STEP_EAFTER);
+    CHECK_EQ_I(w.eafter_errno, ESHUTDOWN);
+    c = stats0(a);
+    CHECK_EQ_U(c.slabs_partial + c.slabs_full, 0);
+    CHECK_EQ_U(c.live_objects, 0);
+    REQUIRE(tslab_epoch_stats_get(a, &es, sizeof es) == 0);
+    CHECK_EQ_U(es.labels[0].allocations, 10);
+    CHECK_EQ_U(es.labels[0].frees, 10);
+    worker_stop(&w, t);
     tslab_destroy(a);
 }
 
@@ -419,5 +477,5 @@ static void stress_with_collector(void)
     tslab_destroy(stress_a);
 }
 
-TEST_MAIN(T(idle_cache_comes_back), T(slow_path_is_left_alone), T(background_thread_collects),
-          T(stress_with_collector))
+TEST_MAIN(T(idle_cache_comes_back), T(idle_epoch_cache_comes_back), T(slow_path_is_left_alone),
+          T(background_thread_collects), T(stress_with_collector))

@@ -122,11 +122,12 @@ TSLAB__ENTRY void *tslab_malloc(tslab *a, size_t size)
 
 /* ---- Allocation into an explicit epoch ---- */
 
-/* Hands out the top slot of epoch cache t (class cache tcl); the caller checked t->count > 0.
- * As take(), plus the epoch's own count. */
-static inline void *etake(tslab__tclass *tcl, tslab__eclass *t, tslab_handle *out)
+/* Hands out the top slot of epoch cache t (class cache tcl), which holds n > 0 entries. As
+ * take(), plus the epoch's own count. */
+static inline void *etake(tslab__tclass *tcl, tslab__eclass *t, uint32_t n, tslab_handle *out)
 {
-    uint64_t h = t->slots[--t->count];
+    atomic_store_explicit(&t->count, --n, memory_order_relaxed);
+    uint64_t h = tslab__ec_slots(t)[n];
     uint32_t idx = tslab__handle_idx(h);
     tslab__bump(&tcl->tc.allocations);
     t->allocs++;
@@ -136,6 +137,55 @@ static inline void *etake(tslab__tclass *tcl, tslab__eclass *t, tslab_handle *ou
     if (tslab_config_sanitize)
         tslab__san_alloc(tcl->size, p);
     *out = h;
+    return p;
+}
+
+/* epoch_alloc_slow's work, inside tslab__tcache_enter/leave (tc). */
+static void *epoch_alloc_in(tslab *a, tslab__tcache *tc, tslab__epoch *r, uint64_t ep,
+                            uint32_t eidx, uint32_t ci, tslab_handle *out)
+{
+    /* Acquire: pairs with tslab__epoch_new's release of the key. */
+    if (atomic_load_explicit(&r->key, memory_order_acquire) != ep) {
+        bool named = atomic_load_explicit(&r->id, memory_order_relaxed) == ep;
+        /* A closed or destroyed epoch's slots go back from this thread's cache now rather than
+         * at its next allocation into another epoch of the class. */
+        if (tc->ec[ci].epoch == ep)
+            tslab__ecache_unbind(a, tc, ci);
+        errno = named ? ESHUTDOWN : EINVAL;
+        return NULL;
+    }
+    if (!tslab__ec_used(tc)) {
+        tslab__eclass *ec = calloc(a->nclasses, sizeof *ec);
+        if (ec == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        tc->ec = ec;
+        atomic_store_explicit(&tc->ec_ready, true, memory_order_release);
+    }
+    tslab__class *c = &a->cls[ci];
+    tslab__tclass *tcl = &tc->cls[ci];
+    tslab__eclass *t = &tc->ec[ci];
+    tslab__bump(&tcl->tc.slow_path);
+    if (t->epoch != ep) {
+        tslab__ecache_unbind(a, tc, ci);
+        t->epoch = ep;
+        t->idx = eidx;
+        t->key = &r->key;
+    }
+    uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+    if (n <= 1) {
+        if (n == 1)
+            tslab__ecache_fold(a, t, ci);
+        uint32_t want = c->batch < TSLAB__EC_MAX - n ? c->batch : TSLAB__EC_MAX - n;
+        uint32_t got = tslab__slab_refill_epoch(a, c, eidx, ep, tslab__ec_slots(t) + n, want);
+        if (got == 0 && n == 0)
+            return NULL; /* errno ESHUTDOWN or ENOMEM */
+        n += got;
+    }
+    void *p = etake(tcl, t, n, out);
+    if (n == 1) /* the object just taken holds its slab (nobody else has its handle) */
+        tslab__ecache_fold(a, t, ci);
     return p;
 }
 
@@ -157,47 +207,11 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep,
         errno = EINVAL;
         return NULL;
     }
-    tslab__epoch *r = &tab->rec[eidx];
-    tslab__tcache *tc = tslab__tcache_get(a);
+    tslab__tcache *tc = tslab__tcache_enter(a);
     if (tc == NULL)
         return NULL; /* errno set */
-    /* Acquire: pairs with tslab__epoch_new's release of the key. */
-    if (atomic_load_explicit(&r->key, memory_order_acquire) != ep) {
-        bool named = atomic_load_explicit(&r->id, memory_order_relaxed) == ep;
-        /* A closed or destroyed epoch's slots go back from this thread's cache now rather than
-         * at its next allocation into another epoch of the class. */
-        if (tc->ec[ci].epoch == ep)
-            tslab__ecache_unbind(a, tc, (uint32_t)ci);
-        errno = named ? ESHUTDOWN : EINVAL;
-        return NULL;
-    }
-    if (!tslab__ec_used(tc) && (tc->ec = calloc(a->nclasses, sizeof *tc->ec)) == NULL) {
-        tc->ec = tslab__ec_none;
-        errno = ENOMEM;
-        return NULL;
-    }
-    tslab__class *c = &a->cls[ci];
-    tslab__tclass *tcl = &tc->cls[ci];
-    tslab__eclass *t = &tc->ec[ci];
-    tslab__bump(&tcl->tc.slow_path);
-    if (t->epoch != ep) {
-        tslab__ecache_unbind(a, tc, (uint32_t)ci);
-        t->epoch = ep;
-        t->idx = eidx;
-        t->key = &r->key;
-    }
-    if (t->count <= 1) {
-        if (t->count == 1)
-            tslab__ecache_fold(a, t, (uint32_t)ci);
-        uint32_t want = c->batch < TSLAB__EC_MAX - t->count ? c->batch : TSLAB__EC_MAX - t->count;
-        uint32_t n = tslab__slab_refill_epoch(a, c, eidx, ep, t->slots + t->count, want);
-        if (n == 0 && t->count == 0)
-            return NULL; /* errno ESHUTDOWN or ENOMEM */
-        t->count += n;
-    }
-    void *p = etake(tcl, t, out);
-    if (t->count == 0) /* the object just taken holds its slab (nobody else has its handle) */
-        tslab__ecache_fold(a, t, (uint32_t)ci);
+    void *p = epoch_alloc_in(a, tc, &tab->rec[eidx], ep, eidx, (uint32_t)ci, out);
+    tslab__tcache_leave(tc);
     return p;
 }
 
@@ -213,9 +227,10 @@ static inline void *alloc_epoch_fast(tslab *a, uint64_t ep, size_t size, tslab_h
         tslab__eclass *t = &e->tc->ec[ci];
         tslab__tclass *tcl = &e->tc->cls[ci];
         tslab__opaque(tcl);
-        if (tslab_likely(t->epoch == ep && t->count > 1 &&
+        uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+        if (tslab_likely(t->epoch == ep && n > 1 &&
                          atomic_load_explicit(t->key, memory_order_relaxed) == ep))
-            return etake(tcl, t, out);
+            return etake(tcl, t, n, out);
     }
     return epoch_alloc_slow(a, ep, size, out);
 }

@@ -23,9 +23,14 @@ static void unbind_own(tslab *a, uint64_t e)
     tslab__tls_entry *m = tslab__tls;
     if (m == NULL || m[a->tag].uid != a->uid || !tslab__ec_used(m[a->tag].tc))
         return;
+    /* A slow path of this thread's: the idle-reclaim collector keeps out of its caches. */
+    tslab__tcache *tc = tslab__tcache_enter(a);
+    if (tc == NULL)
+        return;
     for (uint32_t ci = 0; ci < a->nclasses; ci++)
-        if (m[a->tag].tc->ec[ci].epoch == e)
-            tslab__ecache_unbind(a, m[a->tag].tc, ci);
+        if (tc->ec[ci].epoch == e)
+            tslab__ecache_unbind(a, tc, ci);
+    tslab__tcache_leave(tc);
 }
 
 int tslab_epoch_close(tslab *a, tslab_epoch e)

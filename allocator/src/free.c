@@ -110,13 +110,17 @@ static bool epoch_keep(tslab *a, tslab__class *c, tslab__tclass *t, tslab__eclas
 {
     atomic_store_explicit(st, atomic_load_explicit(st, memory_order_relaxed) & ~TSLAB__RFREE,
                           memory_order_relaxed);
-    if (et->count == TSLAB__EC_MAX) {
+    /* Inside tslab__tcache_enter: plain moves (tslab__ec_slots). */
+    uint64_t *slots = tslab__ec_slots(et);
+    uint32_t n = atomic_load_explicit(&et->count, memory_order_relaxed);
+    if (n == TSLAB__EC_MAX) {
         uint32_t half = TSLAB__EC_MAX / 2;
-        tslab__slab_drain(a, c, et->slots, half);
-        et->count -= half;
-        memmove(et->slots, et->slots + half, et->count * sizeof et->slots[0]);
+        tslab__slab_drain(a, c, slots, half);
+        n -= half;
+        memmove(slots, slots + half, n * sizeof slots[0]);
     }
-    et->slots[et->count++] = ent;
+    slots[n] = ent;
+    atomic_store_explicit(&et->count, n + 1, memory_order_relaxed);
     et->frees++;
     tslab__bump(&t->tc.frees);
     return true;

@@ -434,13 +434,17 @@ static inline uint64_t tslab__handle_next(uint64_t h)
 typedef struct tslab__eclass {
     uint64_t epoch;        /* the epoch id its slots belong to; 0: none */
     _Atomic uint64_t *key; /* &record.key of that epoch */
-    uint32_t count;
+    /* count and slots[] as in tslab__tclass: the idle-reclaim collector reads them (relaxed),
+     * the owner writes them (count relaxed; slots[] plainly through tslab__ec_slots, on slow
+     * paths only, inside tslab__tcache_enter/leave). */
+    _Atomic uint32_t count;
     uint32_t idx;    /* the epoch's record index */
     uint64_t allocs; /* allocations not yet counted in the record */
     uint64_t frees;  /* frees of the epoch's objects taken back into this cache, not yet counted */
-    uint64_t slots[TSLAB__EC_MAX];
+    _Atomic uint64_t slots[TSLAB__EC_MAX];
 } tslab__eclass;
 _Static_assert(sizeof(tslab__eclass) == 256, "adjust TSLAB__EC_MAX");
+static inline uint64_t *tslab__ec_slots(tslab__eclass *t) { return (uint64_t *)(void *)t->slots; }
 /* What a thread cache's `ec` points to until its thread first allocates into an epoch: zeroed
  * entries bound to no epoch (0 is never an id, and a count of 0 fails the fast path anyway), so
  * the epoch fast path needs no NULL test. Never written. */
@@ -467,6 +471,10 @@ typedef struct tslab__tcache {
     pthread_mutex_t lock;
     uint64_t seen_ops, seen_at;
     uint8_t stolen[TSLAB_CLASSES_MAX];
+    uint8_t estolen[TSLAB_CLASSES_MAX]; /* the same for the epoch caches (ec[i]) */
+    /* Set (release) once `ec` points at the thread's own epoch caches: the collector reads `ec`
+     * only after seeing it (acquire), the owner writing it once before. */
+    _Atomic bool ec_ready;
     tslab__tclass cls[]; /* class_count entries + 1 for unattributed rejections */
 } tslab__tcache;
 _Static_assert(TSLAB__TC_MAX <= UINT8_MAX, "stolen[] counts entries in a uint8_t");

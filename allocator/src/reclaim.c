@@ -14,7 +14,9 @@
  *    returns, the owner has passed a full barrier since the CAS, so every fast-path operation it
  *    starts later reads the revoked entry and takes its slow path. At most one fast-path operation
  *    that read the entry before can still be running, and it touches only the top of one stack:
- *    an allocation pops slots[count - 1], a free pushes slots[count]. So the collector reads each
+ *    an allocation pops slots[count - 1], a free pushes slots[count] (an allocation into an
+ *    epoch pops the top of the thread's epoch cache of the class; frees into that cache are
+ *    slow paths, see 3). So the collector reads each
  *    count m and takes entries [stolen, m - 1) only, never the top one, and records in `stolen`
  *    how many bottom entries are gone. It never writes count or slots[]: the owner does.
  * 3. Slow paths: the owner announces a slow path (tslab__tcache_enter: in_slow + 1, seq_cst) and
@@ -66,35 +68,68 @@ static uint64_t ops(const tslab *a, tslab__tcache *tc)
     return n;
 }
 
+/* tc's epoch caches, or NULL when its thread never used any (acquire: see ec_ready). */
+static tslab__eclass *ec_of(tslab__tcache *tc)
+{
+    return atomic_load_explicit(&tc->ec_ready, memory_order_acquire) ? tc->ec : NULL;
+}
+
 /* True when tc may hold something to take: more than one entry (the top one stays) beyond those
  * already taken, or a remote batch. Caller holds tc->lock (stolen[]). Relaxed: a hint; the
  * collection re-reads under the rules. */
 static bool holds(const tslab *a, tslab__tcache *tc)
 {
+    tslab__eclass *ec = ec_of(tc);
     for (uint32_t i = 0; i < a->nclasses; i++)
         if (atomic_load_explicit(&tc->cls[i].count, memory_order_relaxed) > tc->stolen[i] + 1u ||
-            atomic_load_explicit(&tc->cls[i].rcount, memory_order_relaxed) > 0)
+            atomic_load_explicit(&tc->cls[i].rcount, memory_order_relaxed) > 0 ||
+            (ec != NULL &&
+             atomic_load_explicit(&ec[i].count, memory_order_relaxed) > tc->estolen[i] + 1u))
             return true;
     return false;
 }
 
-/* Takes what tc holds below the top entries, and its remote batches. Caller holds tc->lock, has
- * revoked the owner's entry (or the owner is gone: a fork() child) and seen in_slow 0 after. */
+/* Takes entries [*from, m - 1) of a stack of m (the top one stays: reclaim.c's top) into buf,
+ * then records how many bottom entries are gone; returns how many it took. */
+static uint32_t take_below_top(_Atomic uint32_t *count, _Atomic uint64_t *slots, uint8_t *from,
+                               uint64_t *buf)
+{
+    /* Relaxed: membarrier ordered the owner's earlier operations before these loads, and the
+     * one that may still run moves only the top entry, which stays. */
+    uint32_t m = atomic_load_explicit(count, memory_order_relaxed);
+    if (m <= *from + 1u)
+        return 0;
+    uint32_t n = m - 1 - *from;
+    for (uint32_t k = 0; k < n; k++)
+        buf[k] = atomic_load_explicit(&slots[*from + k], memory_order_relaxed);
+    *from = (uint8_t)(m - 1);
+    return n;
+}
+
+/* Takes what tc holds below the top entries (class and epoch caches), and its remote batches.
+ * Caller holds tc->lock, has revoked the owner's entry (or the owner is gone: a fork() child) and
+ * seen in_slow 0 after. An epoch cache keeps its top slot, so its epoch's record stays in use
+ * while the cache's uncounted allocations wait for the owner (tslab__eclass). */
 static void take(tslab *a, tslab__tcache *tc)
 {
     uint64_t buf[TSLAB__TC_MAX];
+    tslab__eclass *ec = ec_of(tc);
     for (uint32_t i = 0; i < a->nclasses; i++) {
+        if (ec != NULL) {
+            tslab__eclass *et = &ec[i];
+            uint32_t n = take_below_top(&et->count, et->slots, &tc->estolen[i], buf);
+            if (n > 0) {
+                tslab__slab_drain(a, &a->cls[i], buf, n);
+                atomic_fetch_add_explicit(&a->cls[i].cc.idle_reclaimed_slots, n,
+                                          memory_order_relaxed);
+            }
+        }
         tslab__tclass *t = &tc->cls[i];
         tslab__class *c = &a->cls[i];
         /* Relaxed: membarrier ordered the owner's earlier operations before these loads, and the
          * one that may still run moves only the top entry, which stays. */
-        uint32_t m = atomic_load_explicit(&t->count, memory_order_relaxed);
-        uint32_t from = tc->stolen[i];
-        if (m > from + 1u) {
-            uint32_t n = m - 1 - from;
-            for (uint32_t k = 0; k < n; k++)
-                buf[k] = atomic_load_explicit(&t->slots[from + k], memory_order_relaxed);
-            tc->stolen[i] = (uint8_t)(m - 1);
+        uint32_t n = take_below_top(&t->count, t->slots, &tc->stolen[i], buf);
+        if (n > 0) {
             tslab__slab_drain(a, c, buf, n);
             atomic_fetch_add_explicit(&c->cc.idle_reclaimed_slots, n, memory_order_relaxed);
         }
@@ -157,19 +192,26 @@ void tslab__reclaim_idle(tslab *a, uint64_t now, uint64_t idle_ns)
     pthread_mutex_unlock(&a->tc_lock);
 }
 
+/* Shifts entries [s, count) of a stack down to the bottom (the owner's, the collector locked
+ * out: plain moves). */
+static void shift_down(_Atomic uint32_t *count, uint64_t *slots, uint32_t s)
+{
+    uint32_t m = atomic_load_explicit(count, memory_order_relaxed);
+    memmove(slots, slots + s, (m - s) * sizeof slots[0]);
+    atomic_store_explicit(count, m - s, memory_order_relaxed);
+}
+
 void tslab__reclaim_reconcile(tslab *a, tslab__tcache *tc)
 {
     for (uint32_t i = 0; i < a->nclasses; i++) {
-        uint32_t s = tc->stolen[i];
-        if (s == 0)
-            continue;
-        tslab__tclass *t = &tc->cls[i];
-        /* The owner's own stack, and the collector is locked out: plain moves. */
-        uint32_t m = atomic_load_explicit(&t->count, memory_order_relaxed);
-        uint64_t *slots = tslab__tc_slots(t);
-        memmove(slots, slots + s, (m - s) * sizeof slots[0]);
-        atomic_store_explicit(&t->count, m - s, memory_order_relaxed);
-        tc->stolen[i] = 0;
+        if (tc->estolen[i] != 0) {
+            shift_down(&tc->ec[i].count, tslab__ec_slots(&tc->ec[i]), tc->estolen[i]);
+            tc->estolen[i] = 0;
+        }
+        if (tc->stolen[i] != 0) {
+            shift_down(&tc->cls[i].count, tslab__tc_slots(&tc->cls[i]), tc->stolen[i]);
+            tc->stolen[i] = 0;
+        }
     }
 }
 

@@ -47,9 +47,10 @@ void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci)
     /* Counted while the slots still hold the record (tslab__eclass): the counts are non-zero
      * only while the cache holds a slot (the allocation slow path folds as it takes the last). */
     tslab__ecache_fold(a, t, ci);
-    if (t->count > 0)
-        tslab__slab_drain(a, &a->cls[ci], t->slots, t->count);
-    t->count = 0;
+    uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+    if (n > 0)
+        tslab__slab_drain(a, &a->cls[ci], tslab__ec_slots(t), n);
+    atomic_store_explicit(&t->count, 0, memory_order_relaxed);
     t->epoch = 0;
     t->key = NULL;
 }
