@@ -406,6 +406,10 @@ static void figures_and_leaks(void)
     CHECK_EQ_U(small.leak_count, 2);
     CHECK_EQ_U(small.leak_threshold_ns, 0xABABABABABABABABu);
     CHECK_EQ_I(tslab_epoch_stats_get(a, &small, 0), -EINVAL);
+    CHECK_EQ_I(tslab_epoch_stats_get(a, &small, SIZE_MAX), -EINVAL);
+    CHECK_EQ_I(tslab_epoch_stats_get(a, NULL, sizeof small), -EINVAL);
+    CHECK_EQ_I(tslab_epoch_stats_get(NULL, &small, sizeof small), -EINVAL);
+    CHECK_EQ_U(small.label_count, 2); /* untouched by the refused calls */
     /* 32 labels, then "other". */
     for (int i = 0; i < 40; i++) {
         char name[16];

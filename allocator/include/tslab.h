@@ -691,7 +691,8 @@ typedef struct tslab_epoch_stats {
 } tslab_epoch_stats;
 
 /** Fills the caller's snapshot of `size` bytes (its sizeof(tslab_epoch_stats)): the fields that
- * fit, the rest of the caller's struct zeroed. 0, or -EINVAL (NULL argument, size 0). */
+ * fit, the rest of the caller's struct zeroed. 0, or -EINVAL (NULL argument, size 0 or above
+ * 1 MiB; nothing is written then). */
 TSLAB_API int tslab_epoch_stats_get(tslab *a, tslab_epoch_stats *out, size_t size);
 
 #ifdef __cplusplus

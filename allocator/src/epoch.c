@@ -149,7 +149,8 @@ static void read_table(tslab *a, tslab__epochs *t, tslab_epoch_stats *s)
 
 int tslab_epoch_stats_get(tslab *a, tslab_epoch_stats *out, size_t size)
 {
-    if (a == NULL || out == NULL || size == 0)
+    /* No version's struct is near 1 MiB: a larger size is a caller's mistake, not a layout. */
+    if (a == NULL || out == NULL || size == 0 || size > ((size_t)1 << 20))
         return -EINVAL;
     tslab_epoch_stats s;
     memset(&s, 0, sizeof s);
