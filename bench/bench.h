@@ -130,6 +130,13 @@ long bench_scrape_stop(void);
 /* render workload: times tslab_metrics_render; prints results. */
 int bench_render_run(const bench_params *p);
 
+/* qsort comparison of doubles, ascending (the driver's medians, the scrape latencies). */
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* ---- Driver side ---------------------------------------------------------------------- */
 int bench_driver_main(int argc, char **argv, const char *self_path);
 

@@ -10,14 +10,9 @@
 /* ---- Statistics
  * ----------------------------------------------------------------------------------- */
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 static double median(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -30,6 +25,19 @@ static double val(int wi, int bi, size_t size, int rep, const char *m)
 {
     double v;
     return find_result(wi, bi, size, rep, m, &v) ? v : NAN;
+}
+
+/* Backend bi's values of metric m over the repeats (missing ones left out) into v[64]; returns
+ * how many. */
+static int rep_values(const opts *o, int wi, int bi, size_t size, const char *m, double *v)
+{
+    int n = 0;
+    for (int r = 0; r < o->reps && n < 64; r++) {
+        double x = val(wi, bi, size, r, m);
+        if (!isnan(x))
+            v[n++] = x;
+    }
+    return n;
 }
 
 void summarize(const opts *o)
@@ -48,12 +56,7 @@ void summarize(const opts *o)
                 double meds[NBACKENDS];
                 for (int bi = 0; bi < NBACKENDS; bi++) {
                     double v[64];
-                    int n = 0;
-                    for (int r = 0; r < o->reps && n < 64; r++) {
-                        double x = val(wi, bi, size, r, metric);
-                        if (!isnan(x))
-                            v[n++] = x;
-                    }
+                    int n = rep_values(o, wi, bi, size, metric, v);
                     meds[bi] = n ? median(v, n) : NAN;
                 }
                 int ref = -1;
@@ -66,12 +69,7 @@ void summarize(const opts *o)
                             ref = bi;
                 for (int bi = 0; bi < NBACKENDS; bi++) {
                     double v[64];
-                    int n = 0;
-                    for (int r = 0; r < o->reps && n < 64; r++) {
-                        double x = val(wi, bi, size, r, metric);
-                        if (!isnan(x))
-                            v[n++] = x;
-                    }
+                    int n = rep_values(o, wi, bi, size, metric, v);
                     if (!n)
                         continue;
                     if (nsums == capsums) {

@@ -128,12 +128,6 @@ long bench_scrape_stop(void)
     return atomic_load(&g_scrapes);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median time of tslab_metrics_render over p->n calls for one allocator of `nclasses` classes
  * whose counters are all non-zero. */
 static int render_case(const bench_params *p, size_t nclasses, tslab_format fmt, const char *tag)
@@ -174,7 +168,7 @@ static int render_case(const bench_params *p, size_t nclasses, tslab_format fmt,
         bytes = len;
         t[i] = (t1 - t0) / 1e3;
     }
-    qsort(t, n, sizeof *t, cmp_dbl);
+    qsort(t, n, sizeof *t, bench_cmp_double);
     char key[64];
     snprintf(key, sizeof key, "render%zu_%s_us", nclasses, tag);
     bench_emit(key, t[n / 2]);

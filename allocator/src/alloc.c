@@ -9,14 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Hands out the top slot of t, which holds n > 0 entries. `sampled` is 0, or TSLAB__SAMPLED
- * when the sampler recorded the slot. The entry is read plainly: only this thread writes the
- * stack (the idle-reclaim collector only reads it, and never its top entry: reclaim.c). The count
- * is stored relaxed because the collector reads it. */
-static inline void *take(tslab__tclass *t, uint32_t n, tslab_handle *out, uint32_t sampled)
+/* Hands out the slot of entry h (just popped from a cache of class cache t): counts it, publishes
+ * its state word LIVE (with `sampled`: 0, or TSLAB__SAMPLED when the sampler recorded the slot)
+ * and returns its address. */
+static inline void *hand_out(tslab__tclass *t, uint64_t h, tslab_handle *out, uint32_t sampled)
 {
-    atomic_store_explicit(&t->count, --n, memory_order_relaxed);
-    uint64_t h = tslab__tc_slots(t)[n];
     uint32_t idx = tslab__handle_idx(h);
     /* Counted before the slot is published, so whoever frees it (and counts the free) is ordered
      * after this count through the state word's release/acquire. */
@@ -31,6 +28,15 @@ static inline void *take(tslab__tclass *t, uint32_t n, tslab_handle *out, uint32
         tslab__san_alloc(t->size, p);
     *out = h;
     return p;
+}
+
+/* Hands out the top slot of t, which holds n > 0 entries. The entry is read plainly: only this
+ * thread writes the stack (the idle-reclaim collector only reads it, and never its top entry:
+ * reclaim.c). The count is stored relaxed because the collector reads it. */
+static inline void *take(tslab__tclass *t, uint32_t n, tslab_handle *out, uint32_t sampled)
+{
+    atomic_store_explicit(&t->count, --n, memory_order_relaxed);
+    return hand_out(t, tslab__tc_slots(t)[n], out, sampled);
 }
 
 /* The allocation entry points, alloc_slow and alloc_cached live in the TSLAB__ENTRY section, so
@@ -122,22 +128,13 @@ TSLAB__ENTRY void *tslab_malloc(tslab *a, size_t size)
 
 /* ---- Allocation into an explicit epoch ---- */
 
-/* Hands out the top slot of epoch cache t (class cache tcl), which holds n > 0 entries. As
+/* Hands out the top slot of epoch cache t (of class cache tcl), which holds n > 0 entries: as
  * take(), plus the epoch's own count. */
 static inline void *etake(tslab__tclass *tcl, tslab__eclass *t, uint32_t n, tslab_handle *out)
 {
     atomic_store_explicit(&t->count, --n, memory_order_relaxed);
-    uint64_t h = tslab__ec_slots(t)[n];
-    uint32_t idx = tslab__handle_idx(h);
-    tslab__bump(&tcl->tc.allocations);
     t->allocs++;
-    atomic_store_explicit(&tcl->state[idx], ((uint32_t)h & TSLAB__GEN_MASK) << 1 | TSLAB__LIVE,
-                          memory_order_release);
-    char *p = tcl->base + (size_t)idx * tcl->pitch;
-    if (tslab_config_sanitize)
-        tslab__san_alloc(tcl->size, p);
-    *out = h;
-    return p;
+    return hand_out(tcl, tslab__ec_slots(t)[n], out, 0);
 }
 
 /* epoch_alloc_slow's work, inside tslab__tcache_enter/leave (tc). */

@@ -42,13 +42,6 @@ int tslab_epoch_close(tslab *a, tslab_epoch e)
     return 0;
 }
 
-/* Adds n to a counter only this thread writes (the class frees of the caller's cache). */
-static void add_own(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_release);
-}
-
 int tslab_epoch_destroy(tslab *a, tslab_epoch e)
 {
     bool pinned;
@@ -65,10 +58,10 @@ int tslab_epoch_destroy(tslab *a, tslab_epoch e)
             continue;
         /* Frees like any other in the class's figures (live_objects falls by n). */
         if (tc != NULL) {
-            add_own(&tc->cls[ci].tc.frees, n);
+            tslab__bump_by(&tc->cls[ci].tc.frees, n);
         } else {
             pthread_mutex_lock(&a->tc_lock);
-            add_own(&a->retired[ci].frees, n);
+            tslab__bump_by(&a->retired[ci].frees, n);
             pthread_mutex_unlock(&a->tc_lock);
         }
     }

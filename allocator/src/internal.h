@@ -228,6 +228,13 @@ typedef struct tslab__ccounters {
 #undef TSLAB__CFIELD
 } tslab__ccounters;
 
+/* Adds n to a counter the calling thread alone writes (as tslab__bump, for a batch: a slow path's
+ * count, so the portable form; release for the same reason). */
+static inline void tslab__bump_by(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_release);
+}
 /* Single-writer increment: the owning thread is the only writer, so no lock prefix is needed.
  * Release (both forms, see TSLAB__ADD1) so that a reader that sees a later free count also sees
  * the allocation count that happened before it on another thread (see tslab_stats_read). */
@@ -238,8 +245,7 @@ static inline void tslab__bump(_Atomic uint64_t *c)
     if (tslab_config_x86_bump)
         TSLAB__ADD1(c);
     else
-        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
-                              memory_order_release);
+        tslab__bump_by(c, 1);
 }
 /* The owner's store of an entry of its own cache stack (tslab__tclass.slots), which the
  * idle-reclaim collector may read (reclaim.c): relaxed, and on x86-64 (not TSan) one `movq` in
