@@ -422,6 +422,13 @@ static void figures_and_leaks(void)
     CHECK_EQ_U(es.label_count, TSLAB_EPOCH_LABELS_MAX + 1);
     CHECK(strcmp(es.labels[TSLAB_EPOCH_LABELS_MAX].label, "other") == 0);
     CHECK_EQ_U(es.labels[TSLAB_EPOCH_LABELS_MAX].opened, 40 - (TSLAB_EPOCH_LABELS_MAX - 2));
+    /* A label named "other" is that row: one series per label value, always. */
+    tslab_epoch other = tslab_epoch_open(a, "other");
+    REQUIRE(other != 0);
+    CHECK_EQ_I(tslab_epoch_destroy(a, other), 0);
+    REQUIRE(tslab_epoch_stats_get(a, &es, sizeof es) == 0);
+    CHECK_EQ_U(es.label_count, TSLAB_EPOCH_LABELS_MAX + 1);
+    CHECK_EQ_U(es.labels[TSLAB_EPOCH_LABELS_MAX].opened, 40 - (TSLAB_EPOCH_LABELS_MAX - 2) + 1);
     /* The table's size: EAGAIN, then room again once epochs are emptied. */
     static tslab_epoch many[TSLAB_EPOCHS_MAX];
     int opened = 0;
@@ -482,6 +489,20 @@ static void other_threads_cache(void)
     tslab_destroy(other_a);
 }
 
+/* Before the labels run out, "other" is still the overflow row, not a named one. */
+static void other_is_one_row(void)
+{
+    tslab *a = make("other", 0);
+    tslab_epoch e1 = tslab_epoch_open(a, "other"), e2 = tslab_epoch_open(a, "named");
+    REQUIRE(e1 != 0 && e2 != 0);
+    tslab_epoch_stats es;
+    REQUIRE(tslab_epoch_stats_get(a, &es, sizeof es) == 0);
+    CHECK_EQ_U(es.label_count, 2);
+    CHECK(strcmp(es.labels[0].label, "named") == 0 && strcmp(es.labels[1].label, "other") == 0);
+    CHECK_EQ_U(es.labels[1].opened, 1);
+    tslab_destroy(a);
+}
+
 /* fork() with open epochs: the child allocates, closes and destroys; the parent is unaffected. */
 static tslab *fork_a;
 static tslab_epoch fork_e;
@@ -511,4 +532,5 @@ static void fork_with_open_epochs(void)
 
 TEST_MAIN(T(placement), T(close_then_free_returns_pages), T(destroy_million), T(destroy_pointers),
           T(stale_and_forged_ids), T(destroy_racing_frees), T(alloc_racing_close),
-          T(figures_and_leaks), T(other_threads_cache), T(fork_with_open_epochs))
+          T(figures_and_leaks), T(other_threads_cache), T(other_is_one_row),
+          T(fork_with_open_epochs))

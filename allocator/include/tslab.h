@@ -603,8 +603,8 @@ typedef uint64_t tslab_epoch;
 
 /** Opens an epoch labelled `label` (NULL or "" = "default"). The label is a metric label: an
  * instance keeps TSLAB_EPOCH_LABELS_MAX of them, in order of first use, and counts epochs of any
- * later label under "other". Returns the id, or 0 with errno EINVAL (a is NULL) or EAGAIN
- * (TSLAB_EPOCHS_MAX epochs open or not yet emptied), ENOMEM. */
+ * later label, and of the label "other" itself, under "other". Returns the id, or 0 with errno
+ * EINVAL (a is NULL) or EAGAIN (TSLAB_EPOCHS_MAX epochs open or not yet emptied), ENOMEM. */
 TSLAB_API tslab_epoch tslab_epoch_open(tslab *a, const char *label);
 
 /** Allocates an object of `size` bytes into epoch e, as tslab_alloc does into the default epoch.

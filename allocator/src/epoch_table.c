@@ -115,8 +115,9 @@ void tslab__epochs_unlock(tslab *a)
         pthread_mutex_unlock(&t->lock);
 }
 
-/* The label's index: an existing one, a new one while there is room, else "other". Caller holds
- * the table lock. */
+/* The label's index: an existing one, a new one while there is room, else "other". A label
+ * named "other" is the overflow row itself, so no two rows ever carry the same metric label.
+ * Caller holds the table lock. */
 static uint32_t label_index(tslab__epochs *t, const char *label)
 {
     if (label == NULL || label[0] == '\0')
@@ -124,7 +125,7 @@ static uint32_t label_index(tslab__epochs *t, const char *label)
     for (uint32_t i = 0; i < t->nlabels; i++)
         if (strncmp(t->labels[i].name, label, TSLAB_EPOCH_LABEL_MAX - 1) == 0)
             return i;
-    if (t->nlabels == TSLAB_EPOCH_LABELS_MAX) {
+    if (t->nlabels == TSLAB_EPOCH_LABELS_MAX || strcmp(label, "other") == 0) {
         tslab__elabel *o = &t->labels[TSLAB_EPOCH_LABELS_MAX];
         if (o->name[0] == '\0')
             strcpy(o->name, "other");
