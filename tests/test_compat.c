@@ -327,6 +327,58 @@ static void closed_entries_give_null(void)
     }
 }
 
+/* The window ring_threads hits now and then, made deterministic: a thread has read the entry's
+ * tslab epoch (slab__ring_epoch), then the entry is closed, its last object freed and its record
+ * reused, so the id is stale. Its allocation must still report the entry closed (ESHUTDOWN), not
+ * the core's EINVAL for a stale id, also once the ring has wrapped and reopened the entry. */
+static void closed_between_lookup_and_alloc(void)
+{
+    SlabAllocator *a = slab_allocator_create();
+    REQUIRE(a != NULL);
+    SlabHandle h, h2 = 0;
+    REQUIRE(alloc_obj_epoch(a, 64, 0, &h) != NULL);
+    slab__ring *r = slab__ring_find(a);
+    REQUIRE(r != NULL);
+    tslab_epoch id = slab__ring_epoch(a, r, 0);
+    REQUIRE(id != 0);
+    epoch_advance(a);      /* closes entry 0 */
+    CHECK(free_obj(a, h)); /* its last object: the closed epoch's record is free */
+    /* A later tslab_epoch_open may take the record and give it a new id; destroying the epoch
+     * makes the id stale the same way, deterministically. */
+    CHECK_EQ_I(tslab_epoch_destroy(a, id), 0);
+    errno = 0;
+    CHECK(tslab_alloc_epoch(a, id, 64, &h2) == NULL);
+    CHECK_EQ_I(errno, EINVAL); /* the core: a stale id */
+    errno = 0;
+    CHECK(slab__ring_alloc_in(a, r, 0, id, 64, &h2) == NULL);
+    CHECK_EQ_I(errno, ESHUTDOWN);
+    errno = 0;
+    CHECK(slab__ring_alloc_in(a, r, 0, id, 64, NULL) == NULL);
+    CHECK_EQ_I(errno, ESHUTDOWN);
+
+    for (uint32_t i = 1; i < SLAB_EPOCH_COUNT; i++) /* the ring wraps: entry 0 ACTIVE again */
+        epoch_advance(a);
+    CHECK_EQ_U(epoch_current(a), 0);
+    errno = 0;
+    CHECK(slab__ring_alloc_in(a, r, 0, id, 64, &h2) == NULL);
+    CHECK_EQ_I(errno, ESHUTDOWN);
+    void *p = slab_malloc_epoch(a, 64, 0); /* a fresh epoch for the new lap */
+    CHECK(p != NULL);
+    slab_free(a, p);
+
+    /* A bad size is still EINVAL while the entry names the epoch. */
+    id = slab__ring_epoch(a, r, 0);
+    REQUIRE(id != 0);
+    errno = 0;
+    CHECK(slab__ring_alloc_in(a, r, 0, id, 0, &h2) == NULL);
+    CHECK_EQ_I(errno, EINVAL);
+    errno = 0;
+    CHECK(alloc_obj_epoch(a, 64, 0, NULL) == NULL);
+    CHECK_EQ_I(errno, EINVAL);
+    CHECK_EQ_U(live_objects(a), 0);
+    slab_allocator_free(a);
+}
+
 /* Threads allocate into the current entry while one of them advances the ring: each object is
  * either allocated (and then freed exactly once) or refused with ESHUTDOWN, never lost. */
 #define RING_THREADS 4
@@ -399,4 +451,4 @@ static void ring_threads(void)
 
 TEST_MAIN(T(original_program), T(original_malloc_wrapper), T(original_geometry),
           T(native_limits_unchanged), T(original_epoch_program), T(ring_wraps),
-          T(closed_entries_give_null), T(ring_threads))
+          T(closed_entries_give_null), T(closed_between_lookup_and_alloc), T(ring_threads))

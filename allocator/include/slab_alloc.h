@@ -240,6 +240,30 @@ static inline tslab_epoch slab__ring_epoch(tslab *a, slab__ring *r, uint32_t e)
     return fresh;
 }
 
+/** Allocates into tslab epoch id, which slab__ring_epoch gave for entry e of r: with a handle
+ * (tslab_alloc_epoch) when out is not NULL, else header-free (tslab_malloc_epoch) (internal).
+ * Between the two calls the entry may have been closed (by epoch_advance or epoch_close) and the
+ * epoch emptied, which frees its record: the id is then stale and tslab's EINVAL is the entry's
+ * ESHUTDOWN. The entry no longer naming id (closed, or reopened by a wrap) tells the two apart. */
+static inline void *slab__ring_alloc_in(tslab *a, slab__ring *r, uint32_t e, tslab_epoch id,
+                                        size_t size, SlabHandle *out)
+{
+    void *p = out != NULL ? tslab_alloc_epoch(a, id, size, out) : tslab_malloc_epoch(a, id, size);
+    if (p == NULL && errno == EINVAL &&
+        ((__atomic_load_n(&r->closing, __ATOMIC_SEQ_CST) & (1u << e)) != 0 ||
+         __atomic_load_n(&r->ids[e], __ATOMIC_SEQ_CST) != id))
+        errno = ESHUTDOWN;
+    return p;
+}
+
+/** alloc_obj_epoch and slab_malloc_epoch once their arguments are checked (internal). */
+static inline void *slab__ring_alloc(tslab *a, uint32_t e, size_t size, SlabHandle *out)
+{
+    slab__ring *r = slab__ring_get(a);
+    tslab_epoch id = r != NULL ? slab__ring_epoch(a, r, e) : 0;
+    return id != 0 ? slab__ring_alloc_in(a, r, e, id, size, out) : NULL;
+}
+
 /** An instance with the default configuration but the original's 4 KiB slabs. */
 static inline SlabAllocator *slab_allocator_create(void)
 {
@@ -310,13 +334,11 @@ static inline bool free_obj(SlabAllocator *alloc, SlabHandle handle)
 static inline void *alloc_obj_epoch(SlabAllocator *alloc, uint32_t size, EpochId epoch,
                                     SlabHandle *out_handle)
 {
-    if (epoch >= SLAB_EPOCH_COUNT) {
+    if (epoch >= SLAB_EPOCH_COUNT || out_handle == NULL) {
         errno = EINVAL;
         return NULL;
     }
-    slab__ring *r = slab__ring_get(alloc);
-    tslab_epoch e = r != NULL ? slab__ring_epoch(alloc, r, epoch) : 0;
-    return e != 0 ? tslab_alloc_epoch(alloc, e, size, out_handle) : NULL;
+    return slab__ring_alloc(alloc, epoch, size, out_handle);
 }
 
 /** No header: slab_malloc(a, 128) uses the 128-byte class. Above SLAB_MALLOC_MAX: NULL. */
@@ -335,9 +357,7 @@ static inline void *slab_malloc_epoch(SlabAllocator *alloc, size_t size, EpochId
         errno = EINVAL;
         return NULL;
     }
-    slab__ring *r = slab__ring_get(alloc);
-    tslab_epoch e = r != NULL ? slab__ring_epoch(alloc, r, epoch) : 0;
-    return e != 0 ? tslab_malloc_epoch(alloc, e, size) : NULL;
+    return slab__ring_alloc(alloc, epoch, size, NULL);
 }
 /** tslab_free_ptr, its result dropped (the original returned nothing). */
 static inline void slab_free(SlabAllocator *alloc, void *ptr) { (void)tslab_free_ptr(alloc, ptr); }
