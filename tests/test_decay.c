@@ -86,12 +86,7 @@ static tslab *mk(size_t cache, uint64_t decay_ms, uint64_t soft, uint64_t hard)
     return a;
 }
 
-static tslab_class_stats stats0(tslab *a)
-{
-    static tslab_stats st;
-    CHECK(tslab_stats_read(a, &st) == 0);
-    return st.classes[0];
-}
+static tslab_class_stats stats0(tslab *a) { return test_class_stats(a, 0); }
 
 /* Allocates n objects of 256 B into h. */
 static void fill(tslab *a, tslab_handle *h, size_t n)

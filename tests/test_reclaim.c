@@ -50,12 +50,7 @@ static tslab *mk(void)
     return a;
 }
 
-static tslab_class_stats stats0(tslab *a)
-{
-    static tslab_stats st;
-    CHECK(tslab_stats_read(a, &st) == 0);
-    return st.classes[0];
-}
+static tslab_class_stats stats0(tslab *a) { return test_class_stats(a, 0); }
 
 /* The only cache of `a` other than the caller's, or NULL (white-box, under tc_lock). */
 static tslab__tcache *other_cache(tslab *a)
@@ -182,6 +177,19 @@ static void worker_stop(worker *w, pthread_t t)
     pthread_mutex_destroy(&w->mu);
 }
 
+/* Wakes the worker for STEP_AFTER (its reconcile, then objects checked for double hand-out),
+ * stops it, and checks that nothing is live and every free is counted before destroying a. */
+static void wake_stop_destroy(worker *w, pthread_t t, tslab *a)
+{
+    run_step(w, STEP_AFTER);
+    CHECK_EQ_U(w->bad, 0);
+    worker_stop(w, t);
+    tslab_class_stats c = stats0(a);
+    CHECK_EQ_U(c.live_objects, 0);
+    CHECK_EQ_U(c.allocations + c.duplicates_dropped, c.frees);
+    tslab_destroy(a);
+}
+
 static void idle_cache_comes_back(void)
 {
     if (!tslab__reclaim_available()) {
@@ -249,13 +257,7 @@ static void idle_cache_comes_back(void)
     CHECK_EQ_U(c.live_objects, 0);
 
     /* Woken, the worker reconciles and allocates and frees correctly. */
-    run_step(&w, STEP_AFTER);
-    CHECK_EQ_U(w.bad, 0);
-    worker_stop(&w, t);
-    c = stats0(a);
-    CHECK_EQ_U(c.live_objects, 0);
-    CHECK_EQ_U(c.allocations + c.duplicates_dropped, c.frees);
-    tslab_destroy(a);
+    wake_stop_destroy(&w, t, a);
 }
 
 /* An idle thread's epoch cache comes back too, all but its top slot; that one keeps the epoch's
@@ -326,12 +328,7 @@ static void slow_path_is_left_alone(void)
     atomic_fetch_sub(&tc->in_slow, 1);
     tslab__maintain_pass();
     CHECK_EQ_U(stats0(a).idle_reclaimed_slots, FILLED - 1);
-    run_step(&w, STEP_AFTER);
-    CHECK_EQ_U(w.bad, 0);
-    worker_stop(&w, t);
-    tslab_class_stats c = stats0(a);
-    CHECK_EQ_U(c.live_objects, 0);
-    tslab_destroy(a);
+    wake_stop_destroy(&w, t, a);
 }
 
 /* The same through tslab_background_start's own thread: the clock is moved past the idle time
@@ -354,11 +351,7 @@ static void background_thread_collects(void)
     }
     CHECK(tslab_background_stop() == 0);
     CHECK_EQ_U(stats0(a).idle_reclaimed_slots, FILLED - 1);
-    run_step(&w, STEP_AFTER);
-    CHECK_EQ_U(w.bad, 0);
-    worker_stop(&w, t);
-    CHECK_EQ_U(stats0(a).live_objects, 0);
-    tslab_destroy(a);
+    wake_stop_destroy(&w, t, a);
 }
 
 /* ---- Stress: 4 churning threads with pauses and cross-thread frees, a collector looping ---- */

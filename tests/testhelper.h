@@ -256,6 +256,15 @@ static inline int test_rss_meaningful(void)
 }
 
 #ifdef TSLAB_H
+/* Class ci's counters from a fresh tslab_stats_read (checked), by value. Not reentrant. */
+static inline tslab_class_stats test_class_stats(tslab *a, uint32_t ci)
+{
+    static tslab_stats st;
+    CHECK(tslab_stats_read(a, &st) == 0);
+    CHECK(ci < st.class_count);
+    return st.classes[ci < st.class_count ? ci : 0];
+}
+
 /* Frees h[0..n) in order; returns how many of the frees returned true (racing-free tests run
  * it on several threads over the same handles). */
 static inline unsigned long free_each(tslab *a, const tslab_handle *h, unsigned n)
