@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Epochs: placement (an epoch's objects share slabs with nobody else's), close then free-all
  * returning the pages, destroy of a million live objects (every old handle and pointer rejected
- * and counted), stale and forged ids, destroy racing frees, allocations racing close, fork, the
- * label and leak figures on an injected clock. White-box for placement: it reads which slab a
- * pointer lies in through the core's own arithmetic. */
+ * and counted), stale and forged ids, destroy racing frees, allocations racing close and destroy
+ * (and one inside a destroy, for its errno), fork, the label and leak figures on an injected
+ * clock. White-box for placement: it reads which slab a pointer lies in through the core's own
+ * arithmetic. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -297,25 +298,49 @@ static void destroy_racing_frees(void)
     tslab_destroy(race_a);
 }
 
-/* ---- Allocations racing close ---- */
+/* ---- Allocations racing close or destroy ---- */
 static tslab *close_a;
 static tslab_epoch close_e;
+static bool close_destroys; /* the race is with tslab_epoch_destroy */
 static _Atomic int close_done;
 static _Atomic unsigned close_late, close_ok;
 
+typedef struct close_worker {
+    tslab_handle *h; /* destroy: every object it got, for the caller's free after the race */
+    size_t n, cap;
+} close_worker;
+
 static void *close_alloc(void *arg)
 {
-    (void)arg;
+    close_worker *w = arg;
     for (;;) {
-        /* Acquire: a close that returned before this load happens before the allocation. */
+        /* Acquire: a close or destroy that returned before this load happens before the
+         * allocation, which must then fail; one racing it succeeds or fails with ESHUTDOWN. */
         int done = atomic_load_explicit(&close_done, memory_order_acquire);
-        void *p = tslab_malloc_epoch(close_a, close_e, 200);
+        tslab_handle h;
+        errno = 0;
+        void *p = tslab_alloc_epoch(close_a, close_e, 200, &h);
         if (p != NULL) {
             atomic_fetch_add(&close_ok, 1);
             if (done)
                 atomic_fetch_add(&close_late, 1);
-        } else {
+            if (close_destroys) {
+                if (w->n == w->cap) {
+                    w->cap = w->cap ? 2 * w->cap : 4096;
+                    w->h = realloc(w->h, w->cap * sizeof *w->h);
+                    REQUIRE(w->h != NULL);
+                }
+                w->h[w->n++] = h;
+            }
+        } else if (!close_destroys) {
             CHECK_EQ_I(errno, ESHUTDOWN);
+            if (done)
+                break;
+        } else {
+            /* ESHUTDOWN while the destroy runs, EINVAL (a stale id) once it returned, which
+             * may be before `done` is set: which of the two applies is alloc_inside_destroy's
+             * to check, where the moment is known. */
+            CHECK(errno == ESHUTDOWN || errno == EINVAL);
             if (done)
                 break;
         }
@@ -324,16 +349,26 @@ static void *close_alloc(void *arg)
     return NULL;
 }
 
-static void alloc_racing_close(void)
+/* Three threads allocate into one epoch while the main thread closes it (destroy = false) or
+ * destroys it. */
+static void alloc_racing_shut(bool destroy)
 {
     close_a = make("closerace", 0);
     close_e = tslab_epoch_open(close_a, "c");
+    close_destroys = destroy;
+    atomic_store(&close_done, 0);
+    atomic_store(&close_ok, 0);
+    atomic_store(&close_late, 0);
     pthread_t t[3];
+    close_worker w[3] = {{0}};
     for (int i = 0; i < 3; i++)
-        REQUIRE(pthread_create(&t[i], NULL, close_alloc, NULL) == 0);
+        REQUIRE(pthread_create(&t[i], NULL, close_alloc, &w[i]) == 0);
     while (atomic_load(&close_ok) < scaled(30000))
         sched_yield();
-    CHECK_EQ_I(tslab_epoch_close(close_a, close_e), 0);
+    if (destroy)
+        CHECK_EQ_I(tslab_epoch_destroy(close_a, close_e), 0);
+    else
+        CHECK_EQ_I(tslab_epoch_close(close_a, close_e), 0);
     atomic_store_explicit(&close_done, 1, memory_order_release);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
@@ -342,17 +377,84 @@ static void alloc_racing_close(void)
     REQUIRE(tslab_epoch_stats_get(close_a, &es, sizeof es) == 0);
     /* Every successful allocation is in the epoch (all threads flushed). */
     CHECK_EQ_U(es.labels[0].allocations, atomic_load(&close_ok));
-    CHECK_EQ_U(es.labels[0].closed_live_objects, atomic_load(&close_ok));
-    /* Destroy frees what the racing allocations made. */
-    CHECK_EQ_I(tslab_epoch_destroy(close_a, close_e), 0);
+    if (!destroy) {
+        CHECK_EQ_U(es.labels[0].closed_live_objects, atomic_load(&close_ok));
+        /* Destroy frees what the racing allocations made. */
+        CHECK_EQ_I(tslab_epoch_destroy(close_a, close_e), 0);
+    }
+    /* Objects an allocation got while the destroy ran may have been missed by it: the caller
+     * frees them. Each object is freed once, by the destroy or here. */
+    uint64_t mine = 0, rejected = 0;
+    for (int i = 0; i < 3; i++) {
+        for (size_t k = 0; k < w[i].n; k++)
+            mine += tslab_free(close_a, w[i].h[k]);
+        rejected += w[i].n;
+        free(w[i].h);
+    }
+    rejected -= mine;
+    tslab_flush(close_a);
     tslab_stats st;
     REQUIRE(tslab_stats_read(close_a, &st) == 0);
-    uint64_t live = 0;
-    for (uint32_t i = 0; i < st.class_count; i++)
+    uint64_t live = 0, frees = 0, refused = 0;
+    for (uint32_t i = 0; i < st.class_count; i++) {
         live += st.classes[i].live_objects;
+        frees += st.classes[i].frees;
+        refused += st.classes[i].rejected_stale + st.classes[i].rejected_double;
+    }
+    printf("%s: %u allocated, %llu of them freed by the caller after the destroy\n",
+           destroy ? "destroy" : "close", atomic_load(&close_ok), (unsigned long long)mine);
     CHECK_EQ_U(live, 0);
+    CHECK_EQ_U(frees, atomic_load(&close_ok));
+    CHECK_EQ_U(refused, rejected);
     tslab_destroy(close_a);
 }
+
+/* The window of a destroy, made deterministic: an allocation made while tslab_epoch_destroy is
+ * still at work (from inside its OS call that returns the emptied slabs) gets ESHUTDOWN even
+ * though the id is already stale; once the destroy returned, EINVAL. */
+static tslab *mid_a;
+static tslab_epoch mid_e;
+static _Atomic int mid_armed, mid_errno;
+static _Atomic unsigned mid_calls;
+static int mid_decommit(void *ctx, void *p, size_t n)
+{
+    if (atomic_exchange(&mid_armed, 0)) {
+        tslab_handle h;
+        errno = 0;
+        if (tslab_alloc_epoch(mid_a, mid_e, 200, &h) == NULL)
+            atomic_store(&mid_errno, errno);
+        atomic_fetch_add(&mid_calls, 1);
+    }
+    return tslab_os_default()->decommit(ctx, p, n);
+}
+
+static void alloc_inside_destroy(void)
+{
+    static tslab_os os;
+    os = *tslab_os_default();
+    os.now_ns = fake_clock;
+    os.decommit = mid_decommit;
+    tslab_config cfg = {.name = "middestroy", .os = &os, .decay_ms = TSLAB_DECAY_NONE};
+    mid_a = tslab_create(&cfg);
+    REQUIRE(mid_a != NULL);
+    mid_e = tslab_epoch_open(mid_a, "m");
+    REQUIRE(mid_e != 0);
+    tslab_handle h;
+    for (int i = 0; i < 2000; i++)
+        REQUIRE(tslab_alloc_epoch(mid_a, mid_e, 200, &h) != NULL);
+    atomic_store(&mid_armed, 1);
+    CHECK_EQ_I(tslab_epoch_destroy(mid_a, mid_e), 0);
+    CHECK_EQ_U(atomic_load(&mid_calls), 1); /* the destroy returned slabs to the OS */
+    CHECK_EQ_I(atomic_load(&mid_errno), ESHUTDOWN);
+    errno = 0;
+    CHECK(tslab_alloc_epoch(mid_a, mid_e, 200, &h) == NULL);
+    CHECK_EQ_I(errno, EINVAL);
+    CHECK_EQ_U(test_live_objects(mid_a), 0);
+    tslab_destroy(mid_a);
+}
+
+static void alloc_racing_close(void) { alloc_racing_shut(false); }
+static void alloc_racing_destroy(void) { alloc_racing_shut(true); }
 
 /* Labels, leak figures on the injected clock, "other", EAGAIN at the table's size. */
 static void figures_and_leaks(void)
@@ -532,5 +634,5 @@ static void fork_with_open_epochs(void)
 
 TEST_MAIN(T(placement), T(close_then_free_returns_pages), T(destroy_million), T(destroy_pointers),
           T(stale_and_forged_ids), T(destroy_racing_frees), T(alloc_racing_close),
-          T(figures_and_leaks), T(other_threads_cache), T(other_is_one_row),
-          T(fork_with_open_epochs))
+          T(alloc_racing_destroy), T(alloc_inside_destroy), T(figures_and_leaks),
+          T(other_threads_cache), T(other_is_one_row), T(fork_with_open_epochs))

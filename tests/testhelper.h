@@ -265,6 +265,17 @@ static inline tslab_class_stats test_class_stats(tslab *a, uint32_t ci)
     return st.classes[ci < st.class_count ? ci : 0];
 }
 
+/* Live objects of every class of a, from tslab_stats_read (checked). */
+static inline uint64_t test_live_objects(tslab *a)
+{
+    static tslab_stats st;
+    CHECK(tslab_stats_read(a, &st) == 0);
+    uint64_t live = 0;
+    for (uint32_t i = 0; i < st.class_count; i++)
+        live += st.classes[i].live_objects;
+    return live;
+}
+
 /* Frees h[0..n) in order; returns how many of the frees returned true (racing-free tests run
  * it on several threads over the same handles). */
 static inline unsigned long free_each(tslab *a, const tslab_handle *h, unsigned n)

@@ -612,10 +612,11 @@ TSLAB_API tslab_epoch tslab_epoch_open(tslab *a, const char *label);
  * (stale or forged id, NULL argument, bad size), ESHUTDOWN (e is closed) or ENOMEM. Any thread
  * may allocate into any open epoch. Racing tslab_epoch_close or tslab_epoch_destroy, an
  * allocation either fails with ESHUTDOWN or succeeds; an allocation that starts after the close
- * or destroy returned (in happens-before order) fails. An object that succeeded while a destroy
- * ran may have been missed by it: it is the caller's to free, as any object. Objects of an epoch
- * are freed by the ordinary tslab_free / tslab_free_ptr, from any thread; tslab_realloc of one
- * moves it to the default epoch. Epoch allocations are not sampled by the profiler. */
+ * or destroy returned (in happens-before order) fails (after a destroy: EINVAL, a stale id). An
+ * object that succeeded while a destroy ran may have been missed by it: it is the caller's to free,
+ * as any object. Objects of an epoch are freed by the ordinary tslab_free / tslab_free_ptr, from
+ * any thread; tslab_realloc of one moves it to the default epoch. Epoch allocations are not sampled
+ * by the profiler. */
 TSLAB_API void *tslab_alloc_epoch(tslab *a, tslab_epoch e, size_t size, tslab_handle *out);
 
 /** tslab_alloc_epoch without the handle (free with tslab_free_ptr). */

@@ -49,8 +49,10 @@ int tslab_epoch_destroy(tslab *a, tslab_epoch e)
     if (eidx == 0)
         return -EINVAL;
     unbind_own(a, e);
-    if (!pinned)
+    if (!pinned) {
+        tslab__epoch_destroyed(a, eidx);
         return 0; /* closed and emptied before: nothing left to free */
+    }
     tslab__tcache *tc = tslab__tcache_get(a);
     for (uint32_t ci = 0; ci < a->nclasses; ci++) {
         uint64_t n = tslab__slab_epoch_destroy(a, &a->cls[ci], eidx);
@@ -65,6 +67,7 @@ int tslab_epoch_destroy(tslab *a, tslab_epoch e)
             pthread_mutex_unlock(&a->tc_lock);
         }
     }
+    tslab__epoch_destroyed(a, eidx);
     tslab__epoch_detach(a, eidx); /* the walk's pin */
     return 0;
 }

@@ -213,8 +213,11 @@ uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned)
     }
     if (destroy) {
         l->destroyed++;
-        /* The id is stale from here on. */
-        atomic_store_explicit(&r->id, next_id(a, r, i), memory_order_relaxed);
+        /* The id is stale from here on; until tslab__epoch_destroyed, `dying` tells a racing
+         * allocation that it was genuine. Release: an allocation that reads the new id with
+         * acquire sees `dying` set. */
+        atomic_store_explicit(&r->dying, e, memory_order_relaxed);
+        atomic_store_explicit(&r->id, next_id(a, r, i), memory_order_release);
         if (r->state != TSLAB__EP_FREE) {
             r->state = TSLAB__EP_DYING;
             /* Pinned for the caller's walk: the record cannot be freed and reused while the
@@ -227,4 +230,11 @@ uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned)
         release_record(t, i);
     pthread_mutex_unlock(&t->lock);
     return i;
+}
+
+void tslab__epoch_destroyed(tslab *a, uint32_t eidx)
+{
+    tslab__epochs *t = atomic_load_explicit(&a->epochs, memory_order_acquire);
+    /* Relaxed: a hint for the errno of racing allocations, which read it after the id. */
+    atomic_store_explicit(&t->rec[eidx].dying, 0, memory_order_relaxed);
 }

@@ -582,11 +582,14 @@ enum { TSLAB__EP_FREE, TSLAB__EP_OPEN, TSLAB__EP_CLOSED, TSLAB__EP_DYING };
 typedef struct tslab__epoch {
     _Atomic uint64_t key; /* the id while open, else 0: what allocations compare against */
     _Atomic uint64_t id;  /* the id naming it (new at open; destroy makes the old one stale) */
-    uint32_t state;       /* TSLAB__EP_*; table lock */
-    uint32_t label;       /* label index */
-    uint32_t slabs;       /* slabs of every class that belong to it; table lock */
-    uint32_t next_free;   /* free list link */
-    uint64_t closed_at;   /* the instance clock at close */
+    /* The id a tslab_epoch_destroy in progress has made stale, else 0: an allocation racing the
+     * destroy that finds the id already changed still reports ESHUTDOWN (tslab.h's contract). */
+    _Atomic uint64_t dying;
+    uint32_t state;     /* TSLAB__EP_*; table lock */
+    uint32_t label;     /* label index */
+    uint32_t slabs;     /* slabs of every class that belong to it; table lock */
+    uint32_t next_free; /* free list link */
+    uint64_t closed_at; /* the instance clock at close */
     /* Per class: allocations counted (folded) minus frees handed back; may dip below zero for
      * a moment (a free handed back before its allocation was folded). */
     _Atomic int64_t live[TSLAB_CLASSES_MAX];
@@ -711,6 +714,9 @@ uint64_t tslab__epoch_new(tslab *a, const char *label);
  * errno EINVAL when e is not a current id of a. *pinned: the record is held for a destroy's
  * walk, to be let go with tslab__epoch_detach. */
 uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned);
+/* Ends a destroy that tslab__epoch_shut(destroy) began on record eidx: from here on its old id
+ * is plainly stale (allocations with it get EINVAL). Call before letting go of the walk's pin. */
+void tslab__epoch_destroyed(tslab *a, uint32_t eidx);
 /* fork(): the table lock is taken after the class locks and released before them. */
 void tslab__epochs_lock(tslab *a);
 void tslab__epochs_unlock(tslab *a);
