@@ -95,7 +95,7 @@ typedef struct bench_params {
     const char *backend; /* backend name (selects the purge call for SYS) */
     bench_kind kind;
     const char *workload; /* tight, churn, latency, mt_churn, prodcons, rss, seq, render,
-                             cycles, idle, lifetimes, survivor */
+                             cycles, idle, lifetimes, survivor, survivor_known */
     size_t size;
     uint64_t n;        /* operations (pairs) */
     uint32_t live;     /* live objects (churn, latency, rss, mt_churn) */
@@ -107,7 +107,7 @@ typedef struct bench_params {
     bool exact_frees;  /* temporal-slab kinds: create the instance with exact_frees */
     bool background;   /* cycles/idle: start the allocator's background thread (temporal-slab:
                           tslab_background_start; jemalloc: mallctl background_thread) */
-    bool groups;       /* lifetimes/survivor: allocate in groups (temporal-slab epochs,
+    bool groups;       /* workload j: allocate in groups (temporal-slab epochs,
                           mimalloc heaps, jemalloc arenas; lifetimes.h) */
     uint32_t decay_ms; /* temporal-slab instance's decay_ms (0: default); idle sleeps 3x it */
     bool sample_off;   /* temporal-slab kinds: sampling off (default: every 512 KiB) */

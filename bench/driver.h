@@ -55,7 +55,7 @@ typedef struct backend {
 } backend;
 
 /* The number of entries of backends[] and workloads[] (checked there by static assertions). */
-enum { NBACKENDS = 19, NWORKLOADS = 16 };
+enum { NBACKENDS = 19, NWORKLOADS = 17 };
 
 extern const char *kind_name[];
 extern backend backends[NBACKENDS];

@@ -149,6 +149,35 @@ static void check_counters(const bench_params *p, tslab *a, uint64_t allocs, uin
 #endif
 }
 
+/* temporal-slab's cached empty slabs after a phase whose RSS over the baseline was `after`, and
+ * that RSS less them over the live bytes: the empty-slab cache decays within decay_ms. The cache
+ * counts whole slabs, pages never touched included; what the instance holds outside its cache
+ * by its own count (slabs in use, the metadata of every slab) is the robust figure. */
+static void emit_uncached(tslab *a, double after, double live)
+{
+    if (!a)
+        return;
+    double cached = tslab_cached(a);
+    bench_emit("tslab_cached_bytes", cached);
+    bench_emit("uncached_over_live", (after - cached) / live);
+    bench_emit("instance_uncached_bytes", (double)tslab_resident_bytes(a) - cached);
+}
+
+/* The quiet period, then the RSS over the baseline and over the live bytes. */
+static void emit_quiet(const bench_params *p, tslab *a, double base, double live)
+{
+    quiet(p);
+    double q = rss() - base;
+    bench_emit("rss_quiet_bytes", q);
+    bench_emit("quiet_over_live", q / live);
+    if (a) {
+        /* What the instance counts as its own (slabs and their metadata): the rest of the RSS
+         * is other memory the library or the harness touched meanwhile. */
+        bench_emit("quiet_cached_bytes", tslab_cached(a));
+        bench_emit("quiet_resident_bytes", (double)tslab_resident_bytes(a));
+    }
+}
+
 /* ---- j.lifetimes ---------------------------------------------------------------------------- */
 
 static uint64_t run_lifetimes(const bench_params *p, tslab *a, const lt_ops *o)
@@ -177,7 +206,7 @@ static uint64_t run_lifetimes(const bench_params *p, tslab *a, const lt_ops *o)
     }
     uint64_t t1 = bench_tsc();
     double f1 = minor_faults();
-    double burst = rss() - base, cached = tslab_cached(a);
+    double burst = rss() - base;
     double live = (double)s.surv_bytes, ns = (double)(t1 - t0) / p->tsc_ghz;
 
     bench_emit("requests_per_s", (double)s.requests / ns * 1e9);
@@ -196,19 +225,9 @@ static uint64_t run_lifetimes(const bench_params *p, tslab *a, const lt_ops *o)
         for (uint32_t i = 0; i < s.surv_n; i++)
             class_bytes += (double)tslab_usable_size(a, tslab_handle_ptr(a, s.surv[i]));
         bench_emit("live_class_bytes", class_bytes);
-        bench_emit("tslab_cached_bytes", cached);
-        bench_emit("uncached_over_live", (burst - cached) / live);
     }
-    quiet(p);
-    double q = rss() - base;
-    bench_emit("rss_quiet_bytes", q);
-    bench_emit("quiet_over_live", q / live);
-    if (a) {
-        /* What the instance counts as its own (slabs and their metadata): the rest of the RSS
-         * is other memory the library or the harness touched meanwhile. */
-        bench_emit("quiet_cached_bytes", tslab_cached(a));
-        bench_emit("quiet_resident_bytes", (double)tslab_resident_bytes(a));
-    }
+    emit_uncached(a, burst, live);
+    emit_quiet(p, a, base, live);
 
     o->drain(a, &s);
     check_counters(p, a, s.allocs, s.frees);
@@ -219,13 +238,17 @@ static uint64_t run_lifetimes(const bench_params *p, tslab *a, const lt_ops *o)
     return s.bad;
 }
 
-/* ---- j.survivor ----------------------------------------------------------------------------- */
+/* ---- j.survivor, j.survivor_known ---------------------------------------------------------- */
 
-static uint64_t run_survivor(const bench_params *p, tslab *a, const lt_ops *o)
+/* keep[] is drawn before anything is allocated, from the same seed: both cells keep the same
+ * objects. known: the program uses that knowledge (lifetimes.h); the groups then end after the
+ * frees, and the free time and the RSS after the frees include their ends. */
+static uint64_t run_survivor(const bench_params *p, tslab *a, const lt_ops *o, bool known)
 {
-    uint64_t n = p->n, kept = 0, bad = 0, rng = p->seed;
+    uint64_t n = p->n, kept = 0, bad = 0, rng = p->seed, ng = (n + LT_CHUNK - 1) / LT_CHUNK;
     uint64_t *tok = xcalloc(n, sizeof *tok);
     uint8_t *keep = xcalloc(n, sizeof *keep);
+    uint64_t *grp = xcalloc(ng ? ng : 1, sizeof *grp);
     for (uint64_t i = 0; i < n; i++) {
         keep[i] = bench_rng_below(&rng, LT_KEEP_IN) == 0;
         kept += keep[i];
@@ -234,12 +257,14 @@ static uint64_t run_survivor(const bench_params *p, tslab *a, const lt_ops *o)
 
     double base = rss();
     uint64_t t0 = bench_tsc();
-    if (o->chunks(a, tok, p->size, n) != 0)
+    if (o->chunks(a, tok, p->size, n, known ? keep : NULL, grp) != 0)
         exit(3);
     uint64_t t1 = bench_tsc();
     double peak = rss() - base;
     uint64_t t2 = bench_tsc();
     bad += o->free_where(a, tok, n, keep, 0);
+    if (known && o->ends(a, grp, ng) != 0)
+        exit(3);
     uint64_t t3 = bench_tsc();
     double freed = rss() - base;
 
@@ -249,17 +274,14 @@ static uint64_t run_survivor(const bench_params *p, tslab *a, const lt_ops *o)
     bench_emit("rss_freed_bytes", freed);
     bench_emit("live_bytes", live);
     bench_emit("freed_over_live", freed / live);
-    if (a)
-        bench_emit("tslab_cached_bytes", tslab_cached(a));
-    quiet(p);
-    double q = rss() - base;
-    bench_emit("rss_quiet_bytes", q);
-    bench_emit("quiet_over_live", q / live);
+    emit_uncached(a, freed, live);
+    emit_quiet(p, a, base, live);
 
     bad += o->free_where(a, tok, n, keep, 1);
     check_counters(p, a, n, n);
     free(tok);
     free(keep);
+    free(grp);
     return bad;
 }
 
@@ -282,8 +304,9 @@ uint64_t bench_lifetimes_run(const bench_params *p, tslab *a)
         fprintf(stderr, "bench: tslab_background_start failed\n");
         exit(3);
     }
-    uint64_t bad =
-        strcmp(p->workload, "lifetimes") == 0 ? run_lifetimes(p, a, o) : run_survivor(p, a, o);
+    uint64_t bad = strcmp(p->workload, "lifetimes") == 0
+                       ? run_lifetimes(p, a, o)
+                       : run_survivor(p, a, o, strcmp(p->workload, "survivor_known") == 0);
     if (a)
         tslab_background_stop();
     return bad;

@@ -14,13 +14,19 @@
  *
  * j.survivor: the issue's 1% test. n objects of one size, in groups of LT_CHUNK that are closed
  * (not destroyed) once allocated; then a random 1% is kept and the rest freed in allocation
- * order. The program cannot know the survivors when it allocates, so groups cannot help. */
+ * order. The program cannot know the survivors when it allocates, so groups cannot help.
+ *
+ * j.survivor_known: the same objects and the same 1%, but the program knows at allocation which
+ * objects survive (as a request-scoped service knows what it will cache): survivors go to the
+ * default group, the others to their chunk's group, which ends (destroy) once they are freed.
+ * The plain backends have no groups: they run exactly j.survivor, the baseline. */
 #ifndef TSLAB_BENCH_LIFETIMES_H
 #define TSLAB_BENCH_LIFETIMES_H
 
 #include "bench.h"
 
 #include <errno.h>
+#include <string.h>
 #include <tslab.h>
 
 #define LT_BATCH 1000u /* requests per batch (one group each) */
@@ -30,7 +36,7 @@
 #define LT_SIZE_MAX 512u
 #define LT_KEEP_IN 100u  /* one request in LT_KEEP_IN keeps one object */
 #define LT_SCRAMBLE 617u /* request r of a batch ends at position r * 617 mod 1000 (coprime) */
-#define LT_CHUNK 10000u  /* j.survivor: objects per group */
+#define LT_CHUNK 10000u  /* j.survivor, j.survivor_known: consecutive objects per group */
 #define LT_NONE UINT32_MAX
 
 /* The state of j.lifetimes, owned by the runner; the loops only read and write it. */
@@ -89,9 +95,15 @@ typedef struct lt_ops {
     int (*batches)(tslab *a, lt_state *s, uint32_t nb);
     /* frees every survivor of the set */
     void (*drain)(tslab *a, lt_state *s);
-    /* j.survivor: n objects of `size`, in closed groups of LT_CHUNK; tokens in tok[] */
-    int (*chunks)(tslab *a, uint64_t *tok, size_t size, uint64_t n);
-    /* frees tok[i] for each i with keep[i] == want; returns the rejected frees */
+    /* n objects of `size` in groups of LT_CHUNK, tokens in tok[]. keep NULL (j.survivor): all
+     * in the groups, each closed once allocated. keep set (j.survivor_known): keep[i] objects in
+     * the default group, the groups left open, their ids in grp[n / LT_CHUNK rounded up] */
+    int (*chunks)(tslab *a, uint64_t *tok, size_t size, uint64_t n, const uint8_t *keep,
+                  uint64_t *grp);
+    /* j.survivor_known: ends (destroys) the ng groups of grp[], once their objects are freed */
+    int (*ends)(tslab *a, const uint64_t *grp, uint64_t ng);
+    /* frees tok[i] for each i with keep[i] == want, with the group free (which every backend
+     * also takes for an object of the default group); returns the rejected frees */
     uint64_t (*free_where)(tslab *a, const uint64_t *tok, uint64_t n, const uint8_t *keep,
                            uint8_t want);
 } lt_ops;
@@ -99,7 +111,7 @@ typedef struct lt_ops {
 /* The table of the loops lifetimes.inc.h instantiated with LT(name) = name##_k. */
 #define LT_OPS(k)                                                                                  \
     {                                                                                              \
-        batches_##k, drain_##k, chunks_##k, free_where_##k                                         \
+        batches_##k, drain_##k, chunks_##k, ends_##k, free_where_##k                               \
     }
 
 #ifndef BENCH_NOINLINE
@@ -116,7 +128,14 @@ const lt_ops *bench_lt_ops_peer(const char *backend);
 /* lifetimes_epoch.c: temporal-slab with one epoch per group. */
 extern const lt_ops bench_lt_ops_epoch;
 
-/* lifetimes.c: runs j.lifetimes or j.survivor for the cell; returns the rejected frees. */
+/* Whether `workload` is one of j's: lifetimes, survivor, survivor_known. */
+static inline bool bench_lifetimes_is(const char *workload)
+{
+    return strcmp(workload, "lifetimes") == 0 || strcmp(workload, "survivor") == 0 ||
+           strcmp(workload, "survivor_known") == 0;
+}
+
+/* lifetimes.c: runs the cell's workload of j; returns the rejected frees. */
 uint64_t bench_lifetimes_run(const bench_params *p, tslab *a);
 
 #endif /* TSLAB_BENCH_LIFETIMES_H */

@@ -85,8 +85,12 @@ static BENCH_NOINLINE void LT(drain)(tslab *A, lt_state *s)
     (void)A;
 }
 
-/* j.survivor: allocation, in groups of LT_CHUNK closed once allocated. */
-static BENCH_NOINLINE int LT(chunks)(tslab *A, uint64_t *tok, size_t size, uint64_t n)
+/* j.survivor and j.survivor_known: allocation in groups of LT_CHUNK consecutive objects. keep NULL
+ * (j.survivor): every object into its chunk's group, closed once the chunk is allocated. keep set
+ * (j.survivor_known): objects with keep[i] into the default group, the others into their chunk's
+ * group, left open; its id in grp[i / LT_CHUNK], for ends() once they are freed. */
+static BENCH_NOINLINE int LT(chunks)(tslab *A, uint64_t *tok, size_t size, uint64_t n,
+                                     const uint8_t *keep, uint64_t *grp)
 {
     for (uint64_t i = 0; i < n; i += LT_CHUNK) {
         uint64_t g = LT_OPEN(A), end = n - i < LT_CHUNK ? n : i + LT_CHUNK;
@@ -95,16 +99,30 @@ static BENCH_NOINLINE int LT(chunks)(tslab *A, uint64_t *tok, size_t size, uint6
             return -1;
         }
         for (uint64_t j = i; j < end; j++) {
-            void *p = LT_GALLOC(A, g, size, &tok[j]);
+            void *p = keep && keep[j] ? LT_ALLOC(A, size, &tok[j]) : LT_GALLOC(A, g, size, &tok[j]);
             if (__builtin_expect(p == NULL, 0))
                 bench_lt_oom(size);
             *(volatile uint64_t *)p = j;
         }
-        if (__builtin_expect(LT_CLOSE(A, g) != 0, 0)) {
+        if (keep) {
+            grp[i / LT_CHUNK] = g;
+        } else if (__builtin_expect(LT_CLOSE(A, g) != 0, 0)) {
             bench_lt_group_failed("close");
             return -1;
         }
     }
+    (void)A;
+    return 0;
+}
+
+/* j.survivor_known: ends the ng groups of grp[], whose objects are all freed. */
+static BENCH_NOINLINE int LT(ends)(tslab *A, const uint64_t *grp, uint64_t ng)
+{
+    for (uint64_t i = 0; i < ng; i++)
+        if (__builtin_expect(LT_END(A, grp[i]) != 0, 0)) {
+            bench_lt_group_failed("end");
+            return -1;
+        }
     (void)A;
     return 0;
 }

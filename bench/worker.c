@@ -762,7 +762,7 @@ int bench_worker_run(const bench_params *p)
         run_two_threads(p, o, true);
     else if (strcmp(w, "cycles") == 0 || strcmp(w, "idle") == 0)
         run_cycles(p, o, strcmp(w, "idle") == 0);
-    else if (strcmp(w, "lifetimes") == 0 || strcmp(w, "survivor") == 0)
+    else if (bench_lifetimes_is(w))
         g_bad += bench_lifetimes_run(p, g_inst); /* checks the counters itself */
     else if (strcmp(w, "render") == 0)
         return bench_render_run(p);
@@ -772,7 +772,7 @@ int bench_worker_run(const bench_params *p)
     }
     if (p->scrape)
         bench_emit("scrapes", (double)bench_scrape_stop());
-    if (ts && strcmp(w, "rss") != 0 && strcmp(w, "lifetimes") != 0 && strcmp(w, "survivor") != 0)
+    if (ts && strcmp(w, "rss") != 0 && !bench_lifetimes_is(w))
         check_counters(p);
     bench_emit("rejected_frees", (double)g_bad);
     if (ts)
