@@ -244,6 +244,83 @@ static void stacks_name_the_caller(void)
     tslab_destroy(a);
 }
 
+/* Epoch allocations are sampled like plain ones: at 1 byte every one is recorded with its
+ * caller's stack, and both its free and its epoch's destroy move the record. */
+void *sample_site_epoch(tslab *a, tslab_epoch e);
+TEST_NAMED_FRAME void *sample_site_epoch(tslab *a, tslab_epoch e)
+{
+    void *p = tslab_malloc_epoch(a, e, 96);
+    __asm__ volatile("" ::: "memory"); /* no tail call: keep this frame */
+    return p;
+}
+
+static void epoch_records(void)
+{
+    tslab *a = make(1, 17);
+    tslab_epoch e = tslab_epoch_open(a, "sampled");
+    REQUIRE(e != 0);
+    enum { N = 1000 };
+    void *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = sample_site_epoch(a, e);
+        REQUIRE(p[i] != NULL);
+        if (i % 4 == 3) /* frees back into the thread's epoch cache, reused by the next ones */
+            CHECK(tslab_free_ptr(a, p[i - 1]));
+    }
+    tslab_profile *pr;
+    CHECK(tslab_profile_read(a, &pr) == 0);
+    uint64_t allocs = 0, frees = 0;
+    for (size_t i = 0; i < pr->site_count; i++) {
+        const tslab_profile_site *s = &pr->sites[i];
+        Dl_info di;
+        CHECK(dladdr((void *)(s->frames[0] - 1), &di) != 0);
+        CHECK(di.dli_sname != NULL && strcmp(di.dli_sname, "sample_site_epoch") == 0);
+        CHECK_EQ_U(s->object_size, 96);
+        allocs += s->allocs;
+        frees += s->frees;
+    }
+    tslab_profile_free(pr);
+    CHECK_EQ_U(allocs, N);
+    CHECK_EQ_U(frees, N / 4);
+    CHECK_EQ_I(tslab_epoch_destroy(a, e), 0);
+    totals t = sum_sites(a, -1);
+    CHECK_EQ_U(t.allocs, N);
+    CHECK_EQ_U(t.frees, N); /* the destroy freed the other 750 and their records */
+    tslab_destroy(a);
+}
+
+/* With a real interval, epoch allocations (with frees going back into the thread's epoch cache,
+ * and plain allocations of the same class in between) are sampled at the expected rate: the
+ * epoch fast path stops where the shared countdown runs out. */
+static void epoch_interval_statistics(void)
+{
+    const size_t mean = 16384;
+    uint64_t n = scaled(4000000), plain = 0;
+    tslab *a = make(mean, 4242);
+    tslab_epoch e = tslab_epoch_open(a, "stats");
+    REQUIRE(e != 0);
+    void *held[8];
+    for (uint64_t i = 0; i < n; i += 8) {
+        for (int k = 0; k < 8; k++)
+            CHECK((held[k] = tslab_malloc_epoch(a, e, 128)) != NULL);
+        if (i % 64 == 0) { /* the plain path of the class counts down the same interval */
+            CHECK(tslab_free_ptr(a, tslab_malloc(a, 128)));
+            plain++;
+        }
+        for (int k = 0; k < 8; k++)
+            CHECK(tslab_free_ptr(a, held[k]));
+    }
+    totals t = sum_sites(a, -1);
+    double want = (double)(n + plain) * (1 - exp(-128.0 / (double)mean));
+    printf("epoch: %llu sampled of %llu, expected %.0f (%.2f%%)\n", (unsigned long long)t.allocs,
+           (unsigned long long)(n + plain), want, 100.0 * ((double)t.allocs - want) / want);
+    double tol = n >= 4000000 ? 0.05 * want : 4 * sqrt(want) + 3;
+    CHECK(fabs((double)t.allocs - want) <= tol);
+    CHECK_EQ_U(t.frees, t.allocs);
+    CHECK_EQ_I(tslab_epoch_destroy(a, e), 0);
+    tslab_destroy(a);
+}
+
 /* tslab_sample_set switches sampling at run time. */
 static void switch_at_run_time(void)
 {
@@ -310,4 +387,5 @@ static void inuse_estimate(void)
 }
 
 TEST_MAIN(T(interval_statistics), T(records_follow_frees), T(rejected_frees_keep_records),
-          T(lifetimes), T(stacks_name_the_caller), T(switch_at_run_time), T(inuse_estimate))
+          T(lifetimes), T(stacks_name_the_caller), T(epoch_records), T(epoch_interval_statistics),
+          T(switch_at_run_time), T(inuse_estimate))

@@ -615,8 +615,9 @@ TSLAB_API tslab_epoch tslab_epoch_open(tslab *a, const char *label);
  * or destroy returned (in happens-before order) fails (after a destroy: EINVAL, a stale id). An
  * object that succeeded while a destroy ran may have been missed by it: it is the caller's to free,
  * as any object. Objects of an epoch are freed by the ordinary tslab_free / tslab_free_ptr, from
- * any thread; tslab_realloc of one moves it to the default epoch. Epoch allocations are not sampled
- * by the profiler. */
+ * any thread; tslab_realloc of one moves it to the default epoch. The profiler samples epoch
+ * allocations as it samples tslab_alloc's (one countdown per thread and class for both); a
+ * sampled object's record goes with its free or its epoch's destroy. */
 TSLAB_API void *tslab_alloc_epoch(tslab *a, tslab_epoch e, size_t size, tslab_handle *out);
 
 /** tslab_alloc_epoch without the handle (free with tslab_free_ptr). */

@@ -130,16 +130,19 @@ TSLAB__ENTRY void *tslab_malloc(tslab *a, size_t size)
 
 /* Hands out the top slot of epoch cache t (of class cache tcl), which holds n > 0 entries: as
  * take(), plus the epoch's own count. */
-static inline void *etake(tslab__tclass *tcl, tslab__eclass *t, uint32_t n, tslab_handle *out)
+static inline void *etake(tslab__tclass *tcl, tslab__eclass *t, uint32_t n, tslab_handle *out,
+                          uint32_t sampled)
 {
     atomic_store_explicit(&t->count, --n, memory_order_relaxed);
     t->allocs++;
-    return hand_out(tcl, tslab__ec_slots(t)[n], out, 0);
+    return hand_out(tcl, tslab__ec_slots(t)[n], out, sampled);
 }
 
-/* epoch_alloc_slow's work, inside tslab__tcache_enter/leave (tc). */
-static void *epoch_alloc_in(tslab *a, tslab__tcache *tc, tslab__epoch *r, uint64_t ep,
-                            uint32_t eidx, uint32_t ci, tslab_handle *out)
+/* epoch_alloc_slow's work, inside tslab__tcache_enter/leave (tc). In the entry section: the
+ * sampler cuts it off a recorded stack. */
+static inline TSLAB__ENTRY void *epoch_alloc_in(tslab *a, tslab__tcache *tc, tslab__epoch *r,
+                                                uint64_t ep, uint32_t eidx, uint32_t ci,
+                                                tslab_handle *out)
 {
     /* Acquire: pairs with tslab__epoch_new's release of the key. */
     if (atomic_load_explicit(&r->key, memory_order_acquire) != ep) {
@@ -176,16 +179,30 @@ static void *epoch_alloc_in(tslab *a, tslab__tcache *tc, tslab__epoch *r, uint64
     uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
     if (n <= 1) {
         if (n == 1)
-            tslab__ecache_fold(a, t, ci);
+            tslab__ecache_fold(a, tc, ci);
         uint32_t want = c->batch < TSLAB__EC_MAX - n ? c->batch : TSLAB__EC_MAX - n;
         uint32_t got = tslab__slab_refill_epoch(a, c, eidx, ep, tslab__ec_slots(t) + n, want);
         if (got == 0 && n == 0)
             return NULL; /* errno ESHUTDOWN or ENOMEM */
         n += got;
     }
-    void *p = etake(tcl, t, n, out);
+    /* The sampler, as alloc_cached: the fast path's allocations are charged first, then this
+     * one counts down once. Epoch and plain allocations of a class share one countdown. */
+    tslab__ec_arm(tcl, t);
+    if (tcl->sample_left >= 0)
+        tcl->sample_left--;
+    uint32_t sampled = 0;
+    if (tcl->sample_left < 0 && tslab__sample_due(a, tc, tcl)) {
+        /* Recorded before the slot is published: a free that sees SAMPLED finds the record. */
+        uint64_t h = tslab__ec_slots(t)[n - 1];
+        if (tslab__sample_alloc(a, ci, tslab__handle_idx(h), (uint32_t)h & TSLAB__GEN_MASK))
+            sampled = TSLAB__SAMPLED;
+    }
+    void *p = etake(tcl, t, n, out, sampled);
+    tcl->esynced = (uint32_t)t->allocs; /* this allocation counted down above */
     if (n == 1) /* the object just taken holds its slab (nobody else has its handle) */
-        tslab__ecache_fold(a, t, ci);
+        tslab__ecache_fold(a, tc, ci);
+    tslab__ec_arm(tcl, t);
     return p;
 }
 
@@ -216,8 +233,8 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep,
 }
 
 /* As alloc_fast, from the thread's epoch cache of the class. The cache's last slot is left to the
- * slow path (count > 1), and the record's key is compared on every allocation so that a close
- * or destroy is seen at once. */
+ * slow path (count > efloor >= 1), and the record's key is compared on every allocation so that a
+ * close or destroy is seen at once. */
 static inline void *alloc_epoch_fast(tslab *a, uint64_t ep, size_t size, tslab_handle *out)
 {
     size_t k = size - 1;
@@ -228,9 +245,11 @@ static inline void *alloc_epoch_fast(tslab *a, uint64_t ep, size_t size, tslab_h
         tslab__tclass *tcl = &e->tc->cls[ci];
         tslab__opaque(tcl);
         uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
-        if (tslab_likely(t->epoch == ep && n > 1 &&
+        /* efloor >= 1 whenever the cache holds slots: the last one is the slow path's, and so
+         * is the allocation at which the sampler's countdown runs out (tslab__ec_arm). */
+        if (tslab_likely(t->epoch == ep && n > tcl->efloor &&
                          atomic_load_explicit(t->key, memory_order_relaxed) == ep))
-            return etake(tcl, t, n, out);
+            return etake(tcl, t, n, out, 0);
     }
     return epoch_alloc_slow(a, ep, size, out);
 }

@@ -399,7 +399,16 @@ typedef struct tslab__tclass {
     /* Allocations of this class left before the next sample (the byte interval divided by the
      * class size: sample.c); the fast path decrements it and leaves when it goes negative. */
     int32_t sample_left;
-    uint32_t spare[3]; /* free for per-class state; keeps the size a power of two */
+    /* The epoch cache of this class (tslab__tcache.ec) hands out on its fast path only while its
+     * count is above efloor, which the slow paths set (tslab__ec_arm) so that the fast path
+     * leaves at the allocation where sample_left runs out, and never below 1 (the cache's last
+     * slot is the slow path's). 0 only while that cache has never held a slot. */
+    uint32_t efloor;
+    uint32_t esynced; /* the low bits of that cache's `allocs` last charged to sample_left */
+    /* efloor before its clamp to 1: the count at which the countdown runs out, which slots
+     * coming back into the cache (free.c) move up one by one, so that they never add to what
+     * the fast path may hand out before it stops. */
+    int32_t evirt;
     /* The cache's entries, top at count - 1. Atomic because the idle-reclaim collector reads
      * them from another thread (reclaim.c): the fast path's store is relaxed (tslab__entry_put);
      * the owner's other accesses go through tslab__tc_slots (see there why they race nothing). */
@@ -451,6 +460,20 @@ typedef struct tslab__eclass {
 } tslab__eclass;
 _Static_assert(sizeof(tslab__eclass) == 256, "adjust TSLAB__EC_MAX");
 static inline uint64_t *tslab__ec_slots(tslab__eclass *t) { return (uint64_t *)(void *)t->slots; }
+/* Charges the allocations t's fast path made since the last charge to the class's sampling
+ * countdown (tcl: the same thread cache's class), then sets the floor the fast path stops at:
+ * sample_left more allocations, and never the last slot. The owner, on a slow path, after any
+ * change to t's count or to sample_left. */
+static inline void tslab__ec_arm(tslab__tclass *tcl, const tslab__eclass *t)
+{
+    uint32_t d = (uint32_t)t->allocs - tcl->esynced; /* at most TSLAB__EC_MAX - 1 */
+    tcl->esynced = (uint32_t)t->allocs;
+    tcl->sample_left -= (int32_t)d;
+    int32_t n = (int32_t)atomic_load_explicit(&t->count, memory_order_relaxed);
+    int32_t v = n - (tcl->sample_left > 0 ? tcl->sample_left : 0);
+    tcl->evirt = v;
+    tcl->efloor = v > 1 ? (uint32_t)v : 1;
+}
 /* What a thread cache's `ec` points to until its thread first allocates into an epoch: zeroed
  * entries bound to no epoch (0 is never an id, and a count of 0 fails the fast path anyway), so
  * the epoch fast path needs no NULL test. Never written. */
@@ -729,9 +752,10 @@ tslab__tcache *tslab__tcache_bind(tslab *a);
 /* Empties tc's stacks and remote batches into the slabs. Its thread only, between
  * tslab__tcache_enter and _leave (or at its exit, under the registry lock). */
 void tslab__tcache_flush(tslab *a, tslab__tcache *tc);
-/* Counts t's pending allocations and frees (class ci) into its epoch's record. Caller: t's
- * thread, while t holds a slot. */
-void tslab__ecache_fold(tslab *a, tslab__eclass *t, uint32_t ci);
+/* Counts the pending allocations and frees of tc's epoch cache of class ci into its epoch's
+ * record (charging the sampler first: tslab__ec_arm). Caller: tc's thread, while the cache holds
+ * a slot. */
+void tslab__ecache_fold(tslab *a, tslab__tcache *tc, uint32_t ci);
 /* Empties tc's epoch cache of class ci: folds its count, returns its slots, binds it to none. */
 void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci);
 /* Frees every cache of `a` (tslab_destroy). */

@@ -30,8 +30,11 @@ static void merge_counters(tslab__tcounters *dst, const tslab__tcounters *src)
 #undef MERGE
 }
 
-void tslab__ecache_fold(tslab *a, tslab__eclass *t, uint32_t ci)
+void tslab__ecache_fold(tslab *a, tslab__tcache *tc, uint32_t ci)
 {
+    tslab__eclass *t = &tc->ec[ci];
+    tslab__ec_arm(&tc->cls[ci], t); /* the sampler's share of `allocs`, before it restarts */
+    tc->cls[ci].esynced = 0;
     if (t->allocs != 0)
         tslab__epoch_count(a, t->idx, ci, (int64_t)t->allocs);
     if (t->frees != 0)
@@ -46,7 +49,7 @@ void tslab__ecache_unbind(tslab *a, tslab__tcache *tc, uint32_t ci)
         return;
     /* Counted while the slots still hold the record (tslab__eclass): the counts are non-zero
      * only while the cache holds a slot (the allocation slow path folds as it takes the last). */
-    tslab__ecache_fold(a, t, ci);
+    tslab__ecache_fold(a, tc, ci);
     uint32_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
     if (n > 0)
         tslab__slab_drain(a, &a->cls[ci], tslab__ec_slots(t), n);
