@@ -274,6 +274,10 @@ static void epoch_records(void)
         const tslab_profile_site *s = &pr->sites[i];
         Dl_info di;
         CHECK(dladdr((void *)(s->frames[0] - 1), &di) != 0);
+        if (di.dli_sname == NULL || strcmp(di.dli_sname, "sample_site_epoch") != 0)
+            printf("site %zu (%llu allocations): frame 0 is %s in %s +%#lx\n", i,
+                   (unsigned long long)s->allocs, di.dli_sname ? di.dli_sname : "?", di.dli_fname,
+                   (unsigned long)(s->frames[0] - (uintptr_t)di.dli_fbase));
         CHECK(di.dli_sname != NULL && strcmp(di.dli_sname, "sample_site_epoch") == 0);
         CHECK_EQ_U(s->object_size, 96);
         allocs += s->allocs;

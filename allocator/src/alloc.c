@@ -39,7 +39,8 @@ static inline void *take(tslab__tclass *t, uint32_t n, tslab_handle *out, uint32
     return hand_out(t, tslab__tc_slots(t)[n], out, sampled);
 }
 
-/* The allocation entry points, alloc_slow and alloc_cached live in the TSLAB__ENTRY section, so
+/* The allocation entry points, and every function of theirs that a build may leave out of line
+ * (alloc_fast, alloc_cached, and the epoch ones below), live in the TSLAB__ENTRY section, so
  * the sampler can cut their frames off a recorded stack by address.
  * alloc_slow's work once the thread's cache is entered: refill, sampling, then the top slot. */
 static inline TSLAB__ENTRY void *alloc_cached(tslab *a, tslab__tcache *tc, uint32_t ci,
@@ -96,7 +97,7 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *alloc_slow(tslab *a, size_t size, tslab
     return p;
 }
 
-static inline void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
+static inline TSLAB__ENTRY void *alloc_fast(tslab *a, size_t size, tslab_handle *out)
 {
     size_t k = size - 1; /* size 0 wraps and takes the slow path */
     tslab__tls_fast_entry *e = tslab__tls_slot(a);
@@ -235,7 +236,8 @@ static TSLAB_NOINLINE TSLAB__ENTRY void *epoch_alloc_slow(tslab *a, uint64_t ep,
 /* As alloc_fast, from the thread's epoch cache of the class. The cache's last slot is left to the
  * slow path (count > efloor >= 1), and the record's key is compared on every allocation so that a
  * close or destroy is seen at once. */
-static inline void *alloc_epoch_fast(tslab *a, uint64_t ep, size_t size, tslab_handle *out)
+static inline TSLAB__ENTRY void *alloc_epoch_fast(tslab *a, uint64_t ep, size_t size,
+                                                  tslab_handle *out)
 {
     size_t k = size - 1;
     tslab__tls_fast_entry *e = tslab__tls_slot(a);
