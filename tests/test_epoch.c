@@ -192,6 +192,39 @@ static void destroy_pointers(void)
     tslab_destroy(a);
 }
 
+/* tslab_realloc keeps an object of an open epoch in it (it dies with the epoch's destroy and
+ * shares no slab with the default epoch), and moves one of a closed epoch to the default epoch
+ * (it outlives the destroy). The bytes come along either way. */
+static void realloc_keeps_the_epoch(void)
+{
+    tslab *a = make("realloc", 0);
+    tslab_epoch e = tslab_epoch_open(a, "open"), f = tslab_epoch_open(a, "closed");
+    REQUIRE(e != 0 && f != 0);
+    char *p = tslab_malloc_epoch(a, e, 40), *q = tslab_malloc_epoch(a, f, 40);
+    REQUIRE(p != NULL && q != NULL);
+    memset(p, 'e', 40);
+    memset(q, 'f', 40);
+    void *plain = tslab_malloc(a, 300);
+    REQUIRE(plain != NULL);
+    char *p2 = tslab_realloc(a, p, 300); /* another class: it moves, within e */
+    REQUIRE(p2 != NULL);
+    CHECK(p2 != p);
+    CHECK(slab_of(a, p2) != slab_of(a, plain));
+    CHECK(p2[0] == 'e' && p2[39] == 'e');
+    CHECK_EQ_I(tslab_epoch_close(a, f), 0);
+    char *q2 = tslab_realloc(a, q, 300); /* f is closed: to the default epoch */
+    REQUIRE(q2 != NULL);
+    CHECK(q2[0] == 'f' && q2[39] == 'f');
+    CHECK(tslab_realloc(a, p2, 290) == p2); /* same class: stays */
+    CHECK_EQ_I(tslab_epoch_destroy(a, e), 0);
+    CHECK_EQ_I(tslab_epoch_destroy(a, f), 0);
+    CHECK(!tslab_free_ptr(a, p2)); /* freed with e */
+    CHECK(tslab_free_ptr(a, q2));  /* in the default epoch: still live */
+    CHECK(tslab_free_ptr(a, plain));
+    CHECK_EQ_U(test_live_objects(a), 0);
+    tslab_destroy(a);
+}
+
 /* Stale, forged and foreign ids are refused, never a crash. */
 static void stale_and_forged_ids(void)
 {
@@ -633,6 +666,7 @@ static void fork_with_open_epochs(void)
 }
 
 TEST_MAIN(T(placement), T(close_then_free_returns_pages), T(destroy_million), T(destroy_pointers),
-          T(stale_and_forged_ids), T(destroy_racing_frees), T(alloc_racing_close),
-          T(alloc_racing_destroy), T(alloc_inside_destroy), T(figures_and_leaks),
-          T(other_threads_cache), T(other_is_one_row), T(fork_with_open_epochs))
+          T(realloc_keeps_the_epoch), T(stale_and_forged_ids), T(destroy_racing_frees),
+          T(alloc_racing_close), T(alloc_racing_destroy), T(alloc_inside_destroy),
+          T(figures_and_leaks), T(other_threads_cache), T(other_is_one_row),
+          T(fork_with_open_epochs))

@@ -246,8 +246,9 @@ TSLAB_API tslab_handle tslab_ptr_handle(tslab *a, const void *p);
 TSLAB_API void *tslab_malloc(tslab *a, size_t size);
 /** Zeroed; n*size overflow gives NULL, errno ENOMEM (as calloc). */
 TSLAB_API void *tslab_calloc(tslab *a, size_t n, size_t size);
-/** realloc(a, NULL, n) is tslab_malloc. Same class: returns p. Else moves. On failure returns NULL
- * and p is untouched. Size 0 or a p that is not a live object: NULL, errno EINVAL, p untouched. */
+/** realloc(a, NULL, n) is tslab_malloc. Same class: returns p. Else moves: within its epoch while
+ * that is open, else into the default epoch. On failure returns NULL and p is untouched. Size 0 or
+ * a p that is not a live object: NULL, errno EINVAL, p untouched. */
 TSLAB_API void *tslab_realloc(tslab *a, void *p, size_t size);
 /** Frees a live object by address. NULL: no-op, returns true. A pointer that is not the start of a
  * live object of this instance (foreign, interior, double) is counted and ignored: false. */
@@ -615,9 +616,10 @@ TSLAB_API tslab_epoch tslab_epoch_open(tslab *a, const char *label);
  * or destroy returned (in happens-before order) fails (after a destroy: EINVAL, a stale id). An
  * object that succeeded while a destroy ran may have been missed by it: it is the caller's to free,
  * as any object. Objects of an epoch are freed by the ordinary tslab_free / tslab_free_ptr, from
- * any thread; tslab_realloc of one moves it to the default epoch. The profiler samples epoch
- * allocations as it samples tslab_alloc's (one countdown per thread and class for both); a
- * sampled object's record goes with its free or its epoch's destroy. */
+ * any thread; tslab_realloc of one keeps it in e while e is open (later it moves to the default
+ * epoch). The profiler samples epoch allocations as it samples tslab_alloc's (one countdown per
+ * thread and class for both); a sampled object's record goes with its free or its epoch's
+ * destroy. */
 TSLAB_API void *tslab_alloc_epoch(tslab *a, tslab_epoch e, size_t size, tslab_handle *out);
 
 /** tslab_alloc_epoch without the handle (free with tslab_free_ptr). */

@@ -284,6 +284,21 @@ TSLAB__ENTRY void *tslab_calloc(tslab *a, size_t n, size_t size)
     return p;
 }
 
+/* The id of the open epoch live slot idx of class ci belongs to, or 0 (the default epoch, or a
+ * closed one). The caller's live object holds its slab, and the slab its epoch's record, so
+ * neither can change meanwhile; the record's key is the id while the epoch is open. */
+static uint64_t slot_epoch(tslab *a, uint32_t ci, uint32_t idx)
+{
+    tslab__class *c = &a->cls[ci];
+    uint32_t s = idx >> c->slot_shift;
+    if (atomic_load_explicit(&c->owner[s], memory_order_relaxed) != TSLAB__EPOCH_OWNER)
+        return 0;
+    /* Acquire: an epoch slab implies a published table (tslab__epoch_new released it). */
+    tslab__epochs *t = atomic_load_explicit(&a->epochs, memory_order_acquire);
+    uint32_t e = atomic_load_explicit(&c->sepoch[s], memory_order_relaxed);
+    return t != NULL && e != 0 ? atomic_load_explicit(&t->rec[e].key, memory_order_acquire) : 0;
+}
+
 TSLAB__ENTRY void *tslab_realloc(tslab *a, void *p, size_t size)
 {
     if (p == NULL)
@@ -313,7 +328,12 @@ TSLAB__ENTRY void *tslab_realloc(tslab *a, void *p, size_t size)
     }
     if ((uint32_t)want == ci)
         return p;
-    void *n = tslab_malloc(a, size);
+    /* An object of an open epoch moves within it; one of a closed epoch (which takes no new
+     * object), or of one closed meanwhile, to the default epoch. */
+    uint64_t ep = slot_epoch(a, ci, (uint32_t)idx);
+    void *n = ep != 0 ? tslab_malloc_epoch(a, ep, size) : NULL;
+    if (n == NULL && (ep == 0 || errno != ENOMEM))
+        n = tslab_malloc(a, size);
     if (n == NULL)
         return NULL;
     size_t old = a->cls[ci].size;
