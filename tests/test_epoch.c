@@ -265,6 +265,51 @@ static void stale_and_forged_ids(void)
     tslab_destroy(b);
 }
 
+/* A destroyed epoch's record names nothing until it is reopened: no id near the destroyed one
+ * (the next generations, one flipped bit) is taken for an epoch. And a record reused many times
+ * never gives an id one bit away from any of its last 1000 ids. */
+static void destroyed_record_names_nothing(void)
+{
+    tslab *a = make("retired", 0);
+    tslab_epoch e = tslab_epoch_open(a, "x");
+    REQUIRE(e != 0);
+    REQUIRE(tslab_malloc_epoch(a, e, 64) != NULL);
+    CHECK_EQ_I(tslab_epoch_destroy(a, e), 0);
+    unsigned refused = 0, tried = 0;
+    for (uint64_t d = 0; d < 8; d++) {
+        tslab_epoch near[3] = {e + d, e - d, e ^ (UINT64_C(1) << d)};
+        for (int k = 0; k < 3; k++) {
+            tslab_handle h;
+            tried += 4;
+            refused += tslab_alloc_epoch(a, near[k], 64, &h) == NULL && errno == EINVAL;
+            refused += tslab_malloc_epoch(a, near[k], 64) == NULL && errno == EINVAL;
+            refused += tslab_epoch_close(a, near[k]) == -EINVAL;
+            refused += tslab_epoch_destroy(a, near[k]) == -EINVAL;
+        }
+    }
+    CHECK_EQ_U(refused, tried);
+    tslab_epoch_stats es;
+    REQUIRE(tslab_epoch_stats_get(a, &es, sizeof es) == 0);
+    CHECK_EQ_U(es.labels[0].destroyed, 1);
+    CHECK_EQ_U(es.labels[0].closed, 1);
+
+    /* One record, reused: with a single epoch at a time every open takes the same record. */
+    enum { REUSES = 1000 };
+    static tslab_epoch ids[REUSES];
+    unsigned one_bit = 0, same_record = 0;
+    for (int i = 0; i < REUSES; i++) {
+        ids[i] = tslab_epoch_open(a, "x");
+        REQUIRE(ids[i] != 0);
+        same_record += tslab__epoch_idx(ids[i]) == tslab__epoch_idx(e);
+        for (int j = 0; j < i; j++)
+            one_bit += __builtin_popcountll(ids[i] ^ ids[j]) == 1;
+        CHECK_EQ_I(i % 2 ? tslab_epoch_close(a, ids[i]) : tslab_epoch_destroy(a, ids[i]), 0);
+    }
+    CHECK_EQ_U(same_record, REUSES);
+    CHECK_EQ_U(one_bit, 0);
+    tslab_destroy(a);
+}
+
 /* ---- Destroy racing frees on four threads ---- */
 enum { RACE_MAX = 200000, RACE_THREADS = 4 };
 static unsigned RACE_N;
@@ -666,7 +711,7 @@ static void fork_with_open_epochs(void)
 }
 
 TEST_MAIN(T(placement), T(close_then_free_returns_pages), T(destroy_million), T(destroy_pointers),
-          T(realloc_keeps_the_epoch), T(stale_and_forged_ids), T(destroy_racing_frees),
-          T(alloc_racing_close), T(alloc_racing_destroy), T(alloc_inside_destroy),
-          T(figures_and_leaks), T(other_threads_cache), T(other_is_one_row),
-          T(fork_with_open_epochs))
+          T(realloc_keeps_the_epoch), T(stale_and_forged_ids), T(destroyed_record_names_nothing),
+          T(destroy_racing_frees), T(alloc_racing_close), T(alloc_racing_destroy),
+          T(alloc_inside_destroy), T(figures_and_leaks), T(other_threads_cache),
+          T(other_is_one_row), T(fork_with_open_epochs))

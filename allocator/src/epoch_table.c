@@ -8,8 +8,9 @@
  * one of its slabs exists, and a slab exists while any of its slots is outside its bitmap, so a
  * thread that holds a slot of an epoch (in its cache or as a live object) may count into the
  * record without the lock (tslab__epoch_count). FREE records are reused oldest first, and each
- * reuse takes a new generation, so a stale id names a live epoch only after 2^32 reuses of its
- * record. */
+ * reuse takes a new generation (TSLAB__EP_GEN_STEP), so a stale id names a live epoch only after
+ * 2^32 reuses of its record. A destroyed record's id carries TSLAB__EP_RETIRED until the next
+ * open: no id passed in names it meanwhile, not even the next generation's. */
 #include "internal.h"
 
 #include <errno.h>
@@ -140,9 +141,10 @@ static uint32_t label_index(tslab__epochs *t, const char *label)
 /* The next generation of record i's id (never 0), as a full id of instance a. */
 static uint64_t next_id(const tslab *a, const tslab__epoch *r, uint32_t i)
 {
-    uint32_t gen = (uint32_t)atomic_load_explicit(&r->id, memory_order_relaxed) + 1;
+    uint32_t gen =
+        (uint32_t)atomic_load_explicit(&r->id, memory_order_relaxed) + TSLAB__EP_GEN_STEP;
     if (gen == 0)
-        gen = 1;
+        gen = TSLAB__EP_GEN_STEP;
     return (uint64_t)a->tag << TSLAB__EP_TAG_SHIFT | (uint64_t)i << TSLAB__EP_IDX_SHIFT | gen;
 }
 
@@ -217,7 +219,7 @@ uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned)
          * allocation that it was genuine. Release: an allocation that reads the new id with
          * acquire sees `dying` set. */
         atomic_store_explicit(&r->dying, e, memory_order_relaxed);
-        atomic_store_explicit(&r->id, next_id(a, r, i), memory_order_release);
+        atomic_store_explicit(&r->id, e | TSLAB__EP_RETIRED, memory_order_release);
         if (r->state != TSLAB__EP_FREE) {
             r->state = TSLAB__EP_DYING;
             /* Pinned for the caller's walk: the record cannot be freed and reused while the

@@ -596,6 +596,13 @@ struct tslab {
 #define TSLAB__EP_IDX_SHIFT 32
 #define TSLAB__EP_IDX_MASK 0x1FFFu
 #define TSLAB__EP_TAG_SHIFT 45
+/* A record's id after a destroy: the destroyed id with this bit set, which no id passed in can
+ * equal (its tag would not match), so nothing names the record until it is reopened, and the
+ * next open still continues from the destroyed id's generation. */
+#define TSLAB__EP_RETIRED (UINT64_C(1) << 63)
+/* Generations advance by 3: two ids of one record fewer than 2^30 reuses apart never differ in
+ * a single bit (as handles, TRAPS.md), so one flipped bit of a stale id names no newer epoch. */
+#define TSLAB__EP_GEN_STEP 3u
 _Static_assert(TSLAB_EPOCHS_MAX <= TSLAB__EP_IDX_MASK && TSLAB_EPOCHS_MAX < UINT16_MAX,
                "epoch index bits (and sepoch[] entries)");
 enum { TSLAB__EP_FREE, TSLAB__EP_OPEN, TSLAB__EP_CLOSED, TSLAB__EP_DYING };
