@@ -368,13 +368,15 @@ static void ep_alloc_any(model *m, tslab_epoch id, size_t s, int api)
     add(m, p, h, s, (unsigned)k + 1);
 }
 
-/* Close: 0 for any epoch the id names (idempotent), its objects stay live; -EINVAL otherwise. */
-static void ep_close_any(model *m, tslab_epoch id)
+/* Close (destroy false) or destroy: 0 for any epoch the id names, -EINVAL otherwise. A close is
+ * idempotent and leaves the epoch's objects live; a destroy frees exactly its live objects (their
+ * handles turn stale, their pointers double frees) and makes the id stale. */
+static void ep_shut_any(model *m, tslab_epoch id, bool destroy)
 {
     long k = ep_find(m, id);
-    int rc = tslab_epoch_close(m->a, id);
+    int rc = destroy ? tslab_epoch_destroy(m->a, id) : tslab_epoch_close(m->a, id);
     if (!ep_named(m, k)) {
-        CHECK(rc == -EINVAL, "close of an id that names no epoch not refused");
+        CHECK(rc == -EINVAL, "close or destroy of an id that names no epoch not refused");
         return;
     }
     epoch *e = &m->ep[k];
@@ -382,45 +384,26 @@ static void ep_close_any(model *m, tslab_epoch id)
         ep_refused(m, (size_t)k);
         return;
     }
-    CHECK(rc == 0, "close failed");
+    CHECK(rc == 0, "close or destroy failed");
     if (e->state == EP_OPEN) {
         e->state = EP_CLOSED;
         e->maybe_stale = false;
-        m->fig[e->row][F_CLOSED]++;
+        m->fig[e->row][F_CLOSED]++; /* a destroy closes too, and counts as a close */
     }
-    check_all_live(m);
-}
-
-/* Destroy: 0 for any epoch the id names, which frees exactly its live objects (their handles turn
- * stale, their pointers double frees) and makes the id stale; -EINVAL otherwise. */
-static void ep_destroy_any(model *m, tslab_epoch id)
-{
-    long k = ep_find(m, id);
-    int rc = tslab_epoch_destroy(m->a, id);
-    if (!ep_named(m, k)) {
-        CHECK(rc == -EINVAL, "destroy of an id that names no epoch not refused");
-        return;
-    }
-    epoch *e = &m->ep[k];
-    if (rc == -EINVAL) {
-        ep_refused(m, (size_t)k);
-        return;
-    }
-    CHECK(rc == 0, "destroy failed");
-    if (e->state == EP_OPEN)
-        m->fig[e->row][F_CLOSED]++; /* a destroy closes, and counts as a close */
-    m->fig[e->row][F_DESTROYED]++;
-    for (size_t i = 0; i < m->n;) {
-        const obj *o = &m->live[i];
-        if (o->ep != (unsigned)k + 1) {
-            i++;
-            continue;
+    if (destroy) {
+        m->fig[e->row][F_DESTROYED]++;
+        for (size_t i = 0; i < m->n;) {
+            const obj *o = &m->live[i];
+            if (o->ep != (unsigned)k + 1) {
+                i++;
+                continue;
+            }
+            CHECK(tslab_handle_ptr(m->a, o->h) == NULL, "an object of a destroyed epoch is live");
+            CHECK(tslab_usable_size(m->a, o->p) == 0, "usable size of a destroyed epoch's object");
+            forget(m, i, true); /* the destroy freed it: counted in the frees */
         }
-        CHECK(tslab_handle_ptr(m->a, o->h) == NULL, "an object of a destroyed epoch is live");
-        CHECK(tslab_usable_size(m->a, o->p) == 0, "usable size of a destroyed epoch's object");
-        forget(m, i, true); /* the destroy freed it: counted in the frees */
+        ep_stale(m, (size_t)k);
     }
-    ep_stale(m, (size_t)k);
     check_all_live(m);
 }
 
@@ -528,8 +511,8 @@ static void bad_id_op(model *m, input *in)
     size_t s = pick_size(in);
     ep_alloc_any(m, id, s, 0);
     ep_alloc_any(m, id, s, 1);
-    ep_close_any(m, id);
-    ep_destroy_any(m, id);
+    ep_shut_any(m, id, false);
+    ep_shut_any(m, id, true);
 }
 
 /* The figures of each of rows[] (zero for a row not used yet). */
@@ -728,10 +711,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case OP_EP_CLOSE:
         case OP_EP_DESTROY: {
             long k = pick_ep(&m, &in);
-            if (k >= 0 && op % OPS == OP_EP_CLOSE)
-                ep_close_any(&m, m.ep[k].id);
-            else if (k >= 0)
-                ep_destroy_any(&m, m.ep[k].id);
+            if (k >= 0)
+                ep_shut_any(&m, m.ep[k].id, op % OPS == OP_EP_DESTROY);
             break;
         }
         case OP_EP_BAD: bad_id_op(&m, &in); break;
@@ -753,10 +734,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * object freed, and then every closed epoch destroyed, so that no id of this input is still
      * valid when the next begins (its forged ids can then name only its own epochs). */
     for (size_t k = 0; k < EP_SLOTS; k++)
-        if (m.ep[k].state == EP_OPEN && (k + m.seq) % 2)
-            ep_destroy_any(&m, m.ep[k].id);
-        else if (m.ep[k].state == EP_OPEN)
-            ep_close_any(&m, m.ep[k].id);
+        if (m.ep[k].state == EP_OPEN)
+            ep_shut_any(&m, m.ep[k].id, (k + m.seq) % 2);
     while (m.n) {
         verify(&m.live[m.n - 1]);
         CHECK(tslab_free(m.a, m.live[m.n - 1].h), "final free");
@@ -765,7 +744,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tslab_flush(m.a);
     for (size_t k = 0; k < EP_SLOTS; k++)
         if (m.ep[k].state == EP_CLOSED)
-            ep_destroy_any(&m, m.ep[k].id);
+            ep_shut_any(&m, m.ep[k].id, true);
     if (m.eb)
         CHECK(tslab_epoch_destroy(m.b, m.eb) == 0, "destroy (other instance)");
     check_figures(&m);
