@@ -439,7 +439,7 @@ static void ep_open_op(model *m, input *in)
 /* A slot of the model's epochs that is not EP_FREE (stale ones included), or -1. */
 static long pick_ep(const model *m, input *in)
 {
-    size_t used[EP_SLOTS], n = 0;
+    size_t used[EP_SLOTS] = {0}, n = 0;
     for (size_t k = 0; k < EP_SLOTS; k++)
         if (m->ep[k].state != EP_FREE)
             used[n++] = k;
