@@ -224,6 +224,18 @@ static size_t pick_size(input *in)
     return lo + u16(in) % (hi - lo + 1);
 }
 
+/* An allocation of a good size that was allowed to succeed: NULL only with ENOMEM (the small
+ * ceiling), else a new live object of epoch ep. api 0 gave out handle h; the others give none, so
+ * the object's own is looked up. */
+static void allocated(model *m, unsigned char *p, int api, tslab_handle h, size_t s, unsigned ep)
+{
+    if (!p) {
+        CHECK(errno == ENOMEM, "allocation failed without ENOMEM");
+        return;
+    }
+    add(m, p, api == 0 ? h : tslab_ptr_handle(m->a, p), s, ep);
+}
+
 static void alloc_op(model *m, input *in, int api)
 {
     size_t s = pick_size(in);
@@ -248,13 +260,7 @@ static void alloc_op(model *m, input *in, int api)
         CHECK(p == NULL && errno == EINVAL, "bad size not refused with EINVAL");
         return;
     }
-    if (!p) {
-        CHECK(errno == ENOMEM, "allocation failed without ENOMEM");
-        return;
-    }
-    if (api != 0)
-        h = tslab_ptr_handle(m->a, p);
-    add(m, p, h, s, 0);
+    allocated(m, p, api, h, s, 0);
 }
 
 /* Reallocs live object i to size s. Same class: the same object. Else it moves, within its epoch
@@ -359,13 +365,7 @@ static void ep_alloc_any(model *m, tslab_epoch id, size_t s, int api)
             CHECK(errno == ESHUTDOWN, "allocation into a closed epoch failed without ESHUTDOWN");
         return;
     }
-    if (!p) {
-        CHECK(errno == ENOMEM, "allocation into an open epoch failed without ENOMEM");
-        return;
-    }
-    if (api != 0)
-        h = tslab_ptr_handle(m->a, p);
-    add(m, p, h, s, (unsigned)k + 1);
+    allocated(m, p, api, h, s, (unsigned)k + 1);
 }
 
 /* Close (destroy false) or destroy: 0 for any epoch the id names, -EINVAL otherwise. A close is
