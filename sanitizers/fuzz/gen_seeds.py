@@ -34,6 +34,36 @@ w("fuzz_alloc", "foreign", alloc(0, 64) + alloc(1, 512) + op(FOREIGN, 0) + op(FO
 w("fuzz_alloc", "ceiling", alloc(0, 10000) * 20 + op(FREE_H, 3) + alloc(0, 10000) + op(FLUSH) + op(PURGE) + alloc(1, 9000) * 3)
 w("fuzz_alloc", "churn", (alloc(1, 300) + alloc(0, 40) + op(FREE_P, 0) + op(FLUSH)) * 30 + op(PURGE) + op(DEAD_P, 7))
 
+# Epoch operations (opcodes 16..23): the epoch byte picks among the input's epochs in slot order.
+EP_ALLOC, EP_MALLOC, EP_OPEN, EP_CLOSE, EP_DESTROY, EP_BAD, EP_FIGURES, EP_REALLOC = range(16, 24)
+def sz(cls, off=0): return bytes([cls]) + struct.pack("<H", off)  # a size inside class cls
+def raw(n): return bytes([15]) + struct.pack("<H", n)             # any 16-bit size
+def ep_alloc(e, size, api=EP_ALLOC): return bytes([api, e]) + size
+def ep_open(label): return op(EP_OPEN, label)  # 0 req, 1 batch, 2 NULL, 3 "", 4 other, 5 long
+def bad(kind, *args): return op(EP_BAD, kind, *args)
+
+w("fuzz_alloc", "epoch-close", ep_open(0) + b"".join(ep_alloc(0, sz(c)) for c in range(8)) + ep_alloc(0, sz(2, 5), EP_MALLOC)
+  + alloc(0, 64) + op(FREE_H, 3) + op(EP_FIGURES) + op(EP_CLOSE, 0) + ep_alloc(0, sz(1)) + ep_alloc(0, sz(1), EP_MALLOC)
+  + op(EP_CLOSE, 0) + op(EP_FIGURES) + op(FREE_P, 0) + op(LOOK, 1) + op(FLUSH) + op(EP_FIGURES))
+w("fuzz_alloc", "epoch-destroy", ep_open(1) + alloc(0, 24) + ep_alloc(0, sz(3)) * 5 + ep_alloc(0, sz(5), EP_MALLOC) * 2
+  + op(EP_DESTROY, 0) + op(DEAD_H, 0) + op(DEAD_H, 3) + op(DEAD_P, 1) + op(DEAD_P, 6) + ep_alloc(0, sz(3))
+  + op(EP_CLOSE, 0) + op(EP_DESTROY, 0) + op(EP_FIGURES) + op(FOREIGN, 0))
+w("fuzz_alloc", "epoch-realloc", ep_open(2) + ep_alloc(0, sz(0, 3)) + ep_alloc(0, sz(4)) + op(EP_REALLOC, 0) + sz(6)
+  + op(EP_REALLOC, 1) + sz(4, 9) + op(EP_REALLOC, 0) + raw(0) + op(EP_FIGURES) + op(EP_CLOSE, 0)
+  + op(EP_REALLOC, 0) + sz(1) + op(REALLOC, 0) + sz(7) + op(EP_FIGURES))
+w("fuzz_alloc", "epoch-bad-ids", ep_open(0) + ep_open(3) + ep_alloc(0, sz(2)) + ep_alloc(1, sz(2)) + op(EP_DESTROY, 1)
+  + bad(0, 0) + sz(2) + bad(1) + struct.pack("<Q", 0) + sz(2) + bad(1) + struct.pack("<Q", 0xFFFFFFFFFFFFFFFF) + sz(1)
+  + bad(2, 0, 40, 0) + sz(2) + bad(2, 0, 63, 1, 7) + sz(2) + bad(2, 0, 20, 1, 50) + sz(3)
+  + bad(3, 0) + sz(2) + bad(4, 0) + bad(1) + struct.pack("<Q", 1 << 45 | 1 << 32 | 5) + raw(20000) + op(EP_FIGURES))
+w("fuzz_alloc", "epoch-labels", b"".join(ep_open(l) + ep_alloc(0, sz(l)) + op(EP_CLOSE, 0) + op(FREE_H, 0) for l in range(6))
+  + op(EP_FIGURES) + ep_open(5) + ep_open(4) + ep_open(2) + ep_open(3) + ep_open(0) + op(EP_FIGURES))
+w("fuzz_alloc", "epoch-reuse", (ep_open(0) + ep_alloc(0, sz(2)) + op(FREE_H, 0) + op(EP_CLOSE, 0) + op(FLUSH)
+  + ep_alloc(0, sz(2)) + op(EP_CLOSE, 0)) * 6 + op(EP_DESTROY, 2) + op(EP_FIGURES))
+w("fuzz_alloc", "epoch-ceiling", b"".join(ep_open(0) + ep_alloc(i, sz(7)) * 14 for i in range(4)) + op(EP_DESTROY, 1)
+  + op(FLUSH) + op(PURGE) + ep_alloc(0, sz(7)) * 4 + op(EP_FIGURES))
+w("fuzz_alloc", "epoch-end-open", ep_open(0) + ep_open(1) + ep_open(5) + ep_alloc(0, sz(1)) + ep_alloc(1, sz(1))
+  + ep_alloc(2, sz(6), EP_MALLOC) + op(EP_CLOSE, 2) + alloc(1, 100))
+
 # ---- fuzz_http: raw request bytes sent to the exporter ----
 reqs = {
     "get-metrics": b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
