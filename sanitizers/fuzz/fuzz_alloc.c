@@ -465,12 +465,7 @@ static void bad_id_op(model *m, input *in)
     } else if (kind == 1) { /* forged: any 64-bit value, 0 included */
         id = u64(in);
     } else if (kind == 2) { /* flipped: one or two bits of an id the input holds */
-        /* Only ids of open epochs, for now: the core accepts a destroyed epoch's next generation
-         * (its id + 1, never handed out) in every epoch call (ESHUTDOWN, close and destroy 0), so
-         * flipping a stale or closed id finds that at once. Take this out with the core fix. */
-        long k = pick_ep(m, in);
-        id = k >= 0 && m->ep[k].state == EP_OPEN ? m->ep[k].id : 1;
-        id ^= (uint64_t)1 << (u8(in) % 64);
+        id = some_id(m, in) ^ (uint64_t)1 << (u8(in) % 64);
         if (u8(in) & 1)
             id ^= (uint64_t)1 << (u8(in) % 64);
     } else if (kind == 3) { /* the other instance's id here, and ids of this one there */
