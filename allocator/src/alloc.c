@@ -147,10 +147,10 @@ static inline TSLAB__ENTRY void *epoch_alloc_in(tslab *a, tslab__tcache *tc, tsl
 {
     /* Acquire: pairs with tslab__epoch_new's release of the key. */
     if (atomic_load_explicit(&r->key, memory_order_acquire) != ep) {
-        /* Closed (the id still names it) or being destroyed (dying): ESHUTDOWN. Acquire:
-         * pairs with tslab__epoch_shut's release of the retired id, after `dying`. */
-        bool named = atomic_load_explicit(&r->id, memory_order_acquire) == ep ||
-                     atomic_load_explicit(&r->dying, memory_order_relaxed) == ep;
+        /* Closed (the id still names it) or being destroyed (ENDING): ESHUTDOWN. Relaxed: the
+         * value alone decides. */
+        uint64_t id = atomic_load_explicit(&r->id, memory_order_relaxed);
+        bool named = id == ep || id == (ep | TSLAB__EP_RETIRED | TSLAB__EP_ENDING);
         /* A closed or destroyed epoch's slots go back from this thread's cache now rather than
          * at its next allocation into another epoch of the class. */
         if (tc->ec[ci].epoch == ep)

@@ -50,7 +50,7 @@ int tslab_epoch_destroy(tslab *a, tslab_epoch e)
         return -EINVAL;
     unbind_own(a, e);
     if (!pinned) {
-        tslab__epoch_destroyed(a, eidx);
+        tslab__epoch_destroyed(a, e);
         return 0; /* closed and emptied before: nothing left to free */
     }
     tslab__tcache *tc = tslab__tcache_get(a);
@@ -67,7 +67,7 @@ int tslab_epoch_destroy(tslab *a, tslab_epoch e)
             pthread_mutex_unlock(&a->tc_lock);
         }
     }
-    tslab__epoch_destroyed(a, eidx);
+    tslab__epoch_destroyed(a, e);
     tslab__epoch_detach(a, eidx); /* the walk's pin */
     return 0;
 }

@@ -215,11 +215,10 @@ uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned)
     }
     if (destroy) {
         l->destroyed++;
-        /* The id is stale from here on; until tslab__epoch_destroyed, `dying` tells a racing
-         * allocation that it was genuine. Release: an allocation that reads the new id with
-         * acquire sees `dying` set. */
-        atomic_store_explicit(&r->dying, e, memory_order_relaxed);
-        atomic_store_explicit(&r->id, e | TSLAB__EP_RETIRED, memory_order_release);
+        /* The id is stale from here on; until tslab__epoch_destroyed, ENDING tells a racing
+         * allocation that it was genuine. */
+        atomic_store_explicit(&r->id, e | TSLAB__EP_RETIRED | TSLAB__EP_ENDING,
+                              memory_order_relaxed);
         if (r->state != TSLAB__EP_FREE) {
             r->state = TSLAB__EP_DYING;
             /* Pinned for the caller's walk: the record cannot be freed and reused while the
@@ -234,9 +233,14 @@ uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned)
     return i;
 }
 
-void tslab__epoch_destroyed(tslab *a, uint32_t eidx)
+void tslab__epoch_destroyed(tslab *a, uint64_t e)
 {
     tslab__epochs *t = atomic_load_explicit(&a->epochs, memory_order_acquire);
-    /* Relaxed: a hint for the errno of racing allocations, which read it after the id. */
-    atomic_store_explicit(&t->rec[eidx].dying, 0, memory_order_relaxed);
+    uint64_t dying = e | TSLAB__EP_RETIRED | TSLAB__EP_ENDING;
+    /* A CAS, without the lock: a record this destroy found already emptied (not pinned) may have
+     * been reopened meanwhile, and its new id stays. Relaxed: the bit only picks a failing
+     * allocation's errno. */
+    atomic_compare_exchange_strong_explicit(&t->rec[tslab__epoch_idx(e)].id, &dying,
+                                            e | TSLAB__EP_RETIRED, memory_order_relaxed,
+                                            memory_order_relaxed);
 }

@@ -127,8 +127,7 @@ static bool epoch_keep(tslab *a, tslab__class *c, tslab__tclass *t, tslab__eclas
     slots[n] = ent;
     atomic_store_explicit(&et->count, n + 1, memory_order_relaxed);
     et->frees++;
-    int32_t v = ++t->evirt;
-    t->efloor = v > 1 ? (uint32_t)v : 1;
+    tslab__ec_floor(t, t->evirt + 1);
     tslab__bump(&t->tc.frees);
     return true;
 }

@@ -460,6 +460,13 @@ typedef struct tslab__eclass {
 } tslab__eclass;
 _Static_assert(sizeof(tslab__eclass) == 256, "adjust TSLAB__EC_MAX");
 static inline uint64_t *tslab__ec_slots(tslab__eclass *t) { return (uint64_t *)(void *)t->slots; }
+/* Sets the count at which tcl's epoch cache stops its fast path to v (evirt), clamped to 1
+ * (efloor): the cache's last slot is the slow path's. */
+static inline void tslab__ec_floor(tslab__tclass *tcl, int32_t v)
+{
+    tcl->evirt = v;
+    tcl->efloor = v > 1 ? (uint32_t)v : 1;
+}
 /* Charges the allocations t's fast path made since the last charge to the class's sampling
  * countdown (tcl: the same thread cache's class), then sets the floor the fast path stops at:
  * sample_left more allocations, and never the last slot. The owner, on a slow path, after any
@@ -470,9 +477,7 @@ static inline void tslab__ec_arm(tslab__tclass *tcl, const tslab__eclass *t)
     tcl->esynced = (uint32_t)t->allocs;
     tcl->sample_left -= (int32_t)d;
     int32_t n = (int32_t)atomic_load_explicit(&t->count, memory_order_relaxed);
-    int32_t v = n - (tcl->sample_left > 0 ? tcl->sample_left : 0);
-    tcl->evirt = v;
-    tcl->efloor = v > 1 ? (uint32_t)v : 1;
+    tslab__ec_floor(tcl, n - (tcl->sample_left > 0 ? tcl->sample_left : 0));
 }
 /* What a thread cache's `ec` points to until its thread first allocates into an epoch: zeroed
  * entries bound to no epoch (0 is never an id, and a count of 0 fails the fast path anyway), so
@@ -600,6 +605,10 @@ struct tslab {
  * equal (its tag would not match), so nothing names the record until it is reopened, and the
  * next open still continues from the destroyed id's generation. */
 #define TSLAB__EP_RETIRED (UINT64_C(1) << 63)
+/* Also set while the destroy is still at work (from tslab__epoch_shut to tslab__epoch_destroyed):
+ * an allocation racing it that finds the id retired still reports ESHUTDOWN (tslab.h's
+ * contract); one after it, EINVAL. */
+#define TSLAB__EP_ENDING (UINT64_C(1) << 62)
 /* Generations advance by 3: two ids of one record fewer than 2^30 reuses apart never differ in
  * a single bit (as handles, TRAPS.md), so one flipped bit of a stale id names no newer epoch. */
 #define TSLAB__EP_GEN_STEP 3u
@@ -611,10 +620,8 @@ enum { TSLAB__EP_FREE, TSLAB__EP_OPEN, TSLAB__EP_CLOSED, TSLAB__EP_DYING };
 /* One epoch record. `key` and `id` are written under the table lock and read without it. */
 typedef struct tslab__epoch {
     _Atomic uint64_t key; /* the id while open, else 0: what allocations compare against */
-    _Atomic uint64_t id;  /* the id naming it (new at open; destroy makes the old one stale) */
-    /* The id a tslab_epoch_destroy in progress has made stale, else 0: an allocation racing the
-     * destroy that finds the id already changed still reports ESHUTDOWN (tslab.h's contract). */
-    _Atomic uint64_t dying;
+    /* the id naming it (new at open; a destroy retires it: TSLAB__EP_RETIRED, TSLAB__EP_ENDING) */
+    _Atomic uint64_t id;
     uint32_t state;     /* TSLAB__EP_*; table lock */
     uint32_t label;     /* label index */
     uint32_t slabs;     /* slabs of every class that belong to it; table lock */
@@ -744,9 +751,9 @@ uint64_t tslab__epoch_new(tslab *a, const char *label);
  * errno EINVAL when e is not a current id of a. *pinned: the record is held for a destroy's
  * walk, to be let go with tslab__epoch_detach. */
 uint32_t tslab__epoch_shut(tslab *a, uint64_t e, bool destroy, bool *pinned);
-/* Ends a destroy that tslab__epoch_shut(destroy) began on record eidx: from here on its old id
- * is plainly stale (allocations with it get EINVAL). Call before letting go of the walk's pin. */
-void tslab__epoch_destroyed(tslab *a, uint32_t eidx);
+/* Ends the destroy of e that tslab__epoch_shut(destroy) began: from here on e is plainly stale
+ * (allocations with it get EINVAL). Call before letting go of the walk's pin. */
+void tslab__epoch_destroyed(tslab *a, uint64_t e);
 /* fork(): the table lock is taken after the class locks and released before them. */
 void tslab__epochs_lock(tslab *a);
 void tslab__epochs_unlock(tslab *a);
